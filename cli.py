@@ -1,0 +1,97 @@
+"""Command line: import audit exports and load the demo trail (`python cli.py --help`)."""
+
+import asyncio
+from pathlib import Path
+
+import typer
+from tqdm import tqdm
+
+from config import settings
+from database import make_store
+from demo_data import seed_demo
+from ingest import ImportFormatError, import_file
+from logs import setup_logging
+
+cli = typer.Typer(help="SIO audit: data management commands.", no_args_is_help=True)
+
+
+class _Progress:
+    """A binary file that advances a progress bar as it is read."""
+
+    def __init__(self, raw, bar: tqdm) -> None:
+        self._raw, self._bar = raw, bar
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._bar.update(len(data))
+        return data
+
+    def read1(self, n: int = -1) -> bytes:
+        data = self._raw.read1(n)
+        self._bar.update(len(data))
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if pos == 0 and whence == 0:
+            self._bar.reset()
+        return self._raw.seek(pos, whence)
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)
+
+
+async def _import(path: Path, size: int) -> None:
+    store = make_store()
+    await store.start()
+    try:
+        with (
+            path.open("rb") as raw,
+            tqdm(total=size, unit="B", unit_scale=True, desc=path.name) as bar,
+        ):
+            result = await import_file(
+                store, _Progress(raw, bar), tz=settings.tz, batch_size=settings.IMPORT_BATCH_SIZE
+            )
+    finally:
+        await store.close()
+    typer.echo(f"{result.inserted} inserted, {result.duplicates} duplicates, {len(result.errors)} errors")
+    for error in result.errors[:20]:
+        typer.echo(f"  line {error.line}: {error.message}")
+
+
+@cli.command("import")
+def import_command(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Import a JSON Lines, JSON array or CSV export of UNIFIED_AUDIT_TRAIL."""
+    setup_logging("WARNING")
+    try:
+        asyncio.run(_import(path, path.stat().st_size))
+    except ImportFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command("seed-demo")
+def seed_demo_command(
+    events: int = typer.Option(settings.DEMO_EVENTS, help="number of events"),
+    days: int = typer.Option(settings.DEMO_DAYS, help="days of history, ending now"),
+    seed: int = typer.Option(settings.DEMO_SEED, help="random seed"),
+) -> None:
+    """Generate the demo audit trail ending now and load it."""
+    setup_logging("WARNING")
+
+    async def run() -> tuple[int, int]:
+        store = make_store()
+        await store.start()
+        try:
+            with tqdm(total=events, unit="ev") as bar:
+                return await seed_demo(
+                    store, n_events=events, days=days, seed=seed, tz=settings.tz, on_batch=bar.update
+                )
+        finally:
+            await store.close()
+
+    inserted, duplicates = asyncio.run(run())
+    typer.echo(f"{inserted} inserted, {duplicates} duplicates")
+
+
+if __name__ == "__main__":
+    cli()

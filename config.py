@@ -1,0 +1,147 @@
+"""Settings: one object, read from the environment and `.env`."""
+
+import secrets
+import warnings
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {
+    "",
+    "changethis",
+    "change-me",
+    "changeme",
+    "secret",
+    "your-secret-key-change-in-production",
+    "your-secret-key",
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the service."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    APP_NAME: str = "SIO Audit Backend"
+    APP_VERSION: str = "1.0.0"
+    HOST: str = "0.0.0.0"
+    PORT: int = 8000
+    DEBUG: bool = False
+    LOG_LEVEL: str = "INFO"
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
+    )
+    MAX_BODY_MB: int = 110
+
+    # Store
+    MONGODB_URI: str | None = None
+    MONGODB_DB: str = "auditdb"
+    MONGODB_TIMEOUT_MS: int = 3000
+    EMBEDDED_DATA_DIR: str = "./data"
+    SEED_DEMO_DATA: bool = True
+    DEMO_EVENTS: int = 20_000
+    DEMO_DAYS: int = 30
+    DEMO_SEED: int = 42
+    IMPORT_MAX_MB: int = 100
+    IMPORT_BATCH_SIZE: int = 2_000
+
+    # Time
+    APP_TIMEZONE: str = "Europe/Paris"
+    BUSINESS_HOURS_START: int = 8
+    BUSINESS_HOURS_END: int = 19
+
+    # Auth
+    SECRET_KEY: str | None = None
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = 8 * 60
+    ALLOW_REGISTRATION: bool = True
+    ADMIN_USERNAME: str | None = None
+    ADMIN_PASSWORD: str | None = None
+    ADMIN_EMAIL: str | None = None
+    LOGIN_MAX_ATTEMPTS: int = 5
+    LOGIN_WINDOW_MINUTES: int = 15
+
+    # Cache and conversations
+    SQLITE_DB_PATH: str = "./data/cache.db"
+    CACHE_TTL_SECONDS: int = 3600
+    CONVERSATION_TTL_DAYS: int = 90
+
+    # LLM (any OpenAI-compatible server)
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_MODEL: str = "gpt-4o-mini"
+    OPENAI_TIMEOUT_SECONDS: float = 20.0
+    OPENAI_MAX_RETRIES: int = 2
+
+    # Oracle
+    ORACLE_HOST: str | None = None
+    ORACLE_PORT: int = 1521
+    ORACLE_SERVICE_NAME: str | None = None
+    ORACLE_USERNAME: str | None = None
+    ORACLE_PASSWORD: str | None = None
+    ORACLE_DRIVER_MODE: str = "thin"
+    ORACLE_DSN: str | None = None
+    ORACLE_POOL_MIN: int = 1
+    ORACLE_POOL_MAX: int = 4
+    ORACLE_CONNECT_TIMEOUT_SECONDS: float = 5.0
+    ORACLE_CONNECT_RETRIES: int = 2
+    ORACLE_CALL_TIMEOUT_MS: int = 30_000
+    ORACLE_MAX_ROWS: int = 1_000
+    ORACLE_METRICS_INTERVAL_SECONDS: float = 2.0
+    ORACLE_SYNC_BATCH_SIZE: int = 5_000
+
+    # Files
+    FILES_MAX_MB: int = 20
+    FILES_TTL_DAYS: int = 90
+    FILES_MAX_TEXT_CHARS: int = 1_000_000
+
+    # Anomaly detection thresholds
+    ANOMALY_FAILED_LOGON_THRESHOLD: int = 5
+    ANOMALY_FAILED_LOGON_WINDOW_MINUTES: int = 10
+    ANOMALY_MAD_THRESHOLD: float = 6.0
+    ANOMALY_MIN_HOURLY_VOLUME: int = 50
+    ANOMALY_MASS_DML_THRESHOLD: int = 200
+    ANOMALY_MASS_DML_WINDOW_MINUTES: int = 60
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("MONGODB_URI", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ORACLE_DSN", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.APP_TIMEZONE)
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.OPENAI_API_KEY)
+
+    def check_secrets(self) -> None:
+        """Refuse a missing or placeholder SECRET_KEY unless DEBUG, where a random one is made."""
+        if self.SECRET_KEY and self.SECRET_KEY.strip().lower() not in PLACEHOLDER_SECRETS:
+            if len(self.SECRET_KEY) < 32:
+                warnings.warn("SECRET_KEY is shorter than 32 characters", stacklevel=2)
+            return
+        if not self.DEBUG:
+            raise ConfigError(
+                "SECRET_KEY is missing or a placeholder: set a random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))') or DEBUG=true"
+            )
+        self.SECRET_KEY = secrets.token_urlsafe(48)
+        warnings.warn("DEBUG: SECRET_KEY was not set, a random one is used", stacklevel=2)
+
+
+settings = Settings()

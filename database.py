@@ -1,0 +1,250 @@
+"""The MongoDB store: one AsyncMongoClient for the app's life, its collections and indexes.
+
+With no MONGODB_URI the store starts SecantusDB (a MongoDB-compatible server on WiredTiger) as a
+child process on a free loopback port and talks to it over the wire like to any MongoDB. A child
+process rather than threads in this interpreter: measured with 4 concurrent 30-day aggregations,
+the app's worst event-loop stall is 2.9 ms with a child and 16.9 ms in-process, for the same
+throughput (see README, "Store").
+"""
+
+import asyncio
+import contextlib
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+AUDIT_COLLECTION = "actions_audit"
+
+# Indexes the audit queries rely on: every time-bounded query can lead with a filter field and
+# range-scan event_timestamp.
+AUDIT_INDEXES: list[list[tuple[str, int]]] = [
+    [("event_timestamp", DESCENDING)],
+    [("dbusername", ASCENDING), ("event_timestamp", DESCENDING)],
+    [("action_name", ASCENDING), ("event_timestamp", DESCENDING)],
+    [("object_schema", ASCENDING), ("object_name", ASCENDING), ("event_timestamp", DESCENDING)],
+    [("return_code", ASCENDING), ("event_timestamp", DESCENDING)],
+    [("session_id", ASCENDING)],
+]
+
+
+class StoreUnavailable(RuntimeError):
+    """The MongoDB store cannot be reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if the app process dies, so it never keeps the data dir locked.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedMongo:
+    """A SecantusDB server in a child process, restarted on the same port if it dies."""
+
+    def __init__(self, *, data_dir: str, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.data_dir = str(Path(data_dir).resolve())
+        self.host = host
+        self.port = port or free_port(host)
+        self._proc: subprocess.Popen | None = None
+        self._watch: asyncio.Task | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    def _spawn(self) -> None:
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "secantus",
+            "--host", self.host, "--port", str(self.port),
+            "--storage-path", self.data_dir, "--log-level", "WARNING", "--standalone",
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    def start_sync(self, timeout: float = 30.0) -> None:
+        """Start and wait until the server accepts connections (for CLI and tests)."""
+        self._spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise StoreUnavailable(f"embedded SecantusDB exited with code {self._proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
+                return
+            time.sleep(0.05)
+        raise StoreUnavailable("embedded SecantusDB did not start in time")
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.start_sync)
+        self._watch = asyncio.create_task(self._supervise(), name="embedded-mongo-watch")
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            if self._proc is not None and self._proc.poll() is not None:
+                logger.warning("embedded SecantusDB exited ({}), restarting", self._proc.returncode)
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.start_sync)
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the server abruptly (tests of store outages)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stop_sync(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+        self._proc = None
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        await asyncio.to_thread(self.stop_sync)
+
+
+class Store:
+    """The app's MongoDB database and its collections."""
+
+    def __init__(
+        self, *, uri: str | None, db_name: str, data_dir: str = "./data", timeout_ms: int = 3000
+    ) -> None:
+        self._uri = uri
+        self.db_name = db_name
+        self.data_dir = data_dir
+        self.timeout_ms = timeout_ms
+        self.audit_name = AUDIT_COLLECTION  # tests point this at a scratch collection
+        self.embedded: EmbeddedMongo | None = None
+        self.client: AsyncMongoClient | None = None
+        self.db: AsyncDatabase | None = None
+
+    @property
+    def kind(self) -> str:
+        return "embedded-secantusdb" if self.embedded else "mongodb"
+
+    async def start(self) -> None:
+        uri = self._uri
+        if uri is None:
+            self.embedded = EmbeddedMongo(data_dir=str(Path(self.data_dir) / "mongo"))
+            await self.embedded.start()
+            uri = self.embedded.uri
+            logger.info("store: embedded SecantusDB on {} (data in {})", uri, self.embedded.data_dir)
+        else:
+            logger.info("store: MongoDB at {}", _redact(uri))
+        self.client = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=self.timeout_ms,
+            connectTimeoutMS=self.timeout_ms,
+            appname="sio-audit",
+        )
+        self.db = self.client.get_default_database(self.db_name)
+        await self.ensure_indexes()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        if self.embedded is not None:
+            await self.embedded.stop()
+            self.embedded = None
+
+    def __getitem__(self, name: str) -> AsyncCollection:
+        return self.db[name]
+
+    @property
+    def audit(self) -> AsyncCollection:
+        return self.db[self.audit_name]
+
+    @property
+    def users(self) -> AsyncCollection:
+        return self.db["users"]
+
+    @property
+    def meta(self) -> AsyncCollection:
+        return self.db["meta"]
+
+    async def ensure_indexes(self) -> None:
+        try:
+            for keys in AUDIT_INDEXES:
+                await self.audit.create_index(keys)
+            await self.users.create_index("username_key", unique=True)
+            await self.users.create_index("email_key", unique=True)
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> float:
+        """Round-trip time of a ping, in milliseconds."""
+        started = time.perf_counter()
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return (time.perf_counter() - started) * 1000
+
+    async def audit_version(self) -> int:
+        """A counter bumped by every write to the audit trail; caches key on it."""
+        doc = await self.meta.find_one({"_id": "audit"})
+        return int(doc["version"]) if doc else 0
+
+    async def bump_audit_version(self) -> int:
+        doc = await self.meta.find_one_and_update(
+            {"_id": "audit"},
+            {"$inc": {"version": 1}, "$set": {"updated_at": datetime.now(UTC)}},
+            upsert=True,
+            return_document=True,
+        )
+        return int(doc["version"])
+
+
+def _redact(uri: str) -> str:
+    if "@" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def make_store() -> Store:
+    from config import settings
+
+    return Store(
+        uri=settings.MONGODB_URI,
+        db_name=settings.MONGODB_DB,
+        data_dir=settings.EMBEDDED_DATA_DIR,
+        timeout_ms=settings.MONGODB_TIMEOUT_MS,
+    )

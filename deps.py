@@ -1,0 +1,52 @@
+"""FastAPI dependencies as Annotated aliases: StoreDep, CurrentUser, AdminUser."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+import auth
+from config import settings
+from database import Store
+from errors import ApiError
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "not_authenticated", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_current_user(
+    store: StoreDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> dict[str, Any]:
+    if not token:
+        raise _unauthorized("Authentification requise.")
+    try:
+        claims = auth.decode_access_token(token, secret=settings.SECRET_KEY)
+    except auth.InvalidToken:
+        raise _unauthorized("Jeton invalide ou expiré.") from None
+    user = await auth.get_user(store, claims["sub"])
+    # A disabled, deleted or demoted user loses access at once.
+    if not user or not user.get("is_active", True) or user.get("role") != claims["role"]:
+        raise _unauthorized("Jeton invalide ou expiré.")
+    return user
+
+
+CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> dict[str, Any]:
+    if user.get("role") != "admin":
+        raise ApiError(403, "forbidden", "Action réservée aux administrateurs.")
+    return user
+
+
+AdminUser = Annotated[dict[str, Any], Depends(get_admin_user)]

@@ -1,0 +1,111 @@
+"""One error shape for every error: `{detail, code, request_id[, errors]}`, never HTML or a trace."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from database import StoreUnavailable
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error with a stable machine code and a French message."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.errors = errors
+
+
+def request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def error_response(
+    request: Request,
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"detail": message, "code": code, "request_id": request_id(request)}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Inputs are left out: they may hold a password.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(
+            request, exc.status_code, exc.code, exc.message, headers=exc.headers, errors=exc.errors
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            request, 422, "validation_error", "Requête invalide", errors=_validation_errors(exc)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return error_response(request, exc.status_code, code, message, headers=exc.headers)
+
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("store unavailable: {}", exc)
+        return error_response(
+            request,
+            503,
+            "store_unavailable",
+            "La base d'audit est momentanément indisponible, réessayez dans un instant.",
+            headers={"Retry-After": "5"},
+        )
+
+    for exc_type in (StoreUnavailable, ServerSelectionTimeoutError, ConnectionFailure):
+        app.add_exception_handler(exc_type, _store_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "Erreur interne du serveur.")

@@ -1,0 +1,316 @@
+"""Pydantic models shared across the service: audit events, filters, users, chat, system."""
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# --------------------------------------------------------------------------- audit events
+
+AUDIT_FIELDS: tuple[str, ...] = (
+    "event_timestamp",
+    "os_username",
+    "userhost",
+    "terminal",
+    "dbusername",
+    "client_program_name",
+    "action_name",
+    "return_code",
+    "object_schema",
+    "object_name",
+    "sql_text",
+    "sql_binds",
+    "session_id",
+    "authentication_type",
+    "unified_audit_policies",
+    "system_privilege_used",
+    "instance_id",
+)
+
+# Fields that hold a name one can filter, group or count by.
+DIMENSIONS: tuple[str, ...] = (
+    "dbusername",
+    "os_username",
+    "userhost",
+    "terminal",
+    "client_program_name",
+    "action_name",
+    "object_schema",
+    "object_name",
+    "authentication_type",
+    "unified_audit_policies",
+    "system_privilege_used",
+    "return_code",
+    "session_id",
+)
+
+
+class AuditEvent(BaseModel):
+    """One row of Oracle's UNIFIED_AUDIT_TRAIL; unknown columns are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_timestamp: datetime
+    os_username: str | None = None
+    userhost: str | None = None
+    terminal: str | None = None
+    dbusername: str | None = None
+    client_program_name: str | None = None
+    action_name: str | None = None
+    return_code: int = 0
+    object_schema: str | None = None
+    object_name: str | None = None
+    sql_text: str | None = None
+    sql_binds: str | None = None
+    session_id: int | None = None
+    authentication_type: str | None = None
+    unified_audit_policies: str | None = None
+    system_privilege_used: str | None = None
+    instance_id: int | None = None
+
+
+class ImportRowError(BaseModel):
+    line: int
+    message: str
+
+
+class ImportResult(BaseModel):
+    inserted: int = 0
+    duplicates: int = 0
+    errors: list[ImportRowError] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- query vocabulary
+
+
+class AuditFilters(BaseModel):
+    """Filters on audit events, shared by search, statistics, NLP and chat.
+
+    Lists hold exact stored values (any of them matches); start/end are aware datetimes, end
+    excluded.
+    """
+
+    dbusername: list[str] = Field(default_factory=list)
+    os_username: list[str] = Field(default_factory=list)
+    userhost: list[str] = Field(default_factory=list)
+    terminal: list[str] = Field(default_factory=list)
+    client_program_name: list[str] = Field(default_factory=list)
+    action_name: list[str] = Field(default_factory=list)
+    object_schema: list[str] = Field(default_factory=list)
+    object_name: list[str] = Field(default_factory=list)
+    authentication_type: list[str] = Field(default_factory=list)
+    unified_audit_policies: list[str] = Field(default_factory=list)
+    system_privilege_used: list[str] = Field(default_factory=list)
+    session_id: list[int] = Field(default_factory=list)
+    return_code: list[int] = Field(default_factory=list)
+    failed: bool | None = None  # True: return_code != 0; False: return_code == 0
+    sql_text_contains: list[str] = Field(default_factory=list)
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def to_match(self) -> dict[str, Any]:
+        """The MongoDB filter for these conditions (time first, so the index leads)."""
+        match: dict[str, Any] = {}
+        if self.start or self.end:
+            rng: dict[str, Any] = {}
+            if self.start:
+                rng["$gte"] = self.start
+            if self.end:
+                rng["$lt"] = self.end
+            match["event_timestamp"] = rng
+        for name in DIMENSIONS:
+            values = getattr(self, name)
+            if values:
+                match[name] = values[0] if len(values) == 1 else {"$in": list(values)}
+        if self.failed is not None and not self.return_code:
+            match["return_code"] = {"$ne": 0} if self.failed else 0
+        if self.sql_text_contains:
+            words = [{"sql_text": {"$regex": re.escape(w), "$options": "i"}} for w in self.sql_text_contains]
+            if len(words) == 1:
+                match.update(words[0])
+            else:
+                match["$and"] = words
+        return match
+
+    def is_empty(self) -> bool:
+        return not self.to_match()
+
+
+class Intent(StrEnum):
+    TOP_USERS = "top_users"  # most active users
+    LIST_USERS = "list_users"  # list / count of users
+    USER_ACTIVITY = "user_activity"  # what one user did
+    TOP_ACTIONS = "top_actions"  # most frequent actions, counts per action
+    SEARCH_EVENTS = "search_events"  # events matching filters
+    COUNT_EVENTS = "count_events"  # "combien ..."
+    TOP_OBJECTS = "top_objects"  # most accessed objects
+    SCHEMA_OBJECTS = "schema_objects"  # objects of a schema
+    SCHEMA_ACTIVITY = "schema_activity"  # activity per schema
+    OBJECT_CHANGES = "object_changes"  # objects created, altered, dropped, modified
+    FAILED_LOGINS = "failed_logins"
+    ERRORS = "errors"  # statements that failed (return_code != 0)
+    ANOMALIES = "anomalies"  # suspicious or abnormal activity
+    OFF_HOURS = "off_hours"
+    PRIVILEGES = "privileges"  # GRANT, REVOKE, ALTER USER, privileges used
+    TIME_DISTRIBUTION = "time_distribution"  # peak hours, per day, per weekday, trend
+    CLIENTS = "clients"  # client programs, hosts, terminals, OS users
+    SESSIONS = "sessions"
+    HELP = "help"
+    SMALL_TALK = "small_talk"
+    UNKNOWN = "unknown"
+
+
+# group_by values besides the DIMENSIONS fields
+TIME_BUCKETS: tuple[str, ...] = ("hour", "day", "weekday", "week")
+
+
+class TimeRange(BaseModel):
+    start: datetime | None = None
+    end: datetime | None = None
+    text: str | None = None  # the expression it was read from, e.g. "hier soir"
+
+
+class Analysis(BaseModel):
+    """What the NLP layer understood of a question."""
+
+    question: str
+    normalized: str = ""
+    intent: Intent = Intent.UNKNOWN
+    confidence: float = 0.0
+    entities: dict[str, list[Any]] = Field(default_factory=dict)
+    filters: AuditFilters = Field(default_factory=AuditFilters)
+    time_range: TimeRange | None = None
+    group_by: str | None = None  # a DIMENSIONS field or a TIME_BUCKETS value
+    top_n: int | None = None
+    count_only: bool = False
+    follow_up: bool = False
+
+
+class AnalyzeRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    previous: Analysis | None = None
+
+
+# --------------------------------------------------------------------------- users
+
+Role = Literal["admin", "auditor"]
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,50}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class UserCreate(BaseModel):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
+    password: str = Field(min_length=8, max_length=128, repr=False)
+
+
+class UserPublic(BaseModel):
+    username: str
+    email: str
+    role: Role
+    is_active: bool = True
+    created_at: datetime | None = None
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=128, repr=False)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=128, repr=False)
+    new_password: str = Field(min_length=8, max_length=128, repr=False)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+# --------------------------------------------------------------------------- chat
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=2000)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    file_ids: list[str] = Field(default_factory=list, max_length=10)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("le message est vide")
+        return value.strip()
+
+
+class ChatData(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    answer: str
+    intent: str
+    confidence: float
+    entities: dict[str, list[Any]] = Field(default_factory=dict)
+    data: ChatData | None = None
+    suggestions: list[str] = Field(default_factory=list)
+    cached: bool = False
+    source: Literal["template", "llm"] = "template"
+    analysis: Analysis | None = None
+    query: dict[str, Any] | None = None  # the store query that produced `data`
+
+
+class ChatbotRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+
+
+class ChatbotResponse(BaseModel):
+    type: str
+    data: list[dict[str, Any]]
+    summary: str
+    explanation: str
+    columns: list[str]
+
+
+# --------------------------------------------------------------------------- system
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    code: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class DependencyHealth(BaseModel):
+    status: Literal["up", "down", "not_configured", "degraded"]
+    latency_ms: float | None = None
+    detail: str | None = None
+    kind: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    version: str
+    time: datetime
+    dependencies: dict[str, DependencyHealth]
+
+
+class InfoResponse(BaseModel):
+    name: str
+    version: str
+    store: str
+    timezone: str
+    llm_enabled: bool
+    counts: dict[str, int]

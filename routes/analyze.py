@@ -1,0 +1,5 @@
+"""Routes of the audit area (to be built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/audit", tags=["audit"])

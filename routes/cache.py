@@ -1,0 +1,5 @@
+"""Routes of the cache area (to be built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/cache", tags=["cache"])
