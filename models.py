@@ -188,6 +188,15 @@ class Analysis(BaseModel):
     follow_up: bool = False
 
 
+class QueryResult(BaseModel):
+    """A table computed by the store, with the query that produced it (shown to the user)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int  # e.g. the number of matching events, or of groups before the limit
+    query: dict[str, Any] = Field(default_factory=dict)  # {"collection": ..., "pipeline": [...]}
+
+
 class AnalyzeRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     previous: Analysis | None = None
