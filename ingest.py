@@ -41,6 +41,7 @@ KEY_SYNONYMS = {
 }
 INT_FIELDS = ("return_code", "session_id", "instance_id")
 NULL_STRINGS = {"", "(null)", "null"}
+VERBATIM_FIELDS = {"sql_text", "sql_binds"}  # kept to the character (binds start with a space)
 
 MONTHS = {
     "JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6,
@@ -161,9 +162,10 @@ def normalize_row(row: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
         if name == "_id":
             continue
         if isinstance(value, str):
-            value = value.strip()
-            if value.lower() in NULL_STRINGS:
+            if value.strip().lower() in NULL_STRINGS:
                 value = None
+            elif name not in VERBATIM_FIELDS:
+                value = value.strip()
         if name == "event_timestamp_utc":
             utc_stamp = value
             continue

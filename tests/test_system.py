@@ -1,0 +1,55 @@
+"""Health, info, the error shape and request ids."""
+
+from models import HealthResponse
+
+
+async def test_health_is_healthy_and_public(client):
+    r = await client.get("/api/health")
+    assert r.status_code == 200
+    body = HealthResponse.model_validate(r.json())
+    assert body.status == "healthy"
+    assert body.dependencies["store"].status == "up"
+    assert body.dependencies["store"].latency_ms is not None
+    assert body.dependencies["llm"].status == "not_configured"
+
+
+async def test_info_reports_store_and_counts(client):
+    r = await client.get("/api/info")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["store"] in ("embedded-secantusdb", "mongodb")
+    assert set(body["counts"]) >= {"audit_events", "users"}
+
+
+async def test_errors_are_json_with_code_and_request_id(client):
+    r = await client.get("/api/does-not-exist", headers={"X-Request-ID": "abc123"})
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"detail": "Not Found", "code": "not_found", "request_id": "abc123"}
+    assert r.headers["x-request-id"] == "abc123"
+
+
+async def test_every_response_has_a_request_id(client):
+    r = await client.get("/api/health")
+    assert len(r.headers["x-request-id"]) == 32
+
+
+async def test_validation_error_shape_hides_inputs(client):
+    r = await client.post("/api/auth/register", json={"username": "x", "password": "secret-pw"})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "validation_error"
+    assert "secret-pw" not in r.text
+    assert {tuple(e["loc"]) for e in body["errors"]} >= {("body", "username"), ("body", "email")}
+
+
+async def test_body_over_the_limit_gets_413(client, app):
+    from config import settings
+
+    r = await client.post(
+        "/api/auth/login",
+        content=b"x" * 10,
+        headers={"content-length": str(settings.MAX_BODY_MB * 2**20 + 1)},
+    )
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
