@@ -1,0 +1,78 @@
+"""The store's life: embedded server start, demo seeding, restart, outage and recovery."""
+
+import asyncio
+import contextlib
+
+import httpx
+import pytest
+
+from config import settings
+from database import AUDIT_INDEXES
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.asynccontextmanager
+async def fresh_app(monkeypatch, data_dir, **overrides):
+    """A second app on its own embedded SecantusDB, through the real lifespan."""
+    from main import create_app
+
+    for name, value in {"MONGODB_URI": None, "EMBEDDED_DATA_DIR": str(data_dir), **overrides}.items():
+        monkeypatch.setattr(settings, name, value)
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
+
+
+async def test_first_start_seeds_and_restart_keeps_data_without_seeding_twice(monkeypatch, tmp_path):
+    options = {"SEED_DEMO_DATA": True, "DEMO_EVENTS": 800, "MONGODB_DB": "sio_seed_test"}
+    async with fresh_app(monkeypatch, tmp_path, **options) as (app, client):
+        store = app.state.store
+        assert store.kind == "embedded-secantusdb"
+        assert await store.audit.count_documents({}) == 800
+        assert (await client.get("/api/health")).json()["status"] == "healthy"
+        first_ids = await store.audit.distinct("_id")
+        version = await store.audit_version()
+    async with fresh_app(monkeypatch, tmp_path, **options) as (app, client):
+        store = app.state.store
+        assert await store.audit.count_documents({}) == 800
+        assert await store.audit.distinct("_id") == first_ids
+        assert await store.audit_version() == version  # not seeded again
+        info = (await client.get("/api/info")).json()
+        assert info["counts"]["audit_events"] == 800
+
+
+async def test_no_seed_when_disabled_and_indexes_exist(monkeypatch, tmp_path):
+    options = {"SEED_DEMO_DATA": False, "MONGODB_DB": "sio_noseed_test"}
+    async with fresh_app(monkeypatch, tmp_path, **options) as (app, _):
+        store = app.state.store
+        assert await store.audit.count_documents({}) == 0
+        keys = [list(ix["key"].items()) for ix in await (await store.audit.list_indexes()).to_list()]
+        for expected in AUDIT_INDEXES:
+            assert [(k, int(v)) for k, v in expected] in [[(k, int(v)) for k, v in ix] for ix in keys]
+
+
+async def test_store_outage_gives_503_and_the_service_recovers(monkeypatch, tmp_path):
+    options = {"SEED_DEMO_DATA": False, "MONGODB_DB": "sio_outage_test", "MONGODB_TIMEOUT_MS": 800}
+    async with fresh_app(monkeypatch, tmp_path, **options) as (app, client):
+        r = await client.post("/api/auth/login", data={"username": "admin", "password": "admin-password-123"})
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        await asyncio.to_thread(app.state.store.embedded.kill)
+
+        health = await client.get("/api/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unhealthy"
+        assert health.json()["dependencies"]["store"]["status"] == "down"
+        me = await client.get("/api/auth/me", headers=headers)
+        assert me.status_code == 503
+        assert me.json()["code"] == "store_unavailable"
+
+        # The supervisor restarts the embedded server; no app restart needed.
+        for _ in range(40):
+            await asyncio.sleep(0.5)
+            if (await client.get("/api/health")).status_code == 200:
+                break
+        assert (await client.get("/api/health")).json()["status"] == "healthy"
+        assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
