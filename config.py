@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     FILES_MAX_MB: int = 20
     FILES_TTL_DAYS: int = 90
     FILES_MAX_TEXT_CHARS: int = 1_000_000
+    FILES_MAX_PAGES: int = 2_000
+    FILES_MAX_UNZIPPED_MB: int = 200
+    FILES_EXTRACT_TIMEOUT_SECONDS: float = 30.0
+    FILES_SWEEP_INTERVAL_SECONDS: int = 3600
 
     # Anomaly detection thresholds
     ANOMALY_FAILED_LOGON_THRESHOLD: int = 5
