@@ -68,6 +68,22 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
+    @property
+    def uri_file(self) -> Path:
+        return Path(self.data_dir).parent / "embedded-mongo.uri"
+
+    @staticmethod
+    def running_uri(data_dir: str) -> str | None:
+        """The URI of a live embedded server already serving this data dir (e.g. the app's)."""
+        path = Path(data_dir).resolve().parent / "embedded-mongo.uri"
+        try:
+            uri = path.read_text().strip()
+            host, port = uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+            with socket.create_connection((host, int(port)), 0.5):
+                return uri
+        except (OSError, ValueError, IndexError):
+            return None
+
     def _spawn(self) -> None:
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -89,6 +105,7 @@ class EmbeddedMongo:
             if self._proc.poll() is not None:
                 raise StoreUnavailable(f"embedded SecantusDB exited with code {self._proc.returncode}")
             with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
+                self.uri_file.write_text(self.uri)
                 return
             time.sleep(0.05)
         raise StoreUnavailable("embedded SecantusDB did not start in time")
@@ -117,6 +134,7 @@ class EmbeddedMongo:
     def stop_sync(self) -> None:
         if self._proc is None:
             return
+        self.uri_file.unlink(missing_ok=True)
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
             try:
@@ -159,8 +177,11 @@ class Store:
 
     async def start(self) -> None:
         uri = self._uri
+        data_dir = str(Path(self.data_dir) / "mongo")
+        if uri is None and (uri := EmbeddedMongo.running_uri(data_dir)):
+            logger.info("store: the embedded SecantusDB already running on {}", uri)
         if uri is None:
-            self.embedded = EmbeddedMongo(data_dir=str(Path(self.data_dir) / "mongo"))
+            self.embedded = EmbeddedMongo(data_dir=data_dir)
             await self.embedded.start()
             uri = self.embedded.uri
             logger.info("store: embedded SecantusDB on {} (data in {})", uri, self.embedded.data_dir)

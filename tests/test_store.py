@@ -76,3 +76,21 @@ async def test_store_outage_gives_503_and_the_service_recovers(monkeypatch, tmp_
                 break
         assert (await client.get("/api/health")).json()["status"] == "healthy"
         assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
+
+
+async def test_a_second_process_shares_the_running_embedded_server(monkeypatch, tmp_path):
+    from database import Store
+
+    options = {"SEED_DEMO_DATA": False, "MONGODB_DB": "sio_shared_test"}
+    async with fresh_app(monkeypatch, tmp_path, **options) as (app, _):
+        owner = app.state.store
+        other = Store(uri=None, db_name="sio_shared_test", data_dir=str(tmp_path))
+        await other.start()
+        try:
+            assert other.embedded is None  # it did not start a second server on the same data
+            await other.audit.insert_one({"_id": "shared"})
+            assert await owner.audit.find_one({"_id": "shared"}) == {"_id": "shared"}
+        finally:
+            await other.close()
+        assert owner.embedded.is_running()
+    assert not (tmp_path / "embedded-mongo.uri").exists()
