@@ -34,9 +34,10 @@ async def get_current_user(
     except auth.InvalidToken:
         raise _unauthorized("Jeton invalide ou expiré.") from None
     user = await auth.get_user(store, claims["sub"])
-    # A disabled, deleted or demoted user loses access at once.
-    if not user or not user.get("is_active", True) or user.get("role") != claims["role"]:
+    # A deleted, disabled or demoted user, or one whose password changed, loses access at once.
+    if not auth.token_matches_user(claims, user):
         raise _unauthorized("Jeton invalide ou expiré.")
+    user.pop("hashed_password", None)
     return user
 
 

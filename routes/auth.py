@@ -1,17 +1,38 @@
-"""Accounts: registration, login (OAuth2 password form or JSON) and the current user."""
+"""Accounts: registration, login (OAuth2 password form or JSON), the current user, user management."""
 
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from loguru import logger
 from pydantic import ValidationError
 
 import auth
 from config import settings
-from deps import CurrentUser, StoreDep
+from deps import AdminUser, CurrentUser, StoreDep
 from errors import ApiError
-from models import LoginRequest, Token, UserCreate, UserPublic
+from login_throttle import Attempt, LoginThrottle, TooManyAttempts
+from models import LoginRequest, PasswordChange, Token, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.login_throttle = LoginThrottle(
+        max_attempts=settings.LOGIN_MAX_ATTEMPTS, window_seconds=settings.LOGIN_WINDOW_MINUTES * 60
+    )
+    yield
+
+
+def get_throttle(request: Request) -> LoginThrottle:
+    return request.app.state.login_throttle
+
+
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
+
+INVALID_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 
 LOGIN_BODY = {
     "requestBody": {
@@ -61,29 +82,121 @@ async def register(body: UserCreate, store: StoreDep) -> UserPublic:
     return public(user)
 
 
-@router.post("/login", response_model=Token, openapi_extra=LOGIN_BODY)
-async def login(request: Request, store: StoreDep) -> Token:
-    """Exchange a username and password for a bearer token."""
-    credentials = await read_credentials(request)
+def client_address(request: Request) -> str | None:
+    # Behind a reverse proxy, run uvicorn with --forwarded-allow-ips so this is the real client.
+    return request.client.host if request.client else None
+
+
+def begin_attempt(throttle: LoginThrottle, *, username: str, address: str | None) -> Attempt:
     try:
-        user = await auth.authenticate(store, username=credentials.username, password=credentials.password)
-    except auth.InvalidCredentials:
+        return throttle.begin(username=username, address=address)
+    except TooManyAttempts as exc:
+        logger.warning("login locked ({}) from {} for {}s", exc.scope, address, exc.retry_after)
+        minutes = max(1, round(exc.retry_after / 60))
         raise ApiError(
-            401,
-            "invalid_credentials",
-            "Identifiant ou mot de passe incorrect.",
-            headers={"WWW-Authenticate": "Bearer"},
+            429,
+            "too_many_attempts",
+            f"Trop de tentatives de connexion. Réessayez dans {minutes} min.",
+            headers={"Retry-After": str(exc.retry_after)},
         ) from None
+
+
+def issue_token(user: dict[str, Any]) -> Token:
     token, expires_in = auth.create_access_token(
         subject=user["username"],
         role=user["role"],
+        version=user.get("token_version", 0),
         secret=settings.SECRET_KEY,
         expires_minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES,
     )
     return Token(access_token=token, expires_in=expires_in)
 
 
+@router.post(
+    "/login",
+    response_model=Token,
+    openapi_extra=LOGIN_BODY,
+    responses={401: {"description": "Wrong credentials"}, 429: {"description": "Too many attempts"}},
+)
+async def login(request: Request, store: StoreDep, throttle: ThrottleDep) -> Token:
+    """Exchange a username and password for a bearer token (429 after repeated failures)."""
+    credentials = await read_credentials(request)
+    address = client_address(request)
+    attempt = begin_attempt(throttle, username=credentials.username, address=address)
+    try:
+        user = await auth.authenticate(store, username=credentials.username, password=credentials.password)
+    except auth.InvalidCredentials as exc:
+        # The name is logged only for an existing account: a password typed as a name stays out.
+        who = repr(auth.user_key(credentials.username)) if exc.known_user else "an unknown user"
+        logger.info("login failed for {} from {}", who, address)
+        raise ApiError(
+            401, "invalid_credentials", INVALID_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    except BaseException:
+        throttle.cancel(attempt)
+        raise
+    throttle.succeeded(attempt)
+    return issue_token(user)
+
+
 @router.get("/me", response_model=UserPublic)
 async def me(user: CurrentUser) -> UserPublic:
     """The signed-in user."""
+    return public(user)
+
+
+@router.post("/me/password", response_model=Token)
+async def change_password(
+    body: PasswordChange, request: Request, user: CurrentUser, store: StoreDep, throttle: ThrottleDep
+) -> Token:
+    """Change one's own password; other sessions end and a fresh token is returned."""
+    attempt = begin_attempt(throttle, username=user["username"], address=client_address(request))
+    try:
+        updated = await auth.change_password(
+            store,
+            username=user["username"],
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
+    except auth.InvalidCredentials:
+        logger.info("password change refused for {!r}: wrong current password", user["username_key"])
+        raise ApiError(400, "invalid_password", "Le mot de passe actuel est incorrect.") from None
+    except BaseException:
+        throttle.cancel(attempt)
+        raise
+    throttle.succeeded(attempt)
+    logger.info("password changed for {!r}", user["username_key"])
+    return issue_token(updated)
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(
+    _: AdminUser, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 1000
+) -> list[UserPublic]:
+    """All accounts, by username (admin)."""
+    return [public(u) for u in await auth.list_users(store, limit=limit)]
+
+
+@router.patch("/users/{username}", response_model=UserPublic)
+async def update_user(
+    admin: AdminUser,
+    store: StoreDep,
+    body: UserUpdate,
+    username: Annotated[str, Path(max_length=254)],
+) -> UserPublic:
+    """Change a user's role or active flag; their current tokens stop working (admin)."""
+    try:
+        user = await auth.update_user(store, username=username, role=body.role, is_active=body.is_active)
+    except auth.UserNotFound:
+        raise ApiError(404, "user_not_found", "Utilisateur introuvable.") from None
+    except auth.LastAdmin:
+        raise ApiError(
+            409, "last_admin", "Impossible : il doit rester au moins un administrateur actif."
+        ) from None
+    logger.info(
+        "user {!r} updated by {!r}: {}",
+        user["username_key"],
+        admin["username_key"],
+        body.model_dump(exclude_none=True),
+    )
     return public(user)
