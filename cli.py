@@ -93,5 +93,50 @@ def seed_demo_command(
     typer.echo(f"{inserted} inserted, {duplicates} duplicates")
 
 
+@cli.command("sync-oracle")
+def sync_oracle_command(
+    batch_size: int = typer.Option(settings.ORACLE_SYNC_BATCH_SIZE, help="rows per batch"),
+    limit: int | None = typer.Option(None, help="rows to read at most in this run"),
+    restart: bool = typer.Option(False, help="read from the beginning (stored rows are skipped)"),
+) -> None:
+    """Copy new UNIFIED_AUDIT_TRAIL rows from Oracle into the audit store (resumable, idempotent)."""
+    from oracle_service import OracleConfig, OracleError, OracleService
+
+    setup_logging("WARNING")
+    service = OracleService(OracleConfig.from_settings(settings))
+    missing = service.config.missing()
+    if missing:
+        typer.echo(f"error: Oracle is not configured, missing: {', '.join(missing)}", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> dict:
+        store = make_store()
+        await store.start()
+        try:
+            with tqdm(unit="rows", desc="UNIFIED_AUDIT_TRAIL") as bar:
+
+                def progress(summary: dict) -> None:
+                    bar.update(summary["rows_read"] - bar.n)
+
+                return await service.sync_audit(
+                    store, batch_size=batch_size, limit=limit, restart=restart, on_batch=progress
+                )
+        finally:
+            await service.close()
+            await store.close()
+
+    try:
+        summary = asyncio.run(run())
+    except OracleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(
+        f"{summary['rows_read']} rows read, {summary['inserted']} inserted, "
+        f"{summary['duplicates']} duplicates, {summary['errors']} errors; "
+        f"synced up to {summary['last_event_timestamp'] or '-'}"
+        + ("" if summary["complete"] else " (limit reached: run again to continue)")
+    )
+
+
 if __name__ == "__main__":
     cli()
