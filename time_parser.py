@@ -1,0 +1,397 @@
+# ruff: noqa: E501 (regular-expression tables read better unwrapped)
+"""French time expressions → an interval [start, end) in the app's time zone.
+
+Rules on accent-folded text (see `fold`), chosen by measurement over dateparser and Duckling
+(README, "Question analysis"): dateparser returns points, not ranges, and misses "ce matin",
+"la semaine dernière", "les 3 derniers jours", "entre le 1er et le 5 août"; Duckling returns
+ranges but prefers the future ("lundi" → next Monday, "le 3 mars" → next year) and drops
+"depuis". These rules take about 20 µs a question.
+
+Conventions (documented for users):
+- calendar periods are whole: "hier" = [yesterday 00:00, today 00:00), "cette semaine" = [Monday,
+  next Monday), "en août" = [1 Aug, 1 Sep) of the last August that has begun;
+- parts of a day: nuit 00–06, matin 06–12, après-midi 12–18, soir 18–24;
+- "les N derniers jours / heures / semaines / mois", "depuis N jours": rolling, ending now;
+- "depuis X", "après X", "à partir de X": from the start of X up to now; "avant X": up to X;
+- a bare weekday or a date without a year means the last one (today included);
+- "entre le X et le Y" / "du X au Y": both days included.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "«": '"', "»": '"', "\u00a0": " "})
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, one character for one character (spans stay valid)."""
+    out = []
+    for ch in text.translate(_APOSTROPHES):
+        base = unicodedata.normalize("NFD", ch)[0] if ord(ch) > 127 else ch
+        out.append(base.lower() if len(base.lower()) == 1 else base)
+    return "".join(out)
+
+
+MONTHS = {
+    "janvier": 1, "janv": 1, "jan": 1, "fevrier": 2, "fevr": 2, "fev": 2, "mars": 3, "avril": 4,
+    "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8, "septembre": 9, "sept": 9,
+    "sep": 9, "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "dec": 12,
+}  # fmt: skip
+WEEKDAYS = {"lundi": 0, "mardi": 1, "mercredi": 2, "jeudi": 3, "vendredi": 4, "samedi": 5, "dimanche": 6}
+NUMBERS = {
+    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8,
+    "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15,
+    "seize": 16, "vingt": 20, "trente": 30, "quarante-huit": 48, "soixante": 60,
+}  # fmt: skip
+PARTS = {"nuit": (0, 6), "matin": (6, 12), "matinee": (6, 12), "apres-midi": (12, 18),
+         "apres midi": (12, 18), "aprem": (12, 18), "soir": (18, 24), "soiree": (18, 24)}  # fmt: skip
+
+_MONTH = r"(?P<{n}>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_WD = "|".join(WEEKDAYS)
+_NUM = r"(?:\d{1,3}|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + ")"
+_PART = r"(?P<part>matinee|matin|apres[- ]midi|aprem|soiree|soir|nuit)"
+_DAYNUM = r"(?:1er|premier|\d{1,2})"
+
+
+@dataclass
+class TimeMatch:
+    start: datetime | None
+    end: datetime | None
+    span: tuple[int, int]  # in the folded text (= in the original text)
+
+
+def _num(word: str) -> int:
+    return int(word) if word.isdigit() else NUMBERS[word]
+
+
+def _day_num(word: str) -> int:
+    return 1 if word in ("1er", "premier") else int(word)
+
+
+class _Ctx:
+    def __init__(self, now: datetime, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.now = now.astimezone(tz)
+        self.today = self.now.date()
+
+    def at(self, d: date, hour: int = 0, minute: int = 0) -> datetime:
+        if hour >= 24:
+            return datetime.combine(d + timedelta(days=1), time(0), tzinfo=self.tz)
+        return datetime.combine(d, time(hour, minute), tzinfo=self.tz)
+
+    def day(self, d: date) -> tuple[datetime, datetime]:
+        return self.at(d), self.at(d + timedelta(days=1))
+
+    def last_weekday(self, wd: int) -> date:
+        return self.today - timedelta(days=(self.today.weekday() - wd) % 7)
+
+    def last_date(self, day: int, month: int, year: int | None) -> date:
+        """The date with this day and month; without a year, the last one not after today."""
+        if year is not None:
+            return date(year if year > 100 else 2000 + year, month, day)
+        y = self.today.year
+        d = date(y, month, min(day, 28)) if not _valid(y, month, day) else date(y, month, day)
+        return d if d <= self.today else date(y - 1, month, day)
+
+    def month_range(self, year: int, month: int) -> tuple[datetime, datetime]:
+        nxt = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+        return self.at(date(year, month, 1)), self.at(nxt)
+
+    def last_month(self, month: int, year: int | None) -> tuple[datetime, datetime]:
+        if year is None:
+            year = self.today.year if month <= self.today.month else self.today.year - 1
+        return self.month_range(year, month)
+
+
+def _valid(y: int, m: int, d: int) -> bool:
+    try:
+        date(y, m, d)
+    except ValueError:
+        return False
+    return True
+
+
+def _minus_months(d: datetime, n: int) -> datetime:
+    m = d.month - 1 - n
+    y, m = d.year + m // 12, m % 12 + 1
+    day = d.day
+    while not _valid(y, m, day):
+        day -= 1
+    return d.replace(year=y, month=m, day=day)
+
+
+# A single day: "hier", "lundi", "le 15/01/2025", "le 3 mars 2025", "2025-08-01", "il y a 3 jours".
+_DATE_DMY = r"(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})(?:[/.-](?P<y>\d{4}|\d{2}))?(?![\d/])"
+_DATE_ISO = r"(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})(?:[t ](?P<ih>\d{2}):(?P<imi>\d{2})(?::\d{2})?)?"
+_DATE_TEXT = (
+    r"(?:(?:" + _WD + r")\s+)?(?P<td>" + _DAYNUM + r")\s+" + _MONTH.format(n="tm") + r"(?:\s+(?P<ty>\d{4}))?"
+)
+_SINGLE = (
+    r"(?P<single>avant[- ]hier|aujourd'?\s?hui|aujourdhui|today|hier|yesterday|(?:ce\s+)?" + r"(?P<wd>" + _WD + r")"
+    + r"(?:\s+dernier)?|" + _DATE_ISO + "|" + _DATE_DMY + "|" + _DATE_TEXT
+    + r"|il\s+y\s+a\s+(?P<ago>" + _NUM + r")\s+jours?)"
+)  # fmt: skip
+
+
+def _single_day(m: re.Match, c: _Ctx) -> tuple[datetime, datetime] | None:
+    """The day (or, for an ISO date-time, the hour) a _SINGLE match names."""
+    g = m.groupdict()
+    word = g.get("single") or ""
+    if word.startswith("avant"):
+        return c.day(c.today - timedelta(days=2))
+    if word.startswith("aujourd") or word == "today":
+        return c.day(c.today)
+    if word in ("hier", "yesterday"):
+        return c.day(c.today - timedelta(days=1))
+    if g.get("wd"):
+        return c.day(c.last_weekday(WEEKDAYS[g["wd"]]))
+    if g.get("iy"):
+        d = date(int(g["iy"]), int(g["im"]), int(g["id"]))
+        if g.get("ih"):
+            start = c.at(d, int(g["ih"]), int(g["imi"]))
+            return start, start + timedelta(hours=1)
+        return c.day(d)
+    if g.get("d"):
+        y = int(g["y"]) if g.get("y") else None
+        if not 1 <= int(g["m"]) <= 12 or not 1 <= int(g["d"]) <= 31:
+            return None
+        return c.day(c.last_date(int(g["d"]), int(g["m"]), y))
+    if g.get("td"):
+        y = int(g["ty"]) if g.get("ty") else None
+        return c.day(c.last_date(_day_num(g["td"]), MONTHS[g["tm"]], y))
+    if g.get("ago"):
+        return c.day(c.today - timedelta(days=_num(g["ago"])))
+    return None
+
+
+_RULES: list[tuple[str, re.Pattern]] = []
+
+
+def _rule(name: str, pattern: str) -> None:
+    _RULES.append((name, re.compile(r"(?<![\w/-])" + pattern + r"(?![\w/])")))
+
+
+_RANGE_DAYS = (
+    r"(?:entre\s+(?:le\s+)?|du\s+|de\s+)(?P<a>" + _DAYNUM + r")(?:\s+" + _MONTH.format(n="am")
+    + r"(?:\s+(?P<ay>\d{4}))?)?\s+(?:et|au|a|jusqu'au)\s+(?:le\s+)?(?P<b>" + _DAYNUM + r")(?:\s+"
+    + _MONTH.format(n="bm") + r"(?:\s+(?P<by>\d{4}))?)?"
+)  # fmt: skip
+_rule("range_days", _RANGE_DAYS)
+_rule(
+    "range_dates",
+    r"(?:entre\s+(?:le\s+)?|du\s+|de\s+)(?P<x>[\d/.-]{8,10})\s+(?:et|au|a|jusqu'au)\s+(?:le\s+)?(?P<y2>[\d/.-]{8,10})",
+)
+_rule("relative_n", r"(?:(?:les|ces|dans\s+les|sur\s+les|pendant\s+les|au\s+cours\s+des)\s+)?(?P<n>" + _NUM
+      + r")\s+(?:derniers|dernieres|dernier|derniere|passes|passees)\s+(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")  # fmt: skip
+_rule("relative_n2", r"(?:les|ces|sur\s+les|pendant\s+les|au\s+cours\s+des)\s+(?:derniers|dernieres)\s+(?P<n>" + _NUM
+      + r")\s*(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")  # fmt: skip
+_rule("since_n", r"depuis\s+(?P<n>" + _NUM + r")\s*(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")
+_rule(
+    "last_unit",
+    r"(?:la|les|ces|sur\s+la|dans\s+la|pendant\s+la|au\s+cours\s+de\s+la)\s+(?:derniere|dernieres)\s+(?P<unit>heure|24\s?h|minute)",
+)
+_rule(
+    "hours_24",
+    r"(?:les\s+|ces\s+|sur\s+les\s+)?(?:dernieres\s+)?(?P<n>24|48|72)\s?h(?:eures)?(?:\s+(?:dernieres|passees))?",
+)
+_rule(
+    "since",
+    r"(?P<kw>depuis|apres|a\s+partir\s+d[ue]|a\s+compter\s+d[ue]|avant|jusqu'au|jusqu'a)\s+(?:le\s+|l')?"
+    + _SINGLE,
+)
+_rule(
+    "since_month",
+    r"(?P<kw>depuis|apres|a\s+partir\s+d[e']|avant)\s+(?:le\s+mois\s+d[e']\s*)?"
+    + _MONTH.format(n="sm")
+    + r"(?:\s+(?P<smy>\d{4}))?",
+)
+_rule(
+    "day_part",
+    r"(?:(?:le\s+|l')?" + _SINGLE + r"\s+(?:au\s+|dans\s+l[ae]\s+|en\s+|a\s+la\s+|l[ae]\s+)?" + _PART + ")",
+)
+_rule("this_part", r"(?P<this>ce(?:tte|t)?)\s+" + _PART)
+_rule("last_night", r"(?:la\s+)?nuit\s+derniere")
+_rule(
+    "hour_range",
+    r"(?:(?:le\s+|l')?"
+    + _SINGLE
+    + r"\s+)?(?:entre|de)\s+(?P<h1>\d{1,2})\s*h\s*(?P<mi1>\d{2})?\s+(?:et|a)\s+(?P<h2>\d{1,2})\s*h\s*(?P<mi2>\d{2})?",
+)
+_rule("since_start", r"depuis\s+le\s+debut\s+(?:du|de\s+la|de\s+l')\s*(?P<unit>semaine|mois|annee)")
+_rule(
+    "this_period",
+    r"(?P<which>cette|ce|cet|du|(?<!jour )(?<!jours )de\s+la|sur\s+le|sur\s+la|pour\s+le|pour\s+la)\s+(?P<unit>semaine|mois(?:-ci|\s+ci)?"
+    r"|annee|week-?end)(?:-ci)?(?!\s+(?:derni|pass|precedent|d[eu]\b|d'))",
+)
+_rule(
+    "last_period",
+    r"(?:l[ae]\s+|l')?(?P<unit>semaine|mois|annee|an|week-?end)\s+(?:derniere?|passee?|precedente?)",
+)
+_rule(
+    "in_month",
+    r"(?:en|au\s+mois\s+d[e']|au\s+cours\s+du\s+mois\s+d[e']|durant|pendant|pour|sur|de|d'|du\s+mois\s+d[e'])\s*"
+    + _MONTH.format(n="mm")
+    + r"(?:\s+(?P<my>\d{4}))?",
+)
+_rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
+_rule("single", r"(?:le\s+|l')?" + _SINGLE)
+_rule(
+    "day_of_month", r"le\s+(?P<dom>1er|premier|\d{1,2})(?!\s*(?:h\b|heures?|:|/|\d|er\s+et|\s+(?:au|et)\b))"
+)
+
+
+def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | None:
+    g = m.groupdict()
+    if name == "range_days":
+        bm = MONTHS[g["bm"]] if g.get("bm") else None
+        am = MONTHS[g["am"]] if g.get("am") else bm
+        if am is None:
+            am = bm = c.today.month
+        by = int(g["by"]) if g.get("by") else None
+        ay = int(g["ay"]) if g.get("ay") else by
+        a, b = _day_num(g["a"]), _day_num(g["b"])
+        if not (_valid(2000, am, a) and _valid(2000, bm, b)):
+            return None
+        end_day = c.last_date(b, bm, by)
+        if ay is None:
+            ay = end_day.year if (am, a) <= (bm, b) else end_day.year - 1
+        return c.at(date(ay, am, a)), c.at(end_day + timedelta(days=1))
+    if name == "range_dates":
+        x, y = _parse_date(g["x"], c), _parse_date(g["y2"], c)
+        if not x or not y:
+            return None
+        return c.at(x), c.at(y + timedelta(days=1))
+    if name in ("relative_n", "relative_n2", "since_n", "hours_24", "last_unit"):
+        unit = (g.get("unit") or "h").replace(" ", "")
+        n = _num(g["n"]) if g.get("n") else (24 if unit.startswith("24") else 1)
+        if unit.startswith(("heure", "h", "24")):
+            return c.now - timedelta(hours=n), c.now
+        if unit.startswith("min"):
+            return c.now - timedelta(minutes=n), c.now
+        if unit.startswith("jour"):
+            return c.now - timedelta(days=n), c.now
+        if unit.startswith("semaine"):
+            return c.now - timedelta(weeks=n), c.now
+        return _minus_months(c.now, n), c.now
+    if name == "since":
+        day = _single_day(m, c)
+        if day is None:
+            return None
+        if g["kw"] == "avant" and g.get("single") == "hier":  # "avant hier" = avant-hier
+            return c.day(c.today - timedelta(days=2))
+        if g["kw"] == "avant":
+            return None, day[0]
+        if g["kw"].startswith("jusqu"):
+            return None, day[1]
+        return day[0], c.now
+    if name == "since_month":
+        start, _ = c.last_month(MONTHS[g["sm"]], int(g["smy"]) if g.get("smy") else None)
+        return (None, start) if g["kw"] == "avant" else (start, c.now)
+    if name == "day_part":
+        day = _single_day(m, c)
+        if day is None:
+            return None
+        h1, h2 = PARTS[g["part"].replace("-", " ").replace("apres midi", "apres-midi")]
+        d = day[0].date()
+        return c.at(d, h1), c.at(d, h2)
+    if name == "this_part":
+        h1, h2 = PARTS[g["part"].replace(" ", "-") if g["part"].startswith("apres") else g["part"]]
+        return c.at(c.today, h1), c.at(c.today, h2)
+    if name == "last_night":
+        return c.at(c.today, 0), c.at(c.today, 6)
+    if name == "hour_range":
+        day = _single_day(m, c) if g.get("single") else c.day(c.today)
+        if day is None:
+            return None
+        d = day[0].date()
+        h1, h2 = int(g["h1"]), int(g["h2"])
+        if h1 > 24 or h2 > 24:
+            return None
+        return c.at(d, h1, int(g["mi1"] or 0)), c.at(d, h2, int(g["mi2"] or 0))
+    if name == "this_period":
+        unit = g["unit"]
+        if unit.startswith("semaine"):
+            monday = c.today - timedelta(days=c.today.weekday())
+            return c.at(monday), c.at(monday + timedelta(days=7))
+        if unit.startswith("mois"):
+            return c.month_range(c.today.year, c.today.month)
+        if unit.startswith("annee"):
+            return c.at(date(c.today.year, 1, 1)), c.at(date(c.today.year + 1, 1, 1))
+        sat = c.last_weekday(5) if c.today.weekday() >= 5 else c.today + timedelta(days=5 - c.today.weekday())
+        return c.at(sat), c.at(sat + timedelta(days=2))
+    if name == "last_period":
+        unit = g["unit"]
+        if unit.startswith("semaine"):
+            monday = c.today - timedelta(days=c.today.weekday() + 7)
+            return c.at(monday), c.at(monday + timedelta(days=7))
+        if unit.startswith("mois"):
+            first = c.today.replace(day=1) - timedelta(days=1)
+            return c.month_range(first.year, first.month)
+        if unit.startswith("an"):
+            return c.at(date(c.today.year - 1, 1, 1)), c.at(date(c.today.year, 1, 1))
+        sat = c.today - timedelta(days=(c.today.weekday() - 5) % 7 or 7)
+        if c.today.weekday() == 6:
+            sat -= timedelta(days=7)
+        return c.at(sat), c.at(sat + timedelta(days=2))
+    if name == "in_month":
+        return c.last_month(MONTHS[g["mm"]], int(g["my"]) if g.get("my") else None)
+    if name == "in_year":
+        y = int(g["year"])
+        return c.at(date(y, 1, 1)), c.at(date(y + 1, 1, 1))
+    if name == "single":
+        return _single_day(m, c)
+    if name == "day_of_month":
+        d = _day_num(g["dom"])
+        if not 1 <= d <= 31:
+            return None
+        month = c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
+        return c.day(c.last_date(d, month, None)) if _valid(2000, month, d) else None
+    if name == "since_start":
+        this = _apply("this_period", re.match(r"(?P<which>ce) (?P<unit>\w+)", "ce " + g["unit"]), c)
+        return this[0], c.now
+    return None
+
+
+def _parse_date(text: str, c: _Ctx) -> date | None:
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
+    if m:
+        y, mo, d = map(int, m.groups())
+    else:
+        m = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2,4}))?", text)
+        if not m:
+            return None
+        d, mo = int(m[1]), int(m[2])
+        if not m[3]:
+            return c.last_date(d, mo, None) if _valid(2000, mo, d) else None
+        y = int(m[3]) if len(m[3]) == 4 else 2000 + int(m[3])
+    return date(y, mo, d) if _valid(y, mo, d) else None
+
+
+def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) -> TimeMatch | None:
+    """The first (leftmost, longest) time expression in `text`, or None."""
+    low = text if folded else fold(text)
+    if not any(ch.isdigit() for ch in low) and not _QUICK.search(low):
+        return None
+    c = _Ctx(now, tz)
+    best: tuple[int, int, str, re.Match] | None = None
+    for name, pattern in _RULES:
+        for m in pattern.finditer(low):
+            key = (m.start(), -(m.end() - m.start()))
+            if (best is None or key < (best[0], best[1])) and _apply(name, m, c) is not None:
+                best = (*key, name, m)
+            break
+    if best is None:
+        return None
+    _, _, name, m = best
+    start, end = _apply(name, m, c)
+    return TimeMatch(start, end, (m.start(), m.end()))
+
+
+_QUICK = re.compile(
+    r"hier|aujourd|today|yesterday|matin|midi|soir|nuit|semaine|mois|annee|\ban\b|week|dernier|derniere|depuis|"
+    r"apres|avant|jusqu|entre|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
+    + "|".join(m for m in MONTHS if len(m) >= 4)
+)
