@@ -84,7 +84,11 @@ TEXT_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, code
 ZIP_MAX_ENTRIES = 10_000
 ZIP_MAX_RATIO = 100  # a member larger than ZIP_RATIO_FLOOR may expand at most this much
 ZIP_RATIO_FLOOR = 1 << 20
-PDF_MAX_STREAM_BYTES = 32_000_000  # per decoded PDF stream (pypdf's default is 75 MB)
+PDF_MAX_STREAM_BYTES = 16_000_000  # per decoded PDF stream (pypdf's default is 75 MB)
+# Tokens parsed per content stream: a dense text page has a few thousand to ~20,000. pypdf's default
+# (2,000,000) let one crafted page keep a worker busy for 30 s and more; a page over the budget
+# (a huge chart, say) is skipped with a note.
+PDF_MAX_STREAM_TOKENS = 100_000
 CSV_SNIFF_LINES = 50
 MAX_NAME_CHARS = 255
 LIST_LIMIT = 500
@@ -280,8 +284,9 @@ def _extract_pdf(data: bytes, limits: Limits, budget: _Budget) -> Extracted:
             "image_maximum_buffer_size",
         )
     }
+    caps["stream_parsing_work_maximum_count"] = PDF_MAX_STREAM_TOKENS
     sink = _TextSink(limits.max_text_chars, separator="\n\n")
-    failed = 0
+    failed = too_complex = 0
     with pypdf.apply_configuration(**caps):
         try:
             reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
@@ -309,13 +314,15 @@ def _extract_pdf(data: bytes, limits: Limits, budget: _Budget) -> Extracted:
             try:
                 text = reader.pages[index].extract_text() or ""
             except LimitReachedError:
-                failed += 1
+                too_complex += 1
                 continue
             except Exception:
                 failed += 1
                 continue
             if not sink.add(text.strip()):
                 break
+    if too_complex and failed + too_complex == read:
+        raise FileTooComplex("Ce PDF dépasse les limites de lecture : pages trop complexes.")
     if failed == read:
         raise CorruptFile("PDF illisible : aucune page n'a pu être lue.")
     result = Extracted(
@@ -327,8 +334,8 @@ def _extract_pdf(data: bytes, limits: Limits, budget: _Budget) -> Extracted:
     )
     if read < n_pages:
         result.notes.append(f"Seules les {read} premières pages sur {n_pages} ont été lues.")
-    if failed:
-        result.notes.append(f"{failed} page(s) illisible(s) ignorée(s).")
+    if failed + too_complex:
+        result.notes.append(f"{failed + too_complex} page(s) illisible(s) ou trop complexe(s) ignorée(s).")
     if not result.text.strip():
         result.notes.append("Aucun texte trouvé : le PDF est peut-être une image numérisée.")
     return result
@@ -816,14 +823,18 @@ _STOP_WORDS = """
 FRENCH_STOP_WORDS = frozenset(_STOP_WORDS.split())
 _WORD = re.compile(r"\w+")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+_LIGATURES = (("œ", "oe"), ("Œ", "OE"), ("æ", "ae"), ("Æ", "AE"), ("ß", "ss"))
 PASSAGE_TARGET = 600
 PASSAGE_MAX = 900
 
 
 def fold(text: str) -> str:
     """Lower case without accents: 'Sécurité' -> 'securite'."""
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_LIGATURES))).lower()
+    if text.isascii():
+        return text.lower()
+    for ligature, letters in _LIGATURES:
+        text = text.replace(ligature, letters)
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text)).lower()
 
 
 def _stem(word: str) -> str:
@@ -834,10 +845,9 @@ def _stem(word: str) -> str:
     return word[:7]
 
 
-def _terms(text: str) -> list[str]:
-    return [
-        _stem(w) for w in _WORD.findall(fold(text)) if len(w) > 1 and w not in FRENCH_STOP_WORDS and w != "_"
-    ]
+def _terms(folded: str) -> list[str]:
+    """Stemmed content words of a folded text."""
+    return [_stem(w) for w in _WORD.findall(folded) if len(w) > 1 and w not in FRENCH_STOP_WORDS and w != "_"]
 
 
 def _is_heading(block: str) -> bool:
@@ -893,24 +903,27 @@ def keyword_passages(text: str, question: str, *, max_passages: int = 3) -> list
     passages = split_passages(text or "")
     if not passages or max_passages <= 0:
         return []
-    query = list(dict.fromkeys(_terms(question)))
+    query = list(dict.fromkeys(_terms(fold(question))))
     if not query:
         return passages[:max_passages]
-    tokenized = [Counter(_terms(p)) for p in passages]
+    folded = [fold(p) for p in passages]
     n = len(passages)
-    avg_len = sum(sum(c.values()) for c in tokenized) / n or 1.0
-    df = {term: sum(1 for c in tokenized if term in c) for term in query}
+    avg_len = sum(map(len, folded)) / n or 1.0  # lengths in characters stand for lengths in words
+    # A word stemming to a query term contains it: only passages holding a term as text are tokenized.
+    counts = {
+        index: Counter(_terms(text)) for index, text in enumerate(folded) if any(t in text for t in query)
+    }
+    df = {term: sum(1 for c in counts.values() if term in c) for term in query}
     k1, b = 1.2, 0.75
     scored: list[tuple[float, int]] = []
-    for index, counts in enumerate(tokenized):
-        length = sum(counts.values())
+    for index, terms in counts.items():
+        norm = k1 * (1 - b + b * len(folded[index]) / avg_len)
         score = 0.0
         for term in query:
-            tf = counts.get(term, 0)
-            if not tf:
-                continue
-            idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
-            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_len))
+            tf = terms.get(term, 0)
+            if tf:
+                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                score += idf * tf * (k1 + 1) / (tf + norm)
         if score > 0:
             scored.append((score, index))
     scored.sort(key=lambda item: (-item[0], item[1]))
