@@ -423,7 +423,10 @@ class OracleService:
 
     # ----------------------------------------------------------------- connections
 
-    async def _acquire(self, *, attempts: int | None = None, attempt_timeout: float | None = None) -> Any:
+    async def _acquire(
+        self, *, attempts: int | None = None, attempt_timeout: float | None = None
+    ) -> tuple[Any, Any]:
+        """(pool, connection): the connection goes back to the pool it came from."""
         config = self._require_config()
         pool = await self.start()
         attempts = attempts or config.connect_retries + 1
@@ -449,7 +452,7 @@ class OracleService:
                     self.metrics.connect_attempts += 1
                     self._waiting += 1
                     try:
-                        return await asyncio.wait_for(pool.acquire(), timeout=timeout)
+                        return pool, await asyncio.wait_for(pool.acquire(), timeout=timeout)
                     finally:
                         self._waiting -= 1
         except Exception as exc:
@@ -472,8 +475,7 @@ class OracleService:
         false, for a session whose settings were changed).
         """
         config = self._require_config()
-        pool = await self.start()
-        conn = await self._acquire()
+        pool, conn = await self._acquire()
         healthy = False
         try:
             conn.call_timeout = config.call_timeout_ms
@@ -525,8 +527,7 @@ class OracleService:
             return DependencyHealth(status="not_configured", detail="manquant : " + ", ".join(missing))
         started = time.perf_counter()
         try:
-            pool = await self.start()
-            conn = await self._acquire(
+            pool, conn = await self._acquire(
                 attempts=1, attempt_timeout=min(self.config.connect_timeout_seconds, 2.0)
             )
             try:
