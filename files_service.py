@@ -796,7 +796,7 @@ async def import_into_audit(
         )
     data = await read_bytes(store, file_id=doc["_id"])
     encoding = doc.get("encoding") or "utf_8"
-    if encoding not in ("utf_8", "utf_8_sig", "ascii", "cp1252"):
+    if encoding not in ("utf_8", "utf_8_sig", "ascii"):  # ingest guesses from the first 64 KB only
         data = await asyncio.to_thread(lambda: data.decode(encoding, errors="replace").encode("utf-8"))
     try:
         return await import_file(store, io.BytesIO(data), tz=tz, batch_size=batch_size)

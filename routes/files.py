@@ -18,7 +18,7 @@ from config import settings
 from database import Store
 from deps import AdminUser, CurrentUser, StoreDep
 from errors import ApiError
-from models import ImportResult
+from models import ErrorResponse, ImportResult
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -30,6 +30,10 @@ ERRORS: dict[type[files_service.FilesError], tuple[int, str]] = {
     files_service.FileTooComplex: (422, "file_too_complex"),
     files_service.NotAnAuditExport: (415, "not_an_audit_export"),
 }
+
+
+def _errors(*statuses: int) -> dict[int | str, dict]:
+    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 class FileInfo(BaseModel):
@@ -72,7 +76,7 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-@router.post("", status_code=201, response_model=FileInfo)
+@router.post("", status_code=201, response_model=FileInfo, responses=_errors(413, 415, 422))
 async def upload_file(store: StoreDep, user: CurrentUser, file: Annotated[UploadFile, File()]) -> dict:
     """Upload a PDF, Word (.docx), CSV, JSON or text file; its text is extracted and kept with it."""
     limit = int(settings.FILES_MAX_MB * 2**20)
@@ -96,7 +100,7 @@ async def list_files(store: StoreDep, user: CurrentUser) -> dict:
     return {"files": files, "count": len(files)}
 
 
-@router.get("/{file_id}", response_model=FileDetail)
+@router.get("/{file_id}", response_model=FileDetail, responses=_errors(404))
 async def get_file(store: StoreDep, user: CurrentUser, file_id: str) -> dict:
     """One of your files: its metadata and extracted text."""
     try:
@@ -105,7 +109,7 @@ async def get_file(store: StoreDep, user: CurrentUser, file_id: str) -> dict:
         raise _api_error(exc) from None
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse)
+@router.get("/{file_id}/content", response_class=StreamingResponse, responses=_errors(404))
 async def download_file(store: StoreDep, user: CurrentUser, file_id: str) -> StreamingResponse:
     """The bytes of one of your files, as uploaded."""
     try:
@@ -123,7 +127,7 @@ async def download_file(store: StoreDep, user: CurrentUser, file_id: str) -> Str
     )
 
 
-@router.delete("/{file_id}", status_code=204)
+@router.delete("/{file_id}", status_code=204, responses=_errors(404))
 async def delete_file(store: StoreDep, user: CurrentUser, file_id: str) -> Response:
     """Delete one of your files."""
     try:
@@ -133,7 +137,7 @@ async def delete_file(store: StoreDep, user: CurrentUser, file_id: str) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/{file_id}/import", response_model=ImportResult)
+@router.post("/{file_id}/import", response_model=ImportResult, responses=_errors(403, 404, 415))
 async def import_file_into_audit(store: StoreDep, _: AdminUser, file_id: str) -> ImportResult:
     """Import an uploaded audit export (CSV, JSON, JSON Lines) into the audit trail (admin)."""
     try:
