@@ -208,6 +208,9 @@ def check_query(sql: str) -> CheckedQuery:
         raise QueryRefused("Requête vide.")
     if len(sql) > MAX_QUERY_CHARS:
         raise QueryRefused(f"Requête trop longue (plus de {MAX_QUERY_CHARS} caractères).")
+    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in sql):
+        # the parser and Oracle could read them differently
+        raise QueryRefused("La requête contient un caractère de contrôle.")
     try:
         tokens = DIALECT.tokenize(sql)
     except TokenError as exc:

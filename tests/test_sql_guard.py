@@ -81,3 +81,8 @@ def test_builtin_called_in_lower_case_runs():
 
 def test_a_very_long_query_is_refused():
     assert "trop longue" in refusal_reason("SELECT 1 FROM dual WHERE 1 = 1" + " AND 1 = 1" * 20_000)
+
+
+def test_control_characters_are_refused():
+    assert "contrôle" in refusal_reason("SELECT 1 FROM dual\x00; DELETE FROM t")
+    assert refusal_reason("SELECT 1\r\nFROM\tdual") is None
