@@ -695,7 +695,7 @@ def _classify(
     """(intent, score of its cues, confidence) for the question text with entities blanked out."""
     scores = _score(text)
     if not scores and len(text.split()) >= 3 and is_loaded():
-        scores = _score(_lemmas(t.original))  # a second chance on lemmas ("supprimerait", "échouèrent"...)
+        scores = _score(_lemmas(text))  # a second chance on lemmas ("supprimerait", "échouèrent"...)
     has_entities = any(found.get(f) for f in LIST_FIELDS) or bool(found.get("_time"))
     if Intent.SMALL_TALK in scores and (max(scores.values()) > 3 or has_entities):
         scores.pop(Intent.SMALL_TALK)

@@ -1,0 +1,100 @@
+"""Questions analysed per second on one core (target ≥ 300), over the labelled French set.
+
+Run: .venv/bin/python bench/nlp.py [--seconds 10] [--no-spacy] [--compare-time]
+The gazetteer is built from the demo trail (demo_data.generate) through Gazetteer.from_values, the
+code path the service uses after its MongoDB `distinct` calls. spaCy is loaded as in the app (its
+lemmas are the second chance for questions no rule classifies).
+"""
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from config import settings
+from demo_data import generate
+from nlp_lexicon import gazetteer_from_events
+from nlp_service import analyze_sync, load
+from tests.nlp_eval import label_to_analysis, load_dataset, score
+from time_parser import parse_time
+
+
+def compare_time_parsers(questions: list[str], now: datetime) -> None:
+    """Per-question cost of the time layer: these rules, dateparser, Duckling."""
+
+    def per_call(fn, n: int = 300) -> float:
+        started = time.perf_counter()
+        for i in range(n):
+            fn(questions[i % len(questions)])
+        return (time.perf_counter() - started) / n * 1e6
+
+    tz = settings.tz
+    print(f"time rules:  {per_call(lambda q: parse_time(q, now=now, tz=tz)):8.0f} µs / question")
+    try:
+        from dateparser.search import search_dates
+
+        opts = {
+            "RELATIVE_BASE": now.replace(tzinfo=None),
+            "PREFER_DATES_FROM": "past",
+            "TIMEZONE": settings.APP_TIMEZONE,
+        }
+        search_dates("hier", languages=["fr"], settings=opts)
+        cost = per_call(lambda q: search_dates(q, languages=["fr"], settings=opts), 100)
+        print(f"dateparser:  {cost:8.0f} µs / question")
+    except ImportError:
+        print("dateparser: not installed")
+    try:
+        import duckling
+
+        tzs = duckling.load_time_zones("/usr/share/zoneinfo")
+        ref = duckling.parse_ref_time(tzs, settings.APP_TIMEZONE, int(now.timestamp()))
+        lang = duckling.parse_lang("FR")
+        ctx = duckling.Context(ref, duckling.parse_locale("FR", duckling.default_locale_lang(lang)))
+        dims = duckling.parse_dimensions(["time"])
+        print(f"duckling:    {per_call(lambda q: duckling.parse(q, ctx, dims, False)):8.0f} µs / question")
+    except ImportError:
+        print("duckling: not installed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--no-spacy", action="store_true")
+    parser.add_argument("--compare-time", action="store_true")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    dataset = load_dataset()
+    now = datetime.fromisoformat(dataset[0]["now"])
+    gaz = gazetteer_from_events(generate(n_events=20_000, end=now, seed=7))
+    if not args.no_spacy:
+        load()
+    turns = [(d["question"], label_to_analysis(d["previous"]) if "previous" in d else None) for d in dataset]
+    tz = settings.tz
+    for q, prev in turns[:50]:  # warm-up (regex caches)
+        analyze_sync(q, gaz=gaz, previous=prev, now=now, tz=tz)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < args.seconds:
+        for q, prev in turns:
+            analyze_sync(q, gaz=gaz, previous=prev, now=now, tz=tz)
+        done += len(turns)
+    elapsed = time.perf_counter() - started
+    rows = [
+        (d, analyze_sync(d["question"], gaz=gaz, previous=p, now=now, tz=tz))
+        for d, (_, p) in zip(dataset, turns, strict=True)
+    ]
+    s = score(rows)
+    print(f"{done} analyses in {elapsed:.1f} s on one core: {done / elapsed:.0f} questions/s "
+          f"({elapsed / done * 1000:.2f} ms each; spaCy {'off' if args.no_spacy else 'loaded'})")  # fmt: skip
+    print(f"labelled set ({s['questions']}): intent {s['intent_accuracy']:.1%}, "
+          f"entity F1 {s['entity_f1']:.1%}, time exact {s['time_exact']:.1%}")  # fmt: skip
+    if args.compare_time:
+        compare_time_parsers([q for q, _ in turns], now)
+
+
+if __name__ == "__main__":
+    main()

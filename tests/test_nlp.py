@@ -1,0 +1,167 @@
+"""Question analysis: the labelled French set, the data gazetteer and its refresh, follow-ups, the route."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import nlp_service
+from ingest import event_id
+from models import Analysis, Intent
+from tests.nlp_eval import label_to_analysis, load_dataset, score
+
+# Thresholds of the issue: intent accuracy, entity F1, time-range exactness.
+MIN_INTENT, MIN_F1, MIN_TIME = 0.95, 0.90, 0.95
+
+
+async def test_labelled_questions(store, demo) -> None:
+    dataset = load_dataset()
+    assert len(dataset) >= 300
+    rows = []
+    for label in dataset:
+        previous = label_to_analysis(label["previous"]) if "previous" in label else None
+        now = datetime.fromisoformat(label["now"])
+        rows.append(
+            (label, await nlp_service.analyze(label["question"], store=store, previous=previous, now=now))
+        )
+    s = score(rows)
+    print(
+        f"\n{s['questions']} questions: intent accuracy {s['intent_accuracy']:.1%}, "
+        f"entity F1 {s['entity_f1']:.1%} (P {s['entity_precision']:.1%}, R {s['entity_recall']:.1%}), "
+        f"time exact {s['time_exact']:.1%}, group_by {s['group_by_accuracy']:.1%}, "
+        f"top_n {s['top_n_accuracy']:.1%}, count_only {s['count_only_accuracy']:.1%}"
+    )
+    for miss in s["misses"]:
+        print("  miss", miss)
+    assert s["intent_accuracy"] >= MIN_INTENT
+    assert s["entity_f1"] >= MIN_F1
+    assert s["time_exact"] >= MIN_TIME
+
+
+async def test_filters_are_stored_values_and_time_copied(store, demo) -> None:
+    now = datetime(2025, 8, 20, 14, 30, tzinfo=UTC)
+    a = await nlp_service.analyze("qu'a fait scott avec sql developer hier soir ?", store=store, now=now)
+    assert a.intent == Intent.USER_ACTIVITY
+    assert a.filters.dbusername == ["SCOTT"]
+    assert a.filters.client_program_name == ["SQL Developer"]
+    assert a.time_range is not None and a.time_range.text == "hier soir"
+    assert (a.filters.start, a.filters.end) == (a.time_range.start, a.time_range.end)
+    assert a.filters.start.utcoffset() is not None
+    assert a.entities["users"] == ["SCOTT"] and a.entities["time"] == ["hier soir"]
+    match = a.filters.to_match()
+    assert await store.audit.count_documents(match) >= 0  # runs as is
+
+
+async def test_failed_logons_and_planted_burst(store, demo) -> None:
+    a = await nlp_service.analyze(
+        "tentatives de connexion échouées sur SYSTEM depuis WS-EXT-4471", store=store
+    )
+    assert a.intent == Intent.FAILED_LOGINS
+    assert a.filters.action_name == ["LOGON"] and a.filters.failed is True
+    assert a.filters.dbusername == ["SYSTEM"] and a.filters.userhost == ["WS-EXT-4471"]
+    assert await store.audit.count_documents(a.filters.to_match()) == 36
+
+
+async def test_column_filters_and_misspellings(store, demo) -> None:
+    a = await nlp_service.analyze(
+        "DBUSERNAME = 'scott' AND CLIENT_PROGRAM_NAME = 'SQLPLUS.EXE' AND SESSIONID = 1234", store=store
+    )
+    assert a.filters.dbusername == ["SCOTT"] and a.filters.client_program_name == ["sqlplus.exe"]
+    assert a.filters.session_id == [1234]
+    b = await nlp_service.analyze("activité de jdupond", store=store)
+    assert b.filters.dbusername == ["JDUPONT"] and b.entities["corrected"]
+    c = await nlp_service.analyze("AUTHENTICATION_TYPE = PASSWORD", store=store)
+    assert c.filters.authentication_type == ["PASSWORD"]
+
+
+async def test_follow_up_changes_only_what_is_asked(store, demo) -> None:
+    now = datetime(2025, 8, 20, 14, 30, tzinfo=UTC)
+    first = await nlp_service.analyze("combien de DELETE hier par TPETIT ?", store=store, now=now)
+    second = await nlp_service.analyze("et pour SCOTT ?", store=store, previous=first, now=now)
+    assert second.follow_up and second.intent == first.intent and second.count_only
+    assert second.filters.dbusername == ["SCOTT"] and second.filters.action_name == ["DELETE"]
+    assert second.time_range == first.time_range
+    third = await nlp_service.analyze("et la semaine dernière ?", store=store, previous=second, now=now)
+    assert third.filters.dbusername == ["SCOTT"] and third.time_range.text == "la semaine dernière"
+    fresh = await nlp_service.analyze(
+        "quelles sont les tables les plus consultées ?", store=store, previous=third
+    )
+    assert not fresh.follow_up and fresh.intent == Intent.TOP_OBJECTS and not fresh.filters.dbusername
+
+
+async def test_gazetteer_refreshes_after_import(store, scratch_audit) -> None:
+    before = await nlp_service.analyze("qu'a fait ZELDA_APP ?", store=store)
+    assert not before.filters.dbusername  # unknown and not named as a user
+    doc = {
+        "event_timestamp": datetime.now(UTC) - timedelta(hours=1),
+        "dbusername": "ZELDA_APP",
+        "userhost": "zelda-host",
+        "client_program_name": "zelda.exe",
+        "action_name": "SELECT",
+        "return_code": 0,
+        "object_schema": "HR",
+        "object_name": "EMPLOYEES",
+    }
+    doc["_id"] = event_id(doc)
+    await scratch_audit.insert_one(doc)
+    await store.bump_audit_version()  # what every import does
+    after = await nlp_service.analyze("qu'a fait zelda_app depuis zelda-host ?", store=store)
+    assert after.filters.dbusername == ["ZELDA_APP"] and after.filters.userhost == ["zelda-host"]
+
+
+async def test_help_small_talk_and_unknown(store, demo) -> None:
+    assert (await nlp_service.analyze("que sais-tu faire ?", store=store)).intent == Intent.HELP
+    assert (await nlp_service.analyze("bonjour", store=store)).intent == Intent.SMALL_TALK
+    unknown = await nlp_service.analyze("quelle est la capitale du Pérou ?", store=store)
+    assert unknown.intent == Intent.UNKNOWN and unknown.confidence < 0.5
+
+
+async def test_analyze_does_not_block_the_event_loop(store, demo) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.gather(
+        *(nlp_service.analyze(f"qu'a fait SCOTT il y a {i} jours ?", store=store) for i in range(20))
+    )
+    task.cancel()
+    assert ticks > 20
+
+
+async def test_route_requires_a_token(client) -> None:
+    r = await client.post("/api/audit/analyze", json={"query": "qu'a fait SCOTT ?"})
+    assert r.status_code == 401 and r.json()["code"]
+
+
+async def test_route_analyzes_with_previous(client, auditor_headers, demo) -> None:
+    r = await client.post(
+        "/api/audit/analyze", json={"query": "Qu'a fait SCOTT hier ?"}, headers=auditor_headers
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["intent"] == "user_activity" and body["filters"]["dbusername"] == ["SCOTT"]
+    assert body["time_range"]["start"] and body["filters"]["start"] == body["time_range"]["start"]
+    previous = Analysis.model_validate(body)
+    r2 = await client.post(
+        "/api/audit/analyze",
+        json={"query": "et pour TPETIT ?", "previous": previous.model_dump(mode="json")},
+        headers=auditor_headers,
+    )
+    assert (
+        r2.status_code == 200 and r2.json()["filters"]["dbusername"] == ["TPETIT"] and r2.json()["follow_up"]
+    )
+
+
+async def test_route_rejects_bad_input(client, auditor_headers) -> None:
+    for body in ({"query": ""}, {"query": "   "}, {}, {"query": "x" * 2001}):
+        r = await client.post("/api/audit/analyze", json=body, headers=auditor_headers)
+        assert r.status_code in (400, 422), (body, r.status_code)
+        assert r.json()["code"]
+
+
+async def test_health_reports_nlp(client) -> None:
+    r = await client.get("/api/health")
+    assert r.json()["dependencies"]["nlp"]["status"] == "up"
