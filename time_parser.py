@@ -222,6 +222,11 @@ _rule(
 )
 _rule("since_start", r"depuis\s+le\s+debut\s+(?:du|de\s+la|de\s+l')\s*(?P<unit>semaine|mois|annee)")
 _rule(
+    "hour_range",
+    r"(?:entre|de)\s+(?P<h1>\d{1,2})\s*h\s*(?P<mi1>\d{2})?\s+(?:et|a)\s+(?P<h2>\d{1,2})\s*h\s*(?P<mi2>\d{2})?"
+    r"\s+(?:le\s+|l')?" + _SINGLE,
+)
+_rule(
     "this_period",
     r"(?P<which>cette|ce|cet|du|(?<!jour )(?<!jours )de\s+la|sur\s+le|sur\s+la|pour\s+le|pour\s+la)\s+(?P<unit>semaine|mois(?:-ci|\s+ci)?"
     r"|annee|week-?end)(?:-ci)?(?!\s+(?:derni|pass|precedent|d[eu]\b|d'))",

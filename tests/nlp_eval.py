@@ -38,10 +38,11 @@ def label_to_analysis(label: dict[str, Any]) -> Analysis:
 def entity_pairs(filters: dict[str, Any]) -> set[tuple[str, Any]]:
     pairs: set[tuple[str, Any]] = set()
     for f, values in filters.items():
-        if f in ("start", "end") or values in (None, [], False):
-            continue
         if f == "failed":
-            pairs.add(("failed", bool(values)))
+            if values is not None:
+                pairs.add(("failed", bool(values)))
+            continue
+        if f in ("start", "end") or not values:
             continue
         for v in values:
             pairs.add((f, v.casefold() if f == "sql_text_contains" else v))

@@ -57,6 +57,7 @@ CASES = [
     ("jeudi", NOW, at(2025, 8, 14), at(2025, 8, 15)),
     ("mercredi", NOW, at(2025, 8, 20), at(2025, 8, 21)),  # today is Wednesday
     ("hier entre 14h et 16h", NOW, at(2025, 8, 19, 14), at(2025, 8, 19, 16)),
+    ("entre 22h et 23h hier", NOW, at(2025, 8, 19, 22), at(2025, 8, 19, 23)),
     ("il y a 3 jours", NOW, at(2025, 8, 17), at(2025, 8, 18)),
     ("depuis le début du mois", NOW, at(2025, 8, 1), NOW),
     # across a month boundary (Monday 1 September)
