@@ -107,12 +107,14 @@ class AnswerCache:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await aiosqlite.connect(self.path, timeout=10)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=10000")
+            # Autocommit mode: write transactions are opened explicitly with BEGIN IMMEDIATE, which
+            # waits for the write lock (busy_timeout) instead of failing on a read-to-write upgrade.
+            self._db = await aiosqlite.connect(self.path, timeout=10, isolation_level=None)
+            # Every cursor is closed: an open statement would hold a stale read snapshot, and its
+            # connection could then never take the write lock.
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+                await self._db.execute_fetchall(f"PRAGMA {pragma}")
             await self._db.executescript(SCHEMA)
-            await self._db.commit()
         except (aiosqlite.Error, OSError) as exc:
             raise CacheUnavailable(f"cache SQLite indisponible: {exc}") from exc
         self._writer = asyncio.create_task(self._write_loop(), name="answer-cache-writer")
@@ -141,6 +143,33 @@ class AnswerCache:
             await cur.fetchone()
         return (time.perf_counter() - started) * 1000
 
+    async def _begin(self) -> None:
+        # SQLite may refuse the write lock at once (SQLITE_BUSY without waiting for busy_timeout)
+        # while another connection commits; waiting a little and trying again is the documented cure.
+        deadline = time.monotonic() + 10
+        delay = 0.002
+        while True:
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                return
+            except aiosqlite.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self):
+        async with self._lock:
+            await self._begin()
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(aiosqlite.Error):
+                    await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
     # ------------------------------------------------------------------ answers
 
     async def get(self, key: str) -> dict[str, Any] | None:
@@ -160,19 +189,18 @@ class AnswerCache:
     async def put(self, key: str, value: dict[str, Any], *, intent: str) -> None:
         now = time.time()
         raw = json.dumps(value, ensure_ascii=False, default=str)
-        async with self._lock:
+        async with self._transaction():
             await self.db.execute(
                 "INSERT OR REPLACE INTO answers (key, intent, value, created_at, expires_at, hits)"
                 " VALUES (?, ?, ?, ?, ?, 0)",
                 (key, intent, raw, now, now + self.ttl_seconds),
             )
-            await self.db.commit()
 
     async def cleanup(self, *, everything: bool = False, keep_actions_days: int = 90) -> dict[str, int]:
         """Remove expired answers (all answers with everything=True) and old action records."""
         await self.flush()
         now = time.time()
-        async with self._lock:
+        async with self._transaction():
             if everything:
                 cur = await self.db.execute("DELETE FROM answers")
             else:
@@ -181,7 +209,6 @@ class AnswerCache:
             oldest = now - keep_actions_days * 86400
             cur = await self.db.execute("DELETE FROM actions WHERE ts < ?", (oldest,))
             removed_actions = cur.rowcount
-            await self.db.commit()
         return {"removed_entries": max(removed, 0), "removed_actions": max(removed_actions, 0)}
 
     async def stats(self) -> dict[str, Any]:
@@ -260,6 +287,7 @@ class AnswerCache:
             if not (actions or questions or hits or misses):
                 return
             try:
+                await self._begin()
                 if actions:
                     await self.db.executemany(
                         "INSERT INTO actions (ts, username, intent, question, cached, source, duration_ms)"
@@ -279,9 +307,10 @@ class AnswerCache:
                         "UPDATE counters SET value = value + ? WHERE name = ?",
                         [(hits, "hits"), (misses, "misses")],
                     )
-                await self.db.commit()
+                await self.db.execute("COMMIT")
             except aiosqlite.Error:
-                await self.db.rollback()
+                with contextlib.suppress(aiosqlite.Error):
+                    await self.db.execute("ROLLBACK")
                 self._actions[:0], self._questions[:0] = actions, questions
                 self._hits += hits
                 self._misses += misses

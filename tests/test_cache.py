@@ -1,0 +1,132 @@
+"""cache_service (SQLite answer cache, action and question statistics) and the /api/cache routes."""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from cache_service import AnswerCache, cache_key, normalize_question
+from models import Analysis, AuditFilters, Intent
+
+
+def _analysis(question: str, **filters) -> Analysis:
+    return Analysis(question=question, intent=Intent.COUNT_EVENTS, filters=AuditFilters(**filters))
+
+
+def test_key_depends_on_resolved_times_and_version():
+    day1 = {"start": datetime(2025, 1, 1, tzinfo=UTC), "end": datetime(2025, 1, 2, tzinfo=UTC)}
+    day2 = {"start": datetime(2025, 1, 2, tzinfo=UTC), "end": datetime(2025, 1, 3, tzinfo=UTC)}
+    a = cache_key(_analysis("Combien hier ?", **day1), audit_version=1)
+    assert a == cache_key(_analysis("  combien HIER ", **day1), audit_version=1)
+    assert a != cache_key(_analysis("Combien hier ?", **day2), audit_version=1)  # "hier", another day
+    assert a != cache_key(_analysis("Combien hier ?", **day1), audit_version=2)  # after an import
+    assert normalize_question("Qu'a fait  ADM_MOREAU hier soir ?") == "qu a fait adm moreau hier soir"
+
+
+async def test_get_put_ttl_counters_and_cleanup(tmp_path):
+    cache = AnswerCache(str(tmp_path / "c.db"), ttl_seconds=60)
+    await cache.open()
+    try:
+        assert await cache.get("k1") is None
+        await cache.put("k1", {"answer": "42 événements"}, intent="count_events")
+        assert await cache.get("k1") == {"answer": "42 événements"}
+        await cache.db.execute("UPDATE answers SET expires_at = ?", (time.time() - 1,))
+        assert await cache.get("k1") is None  # expired
+        stats = await cache.stats()
+        assert (stats["hits"], stats["misses"], stats["entries"], stats["expired_entries"]) == (1, 2, 1, 1)
+        assert stats["hit_rate"] == round(1 / 3, 4)
+        assert (await cache.cleanup())["removed_entries"] == 1
+        assert (await cache.stats())["entries"] == 0
+    finally:
+        await cache.close()
+
+
+async def test_concurrent_use_and_a_second_connection(tmp_path):
+    path = str(tmp_path / "c.db")
+    a, b = AnswerCache(path, ttl_seconds=60), AnswerCache(path, ttl_seconds=60)
+    await a.open()
+    await b.open()
+    try:
+
+        async def work(i: int) -> None:
+            cache = a if i % 2 else b
+            await cache.put(f"k{i}", {"i": i}, intent="top_users")
+            assert await cache.get(f"k{i}") == {"i": i}
+            cache.record(
+                username=f"u{i % 3}", question=f"question {i % 5}", intent="top_users",
+                cached=False, source="template", duration_ms=1.0,
+            )  # fmt: skip
+
+        await asyncio.gather(*(work(i) for i in range(60)))
+        await a.flush()
+        await b.flush()
+        actions = await a.actions(start=0, end=time.time() + 1)
+        assert actions["total"] == 60
+        assert {u["username"]: u["count"] for u in actions["by_user"]} == {"u0": 20, "u1": 20, "u2": 20}
+        assert (await a.stats())["entries"] == 60
+        journal = await (await a.db.execute("PRAGMA journal_mode")).fetchone()
+        assert journal[0] == "wal"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_frequent_questions_and_suggestions(tmp_path):
+    cache = AnswerCache(str(tmp_path / "c.db"), ttl_seconds=60)
+    await cache.open()
+    try:
+        for question, n in [("Combien de connexions échouées hier ?", 3), ("Qui a supprimé des tables ?", 1)]:
+            for _ in range(n):
+                cache.record(
+                    username="u", question=question, intent="failed_logins",
+                    cached=False, source="template", duration_ms=1,
+                )  # fmt: skip
+        cache.record(username="u", question="bonjour", intent="small_talk", cached=False, source="template",
+                     duration_ms=1)  # fmt: skip
+        top = await cache.frequent_questions(limit=5)
+        assert [(q["question"], q["count"]) for q in top] == [
+            ("Combien de connexions échouées hier ?", 3),
+            ("Qui a supprimé des tables ?", 1),
+        ]
+        catalogue = ["Combien d'événements aujourd'hui ?", "Quels sont les utilisateurs les plus actifs ?"]
+        found = await cache.suggest("combien", catalogue=catalogue, limit=3)
+        assert found[:2] == ["Combien de connexions échouées hier ?", "Combien d'événements aujourd'hui ?"]
+        assert (await cache.suggest("utilisateurs plus actfs", catalogue=catalogue))[0] == catalogue[1]
+        assert await cache.suggest("", catalogue=catalogue, limit=1) == [
+            "Combien de connexions échouées hier ?"
+        ]
+    finally:
+        await cache.close()
+
+
+async def test_cache_routes(client, auditor_headers, admin_headers, app):
+    r = await client.get("/api/cache/stats", headers=auditor_headers)
+    assert r.status_code == 200
+    assert {"entries", "hits", "misses", "hit_rate", "size_bytes"} <= r.json().keys()
+    app.state.answer_cache.record(
+        username="auditor1", question="Combien d'événements hier ?", intent="count_events",
+        cached=True, source="template", duration_ms=3.0,
+    )  # fmt: skip
+    r = await client.get("/api/cache/actions?timeframe=1h", headers=auditor_headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["total"] >= 1 and any(i["intent"] == "count_events" for i in body["by_intent"])
+    assert any(u["username"] == "auditor1" for u in body["by_user"])
+    assert (await client.get("/api/cache/actions?timeframe=soon", headers=auditor_headers)).status_code == 422
+    assert (await client.post("/api/cache/cleanup", headers=auditor_headers)).status_code == 403
+    r = await client.post("/api/cache/cleanup", headers=admin_headers)
+    assert r.status_code == 200 and "removed_entries" in r.json()
+    assert (await client.get("/api/cache/stats")).status_code == 401
+    health = (await client.get("/api/health")).json()
+    assert health["dependencies"]["cache"]["status"] == "up"
+
+
+async def test_suggestion_routes(client, auditor_headers):
+    r = await client.get("/api/chat/suggestions", params={"partial_message": "connexions échou"},
+                         headers=auditor_headers)  # fmt: skip
+    assert r.status_code == 200
+    assert any("connexions échouées" in s for s in r.json()["suggestions"])
+    r = await client.get("/api/chat/frequent-questions?limit=5", headers=auditor_headers)
+    assert r.status_code == 200 and isinstance(r.json()["questions"], list)
+    assert (
+        await client.get("/api/chat/frequent-questions?limit=0", headers=auditor_headers)
+    ).status_code == 422
