@@ -1,0 +1,161 @@
+"""Anomaly detection: the planted incidents of the demo trail, routine work, thresholds, merging."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from anomalies import Anomaly, detect_anomalies
+from config import settings
+from demo_data import planted_incidents
+from ingest import event_id, insert_documents
+
+EXPECTED_TYPES = {
+    "failed_logon_burst": {"failed_logon_burst"},
+    "off_hours_ddl": {"off_hours_activity", "sensitive_action"},
+    "privilege_grant": {"sensitive_action"},
+    "mass_delete": {"mass_dml", "volume_spike"},
+    "new_host_program": {"new_host_or_program"},
+}
+
+
+@pytest.fixture(scope="module")
+async def findings(store, demo) -> list[Anomaly]:
+    return await detect_anomalies(store, start=demo.end - timedelta(days=7), end=demo.end)
+
+
+def matches(a: Anomaly, incident: dict) -> bool:
+    """Same user, same host and an overlapping window, within an hour of the incident."""
+    users = {a.dbusername, *a.evidence.get("users", [])}
+    hosts = {a.userhost, *a.evidence.get("hosts", [])}
+    return (
+        incident["dbusername"] in users
+        and incident["userhost"] in hosts
+        and a.start <= incident["end"]
+        and incident["start"] <= a.end + timedelta(seconds=1)
+        and a.start >= incident["start"] - timedelta(hours=1)
+        and a.end <= incident["end"] + timedelta(hours=1)
+    )
+
+
+async def test_every_planted_incident_is_reported_high(findings, demo):
+    for incident in planted_incidents(demo.end, settings.tz):
+        found = [a for a in findings if matches(a, incident) and a.type in EXPECTED_TYPES[incident["kind"]]]
+        assert found, incident["kind"]
+        assert any(a.severity == "high" for a in found), incident["kind"]
+        for a in found:
+            assert a.explanation and a.title and a.start.tzinfo is not None
+
+
+async def test_few_unplanted_high_findings(findings, demo):
+    incidents = planted_incidents(demo.end, settings.tz)
+    unplanted = [a for a in findings if a.severity == "high" and not any(matches(a, i) for i in incidents)]
+    assert len(unplanted) <= 5, [(a.type, a.dbusername, a.title) for a in unplanted]
+
+
+async def test_findings_details(findings, demo):
+    inc = {i["kind"]: i for i in planted_incidents(demo.end, settings.tz)}
+    [burst] = [a for a in findings if a.type == "failed_logon_burst"]  # user and host views merged
+    assert (burst.dbusername, burst.userhost, burst.count) == ("SYSTEM", "WS-EXT-4471", 36)
+    assert burst.evidence["return_codes"] == [1017]
+    assert {v["by"] for v in burst.evidence["views"]} == {"user", "host"}
+    assert burst.evidence["samples"][0]["os_username"] == "guest"
+
+    [grant] = [
+        a
+        for a in findings
+        if a.type == "sensitive_action" and a.severity == "high" and a.dbusername == "ADM_GIRARD"
+    ]
+    assert "GRANT DBA TO PLEGRAND" in grant.explanation
+    assert inc["privilege_grant"]["start"] <= grant.start <= inc["privilege_grant"]["end"]
+
+    [dml] = [a for a in findings if a.type == "mass_dml"]
+    assert dml.dbusername == "TPETIT" and dml.count >= 450
+    assert dml.evidence["by_action_and_object"][0] == {
+        "action_name": "DELETE", "object_schema": "SALES", "object_name": "ORDERS", "count": 450,
+    }  # fmt: skip
+
+    spike = next(a for a in findings if a.type == "volume_spike" and a.dbusername == "TPETIT")
+    assert spike.evidence["robust_score"] >= settings.ANOMALY_MAD_THRESHOLD
+    assert spike.evidence["median"] < 50 and "médiane" in spike.explanation
+
+    [new] = [a for a in findings if a.type == "new_host_or_program"]
+    assert new.dbusername == "MMARTIN" and new.evidence["new_host"]
+    assert new.evidence["new_programs"] == ["python3.11"] and new.count == 17
+    assert new.evidence["known_hosts"] == ["pc-mmartin"]
+
+    night = next(a for a in findings if a.type == "off_hours_activity" and a.dbusername == "ADM_MOREAU")
+    assert night.severity == "high" and night.start == inc["off_hours_ddl"]["start"]
+    assert {c["a"] for c in night.evidence["changes"]} >= {"DROP TABLE", "TRUNCATE TABLE", "ALTER TABLE"}
+
+
+async def test_routine_night_work_is_low(findings):
+    for user in ("ETL_BATCH", "MONITOR"):
+        own = [a for a in findings if a.dbusername == user]
+        assert own and all(a.severity == "low" for a in own), user
+        [night] = [a for a in own if a.type == "off_hours_activity"]
+        assert night.evidence["routine"] is True
+    routine_grants = [a for a in findings if a.type == "sensitive_action" and a.severity == "low"]
+    assert routine_grants and all(a.evidence["session_id"] is None for a in routine_grants)
+
+
+async def test_thresholds_come_from_settings(store, demo, monkeypatch):
+    monkeypatch.setattr(settings, "ANOMALY_FAILED_LOGON_THRESHOLD", 40)
+    monkeypatch.setattr(settings, "ANOMALY_MASS_DML_THRESHOLD", 500)
+    inc = {i["kind"]: i for i in planted_incidents(demo.end, settings.tz)}
+    start = inc["mass_delete"]["start"] - timedelta(hours=2)
+    found = await detect_anomalies(
+        store, start=start, end=inc["failed_logon_burst"]["end"] + timedelta(hours=1)
+    )
+    assert not [a for a in found if a.type in ("failed_logon_burst", "mass_dml")]
+
+
+async def test_bad_window_is_refused(store):
+    now = datetime.now(UTC)
+    with pytest.raises(ValueError):
+        await detect_anomalies(store, start=now, end=now - timedelta(hours=1))
+
+
+def _event(at: datetime, user: str, host: str, action: str = "SELECT", rc: int = 0, **extra) -> dict:
+    doc = {
+        "event_timestamp": at, "dbusername": user, "userhost": host, "os_username": user.lower(),
+        "client_program_name": "sqlplus", "action_name": action, "return_code": rc,
+        "object_schema": "HR", "object_name": "EMPLOYEES", "session_id": extra.pop("session_id", 1),
+        "terminal": "t", "sql_text": extra.pop("sql_text", None), **extra,
+    }  # fmt: skip
+    doc["_id"] = event_id(doc)
+    return doc
+
+
+async def test_spraying_from_one_host_is_one_finding(store, scratch_audit):
+    base = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+    docs = [_event(base - timedelta(days=3, minutes=i), "ALICE", "pc-alice") for i in range(20)]
+    docs += [
+        _event(base + timedelta(seconds=20 * i), f"USER{i % 4}", "kali", "LOGON", 1017, session_id=100 + i)
+        for i in range(12)
+    ]
+    await insert_documents(store, docs)
+    found = await detect_anomalies(store, start=base - timedelta(hours=1), end=base + timedelta(hours=1))
+    [burst] = [a for a in found if a.type == "failed_logon_burst"]
+    assert burst.userhost == "kali" and burst.dbusername is None and burst.count == 12
+    assert burst.evidence["users"] == ["USER0", "USER1", "USER2", "USER3"]
+    assert burst.severity == "high"  # several accounts from one origin
+
+
+async def test_volume_baseline_is_per_user(store, scratch_audit):
+    """A busy account at its usual volume is not flagged; a quiet one at the same volume is."""
+    day0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    docs = []
+    for day in range(10):
+        for hour in range(6):
+            at = day0 + timedelta(days=day, hours=hour)
+            docs += [_event(at + timedelta(seconds=30 * i), "BUSY", "srv1") for i in range(90 + day % 3)]
+            docs += [_event(at + timedelta(seconds=60 * i), "QUIET", "pc-quiet") for i in range(3 + hour % 2)]
+    spike_at = day0 + timedelta(days=10, hours=2)
+    docs += [_event(spike_at + timedelta(seconds=30 * i), "BUSY", "srv1") for i in range(92)]
+    docs += [_event(spike_at + timedelta(seconds=30 * i), "QUIET", "pc-quiet") for i in range(92)]
+    await insert_documents(store, docs)
+    found = await detect_anomalies(store, start=day0 + timedelta(days=10), end=day0 + timedelta(days=11))
+    spikes = {a.dbusername: a for a in found if a.type == "volume_spike"}
+    assert set(spikes) == {"QUIET"}
+    assert spikes["QUIET"].evidence["median"] <= 5
+    assert spikes["QUIET"].start == spike_at.replace(minute=0)
