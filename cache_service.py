@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('hits', 0), ('misses', 0);
 
 # Intents whose questions are worth offering again as suggestions.
 NOT_SUGGESTED = {"unknown", "small_talk", "help", "files"}
+RECENT_SIZE = 512
 
 
 class CacheUnavailable(RuntimeError):
@@ -100,6 +102,9 @@ class AnswerCache:
         self._misses = 0
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
+        # The latest answers of this process, in front of SQLite (keys hold the audit version, so
+        # an entry can only be stale by its TTL, which is checked here too).
+        self._recent: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -174,8 +179,14 @@ class AnswerCache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The cached answer for this key, if any and not expired; counts a hit or a miss."""
+        recent = self._recent.get(key)
+        if recent is not None and recent[0] > time.time():
+            self._recent.move_to_end(key)
+            self._hits += 1
+            self._wake.set()
+            return recent[1]
         async with self.db.execute(
-            "SELECT value FROM answers WHERE key = ? AND expires_at > ?", (key, time.time())
+            "SELECT value, expires_at FROM answers WHERE key = ? AND expires_at > ?", (key, time.time())
         ) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -184,7 +195,15 @@ class AnswerCache:
             return None
         self._hits += 1
         self._wake.set()
-        return json.loads(row[0])
+        value = json.loads(row[0])
+        self._remember(key, row[1], value)
+        return value
+
+    def _remember(self, key: str, expires_at: float, value: dict[str, Any]) -> None:
+        self._recent[key] = (expires_at, value)
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_SIZE:
+            self._recent.popitem(last=False)
 
     async def put(self, key: str, value: dict[str, Any], *, intent: str) -> None:
         now = time.time()
@@ -195,11 +214,17 @@ class AnswerCache:
                 " VALUES (?, ?, ?, ?, ?, 0)",
                 (key, intent, raw, now, now + self.ttl_seconds),
             )
+        self._remember(key, now + self.ttl_seconds, json.loads(raw))
 
     async def cleanup(self, *, everything: bool = False, keep_actions_days: int = 90) -> dict[str, int]:
         """Remove expired answers (all answers with everything=True) and old action records."""
         await self.flush()
         now = time.time()
+        if everything:
+            self._recent.clear()
+        else:
+            for key in [k for k, (expires, _) in self._recent.items() if expires <= now]:
+                del self._recent[key]
         async with self._transaction():
             if everything:
                 cur = await self.db.execute("DELETE FROM answers")

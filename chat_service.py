@@ -7,10 +7,14 @@ analysis so a follow-up question ("et hier ?") reuses the previous context.
 """
 
 import asyncio
+import math
+import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +22,11 @@ from bson import ObjectId
 from loguru import logger
 from pymongo.errors import PyMongoError
 
+import analytics
+import anomalies
 import conversations
+import files_service
+import nlp_service
 import openai_service
 from cache_service import AnswerCache, cache_key, normalize_question
 from config import settings
@@ -32,7 +40,9 @@ from models import (
     ChatResponse,
     Intent,
     QueryResult,
+    TimeRange,
 )
+from time_parser import fold
 
 # Questions known to work on an ordinary audit trail (suggestions, help, "not understood").
 EXAMPLES: list[str] = [
@@ -143,6 +153,7 @@ DEFAULT_LIMIT = 10
 EVENTS_LIMIT = 20
 MAX_SUMMARY_ITEMS = 5
 STREAM_PIECE_WORDS = 3
+ANOMALY_DEFAULT_DAYS = 7
 
 
 class ChatError(RuntimeError):
@@ -248,43 +259,50 @@ def _group_field(analysis: Analysis, default: str) -> str:
     return analysis.group_by if analysis.group_by in DIMENSIONS else default
 
 
+def effective_filters(analysis: Analysis) -> AuditFilters:
+    """The analysis' filters with what its intent implies when the NLP left it out."""
+    intent, f = analysis.intent, analysis.filters
+    if intent == Intent.FAILED_LOGINS and not f.action_name:
+        return f.model_copy(update={"action_name": ["LOGON"], "failed": True})
+    if intent == Intent.ERRORS and f.failed is None and not f.return_code:
+        return f.model_copy(update={"failed": True})
+    if intent == Intent.PRIVILEGES and not (f.action_name or f.system_privilege_used):
+        return f.model_copy(update={"action_name": PRIVILEGE_ACTIONS})
+    return f
+
+
 async def run_query(store, analysis: Analysis) -> QueryResult | None:
     """The analytics call matching the intent (None for help, small talk and unknown)."""
-    import analytics
-    import anomalies
-
-    intent, f = analysis.intent, analysis.filters
+    intent, f = analysis.intent, effective_filters(analysis)
     limit = _limit(analysis)
-    bucket = analysis.group_by if analysis.group_by in TIME_BUCKETS else None
+    group = analysis.group_by
     if intent in (Intent.HELP, Intent.SMALL_TALK, Intent.UNKNOWN):
         return None
-    if bucket and intent not in (Intent.ANOMALIES, Intent.SESSIONS):
-        return await analytics.time_distribution(store, f, bucket)
-    if (
-        analysis.count_only
-        and analysis.group_by is None
-        and intent
-        not in (
-            Intent.LIST_USERS,
-            Intent.ANOMALIES,
-            Intent.SESSIONS,
-        )
-    ):
+    if intent == Intent.ANOMALIES:
+        found = await anomalies.detect_anomalies(store, start=f.start, end=f.end)
+        return anomalies_table(found, start=f.start, end=f.end)
+    if group in TIME_BUCKETS and intent != Intent.SESSIONS:
+        return await analytics.time_distribution(store, f, group)
+    if intent == Intent.SESSIONS:
+        return await analytics.sessions(store, f, limit=limit)
+    if intent == Intent.LIST_USERS:
+        return await analytics.distinct_values(store, f, _group_field(analysis, "dbusername"), limit=100)
+    if analysis.count_only and group is None:
         return await analytics.count_events(store, f)
     match intent:
         case Intent.TOP_USERS:
             return await analytics.count_by(store, f, _group_field(analysis, "dbusername"), limit=limit)
-        case Intent.LIST_USERS:
-            return await analytics.distinct_values(store, f, _group_field(analysis, "dbusername"), limit=100)
         case Intent.USER_ACTIVITY:
+            if group and group != "dbusername":
+                return await analytics.count_by(store, f, _group_field(analysis, "action_name"), limit=limit)
             return await analytics.user_activity(store, f, limit=limit)
         case Intent.TOP_ACTIONS:
             return await analytics.count_by(store, f, _group_field(analysis, "action_name"), limit=limit)
         case Intent.COUNT_EVENTS:
-            if analysis.group_by:
-                return await analytics.count_by(store, f, _group_field(analysis, "action_name"), limit=limit)
-            return await analytics.count_events(store, f)
+            return await analytics.count_by(store, f, _group_field(analysis, "action_name"), limit=limit)
         case Intent.TOP_OBJECTS:
+            if group and group not in ("object_name", "object_schema"):
+                return await analytics.count_by(store, f, _group_field(analysis, "object_name"), limit=limit)
             return await analytics.top_objects(store, f, limit=limit)
         case Intent.SCHEMA_OBJECTS:
             return await analytics.count_by(store, f, _group_field(analysis, "object_name"), limit=limit)
@@ -292,62 +310,59 @@ async def run_query(store, analysis: Analysis) -> QueryResult | None:
             return await analytics.count_by(store, f, _group_field(analysis, "object_schema"), limit=limit)
         case Intent.OBJECT_CHANGES:
             return await analytics.object_changes(store, f, limit=_limit(analysis, EVENTS_LIMIT))
-        case Intent.FAILED_LOGINS:
-            f = f.model_copy(update={"failed": True, "action_name": f.action_name or ["LOGON"]})
-            return await analytics.count_by(store, f, _group_field(analysis, "dbusername"), limit=limit)
-        case Intent.ERRORS:
-            f = f.model_copy(update={"failed": True} if not f.return_code else {})
-            return await analytics.count_by(store, f, _group_field(analysis, "return_code"), limit=limit)
+        case Intent.FAILED_LOGINS | Intent.ERRORS:
+            default = "dbusername" if intent == Intent.FAILED_LOGINS else "return_code"
+            return await analytics.count_by(store, f, _group_field(analysis, default), limit=limit)
         case Intent.OFF_HOURS:
             return await analytics.off_hours(store, f, limit=limit)
-        case Intent.PRIVILEGES:
-            if not (f.action_name or f.system_privilege_used):
-                f = f.model_copy(update={"action_name": PRIVILEGE_ACTIONS})
-            return await analytics.search_events(
-                store, f, sort="-event_timestamp", limit=_limit(analysis, EVENTS_LIMIT), page=1
-            )
         case Intent.TIME_DISTRIBUTION:
             return await analytics.time_distribution(store, f, "hour")
         case Intent.CLIENTS:
             return await analytics.count_by(
                 store, f, _group_field(analysis, "client_program_name"), limit=limit
             )
-        case Intent.SESSIONS:
-            return await analytics.sessions(store, f, limit=limit)
-        case Intent.ANOMALIES:
-            found = await anomalies.detect_anomalies(store, start=f.start, end=f.end)
-            return anomalies_table(found)
-        case _:  # SEARCH_EVENTS and anything new
+        case _:  # SEARCH_EVENTS, PRIVILEGES and anything new: the events themselves
             return await analytics.search_events(
                 store, f, sort="-event_timestamp", limit=_limit(analysis, EVENTS_LIMIT), page=1
             )
 
 
-def anomalies_table(found: list[Any]) -> QueryResult:
+def anomalies_table(found: list[Any], *, start: datetime, end: datetime) -> QueryResult:
     rows = []
     for a in found:
         item = a.model_dump() if hasattr(a, "model_dump") else dict(a)
-        rows.append([item.get("type"), item.get("severity"), item.get("title"), item.get("explanation")])
+        rows.append(
+            [
+                item.get("type"),
+                item.get("severity"),
+                item.get("title"),
+                item.get("explanation"),
+                item.get("dbusername"),
+                item.get("userhost"),
+                item.get("start"),
+                item.get("end"),
+                item.get("count"),
+            ]
+        )
     return QueryResult(
-        columns=["type", "severity", "title", "explanation"],
+        columns=[
+            "type",
+            "severity",
+            "title",
+            "explanation",
+            "dbusername",
+            "userhost",
+            "start",
+            "end",
+            "count",
+        ],
         rows=rows,
         total=len(rows),
-        query={"detector": "anomalies.detect_anomalies"},
+        query={"detector": "anomalies.detect_anomalies", "start": start, "end": end},
     )
 
 
 # ---------------------------------------------------------------------------- template answers
-
-
-def _rows_summary(result: QueryResult, n: int = MAX_SUMMARY_ITEMS) -> str:
-    """'A (12), B (7), C (3)' from a [name, count, ...] table."""
-    items = []
-    for row in result.rows[:n]:
-        if len(row) >= 2 and isinstance(row[1], int | float) and not isinstance(row[1], bool):
-            items.append(f"{_cell(row[0])} ({fmt_int(row[1])})")
-        else:
-            items.append(" ".join(_cell(c) for c in row[:3]))
-    return ", ".join(items)
 
 
 def _cell(value: Any) -> str:
@@ -362,54 +377,116 @@ def _cell(value: Any) -> str:
             return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return fmt_int(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} ({_cell(v)})" for k, v in list(value.items())[:4])
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value[:4])
     return str(value)
 
 
-def _is_count(result: QueryResult) -> bool:
-    return len(result.columns) == 1 and len(result.rows) <= 1
+def _name(value: Any) -> str:
+    """A value used as a name (a user, a return code, a session id): never a formatted number."""
+    return str(value) if isinstance(value, int) else _cell(value)
 
 
-def _group_label(result: QueryResult, analysis: Analysis) -> tuple[str, str]:
-    first = result.columns[0] if result.columns else ""
-    return FIELD_LABELS.get(first) or FIELD_LABELS.get(analysis.group_by or "", ("élément", "éléments"))
+def _pairs(rows: list[list[Any]], n: int = MAX_SUMMARY_ITEMS, *, label=None) -> str:
+    """'A (12), B (7), C (3)' from [name, count] rows."""
+    label = label or (lambda row: _name(row[0]))
+    return ", ".join(f"{label(r)} ({fmt_int(r[1])})" for r in rows[:n])
+
+
+def _bucket_label(bucket: str, value: Any) -> str:
+    if bucket == "hour":
+        return f"{value} h"
+    return str(value)
 
 
 def template_answer(analysis: Analysis, result: QueryResult) -> str:
     """The French answer, every figure taken from `result`."""
     intent = analysis.intent
-    where = filters_text(analysis.filters) + period_text(analysis.filters, analysis)
+    f = analysis.filters
+    period = period_text(f, analysis)
+    where = filters_text(f) + period
     headline = HEADLINES.get(intent, "Résultat")
+    cols = result.columns
     if intent == Intent.ANOMALIES:
         if not result.rows:
-            return f"Aucune activité suspecte détectée{period_text(analysis.filters, analysis)}."
-        lines = [
-            f"{fmt_int(result.total)} anomalie(s) détectée(s){period_text(analysis.filters, analysis)} :"
-        ]
-        for _kind, severity, title, explanation in result.rows[:MAX_SUMMARY_ITEMS]:
-            lines.append(f"- [{severity}] {title} — {explanation}")
+            return f"Aucune activité suspecte détectée{period}."
+        lines = [f"{fmt_int(result.total)} anomalie(s) détectée(s){period} :"]
+        for row in result.rows[:MAX_SUMMARY_ITEMS]:
+            lines.append(f"- [{row[1]}] {row[2]} — {row[3]}")
+        if result.total > MAX_SUMMARY_ITEMS:
+            lines.append("(la liste complète est dans le tableau)")
         return "\n".join(lines)
-    if _is_count(result):
-        count = result.rows[0][0] if result.rows else result.total
-        return f"{fmt_int(count)} événement(s){where}."
+    if cols == ["count"]:
+        return f"{headline} : {fmt_int(result.total)} événement(s){where}."
     if result.total == 0 or not result.rows:
         return f"{headline} : aucun résultat{where}."
-    one, many = _group_label(result, analysis)
-    if "event_timestamp" in result.columns:  # a list of events
+    if len(cols) == 2 and cols[1] == "count" and cols[0] in TIME_BUCKETS:
+        one, many = FIELD_LABELS[cols[0]]
+        busiest = sorted((r for r in result.rows if r[1]), key=lambda r: -r[1])[:3]
+        label = lambda r: _bucket_label(cols[0], r[0])  # noqa: E731
+        return (
+            f"{headline} par {one}{where} : {fmt_int(result.total)} événement(s) ; "
+            f"les {many} les plus chargé(e)s : {_pairs(busiest, 3, label=label)}."
+        )
+    if len(cols) == 2 and cols[1] == "count":
+        one, many = FIELD_LABELS.get(cols[0], ("élément", "éléments"))
+        if intent == Intent.LIST_USERS:  # distinct_values: total is the number of values
+            if analysis.count_only:
+                return f"{fmt_int(result.total)} {many if result.total > 1 else one}{where}."
+            label = many if result.total > 1 else one
+            return f"{fmt_int(result.total)} {label}{where} : {_pairs(result.rows, 15)}."
+        text = f"{headline} ({many}){where} : {_pairs(result.rows)}"
+        if intent in (Intent.FAILED_LOGINS, Intent.ERRORS, Intent.COUNT_EVENTS):
+            text = (
+                f"{headline}{where} : {fmt_int(result.total)} événement(s). Par {one} : {_pairs(result.rows)}"
+            )
+        else:
+            text += f", sur {fmt_int(result.total)} événement(s)"
+        return text + "."
+    if cols[:3] == ["object_schema", "object_name", "count"]:
+        label = lambda r: f"{r[0]}.{r[1]}"  # noqa: E731
+        rows = [[r, r[2]] for r in result.rows]
+        return f"{headline}{where} : {_pairs(rows, label=lambda x: label(x[0]))}."
+    if cols[:2] == ["dbusername", "events"]:
+        return _per_user(headline, where, result)
+    if cols[:2] == ["session_id", "dbusername"]:
+        shown = ", ".join(
+            f"{r[0]} ({r[1]}, {fmt_int(r[9])} événement(s), {_cell(r[5])})" for r in result.rows[:3]
+        )
+        return f"{fmt_int(result.total)} session(s){where}. Les plus récentes : {shown}."
+    if "event_timestamp" in cols:  # a list of events
         shown = len(result.rows)
-        text = f"{headline} : {fmt_int(result.total)} événement(s){where}."
+        text = f"{headline}{where} : {fmt_int(result.total)} événement(s)."
         if shown < result.total:
-            text += f" Voici les {fmt_int(shown)} plus récents"
+            text += f" Voici les {fmt_int(shown)} plus récents ; en tête"
         else:
             text += " Les plus récents"
         return text + " : " + _events_summary(result) + "."
-    if intent == Intent.LIST_USERS or len(result.columns) == 1:
-        names = ", ".join(_cell(r[0]) for r in result.rows[:15])
-        more = " …" if len(result.rows) > 15 else ""
-        return f"{fmt_int(result.total)} {many if result.total > 1 else one}{where} : {names}{more}."
-    text = f"{headline}{where} : {_rows_summary(result)}."
-    if result.total > len(result.rows[:MAX_SUMMARY_ITEMS]):
-        text += f" ({fmt_int(result.total)} {many} au total.)"
-    return text
+    return f"{headline}{where} : {fmt_int(result.total)} résultat(s)."
+
+
+def _per_user(headline: str, where: str, result: QueryResult) -> str:
+    """user_activity rows (total: users) and off_hours rows (total: events): [dbusername, events, ...]."""
+    idx = {c: i for i, c in enumerate(result.columns)}
+    if "first_activity" in idx:
+        users = "utilisateur" if result.total == 1 else "utilisateurs"
+        lead = f"{headline}{where} : {fmt_int(result.total)} {users}. "
+    else:
+        lead = f"{headline}{where} : {fmt_int(result.total)} événement(s). "
+    parts = []
+    for row in result.rows[:3]:
+        bit = f"{row[0]} : {fmt_int(row[1])} événement(s)"
+        if "failed" in idx and row[idx["failed"]]:
+            bit += f" dont {fmt_int(row[idx['failed']])} en échec"
+        if "weekend_events" in idx and row[idx["weekend_events"]]:
+            bit += f" dont {fmt_int(row[idx['weekend_events']])} le week-end"
+        if row[idx["actions"]]:
+            bit += f" ({_cell(row[idx['actions']])})"
+        parts.append(bit)
+    more = f" ; {fmt_int(len(result.rows) - 3)} autre(s) utilisateur(s)" if len(result.rows) > 3 else ""
+    return lead + " ; ".join(parts) + more + "."
 
 
 def _events_summary(result: QueryResult) -> str:
@@ -423,6 +500,8 @@ def _events_summary(result: QueryResult) -> str:
         if "object_name" in idx and row[idx["object_name"]]:
             schema = row[idx["object_schema"]] if "object_schema" in idx else None
             bits.append(f"{schema}.{row[idx['object_name']]}" if schema else str(row[idx["object_name"]]))
+        if "return_code" in idx and row[idx["return_code"]]:
+            bits.append(f"(code {row[idx['return_code']]})")
         parts.append(" ".join(bits))
     return " ; ".join(parts)
 
@@ -465,13 +544,66 @@ def suggestions_for(analysis: Analysis) -> list[str]:
 # ---------------------------------------------------------------------------- orchestration
 
 
+def with_default_window(analysis: Analysis, now: datetime | None) -> Analysis:
+    """Anomaly detection needs a window: the last 7 whole days (today included) when none is said."""
+    if analysis.intent != Intent.ANOMALIES or (analysis.filters.start and analysis.filters.end):
+        return analysis
+    today = datetime.combine(local(now or datetime.now(settings.tz)).date(), dt_time(), settings.tz)
+    end = analysis.filters.end or today + timedelta(days=1)
+    start = analysis.filters.start or end - timedelta(days=ANOMALY_DEFAULT_DAYS)
+    return analysis.model_copy(
+        update={
+            "filters": analysis.filters.model_copy(update={"start": start, "end": end}),
+            "time_range": TimeRange(start=start, end=end, text=f"les {ANOMALY_DEFAULT_DAYS} derniers jours"),
+        }
+    )
+
+
+# Analyses of recent questions, so a repeated question skips the NLP: keyed by the trail and its
+# version (the NLP links names to the values present), the question and the previous turn. Kept only
+# while the analysis cannot change with the clock: no time range, or whole calendar days (until the
+# next local midnight). Relative hours ("la dernière heure", "ce matin") are analysed every time.
+_memo: OrderedDict[tuple, tuple[float, Analysis]] = OrderedDict()
+MEMO_SIZE = 2048
+
+
+def _memo_valid_until(analysis: Analysis) -> float | None:
+    f = analysis.filters
+    if not f.start and not f.end:
+        return math.inf
+    said = fold(analysis.time_range.text or "") if analysis.time_range else ""
+    if re.search(r"heure|minute|\d\s*h\b", said):
+        return None
+    for bound in (f.start, f.end):
+        if bound is not None and local(bound).timetz().replace(tzinfo=None) != dt_time():
+            return None
+    today = local(datetime.now(settings.tz)).date()
+    return datetime.combine(today + timedelta(days=1), dt_time(), settings.tz).timestamp()
+
+
+async def _analysis(
+    store, question: str, previous: Analysis | None, now: datetime | None, version: int
+) -> Analysis:
+    key = (store.audit_name, version, question, previous.model_dump_json() if previous else "")
+    if now is None:
+        found = _memo.get(key)
+        if found is not None and found[0] > time.time():
+            _memo.move_to_end(key)
+            return found[1].model_copy(deep=True)
+    analysis = with_default_window(await _analyze(store, question, previous, now), now)
+    until = _memo_valid_until(analysis) if now is None else None
+    if until is not None:
+        _memo[key] = (until, analysis.model_copy(deep=True))
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
+    return analysis
+
+
 def _stored_analysis(analysis: Analysis) -> dict[str, Any]:
     return analysis.model_dump(mode="json")
 
 
 async def _analyze(store, question: str, previous: Analysis | None, now: datetime | None) -> Analysis:
-    import nlp_service
-
     return await nlp_service.analyze(question, store=store, previous=previous, now=now)
 
 
@@ -486,7 +618,8 @@ async def prepare(
     )
     if request.file_ids:
         return await _prepare_files(store, owner=owner, request=request, conversation_id=conversation_id)
-    analysis = await _analyze(store, request.message, previous, now)
+    version = await store.audit_version()
+    analysis = await _analysis(store, request.message, previous, now, version)
     base = {
         "conversation_id": conversation_id,
         "intent": str(analysis.intent),
@@ -506,9 +639,8 @@ async def prepare(
         response = ChatResponse(answer=text, suggestions=suggestions, **base)
         return Prepared(response=response, template=text, started=started, analysis=analysis)
 
-    version = await store.audit_version()
     llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
-    key = cache_key(analysis, audit_version=version, extra=llm)
+    key = cache_key(analysis, audit_version=version, extra=f"{store.audit_name}|{llm}")
     hit = await cache.get(key)
     if hit is not None:
         response = ChatResponse(**{**hit, **base, "cached": True})
@@ -518,6 +650,10 @@ async def prepare(
         result = await run_query(store, analysis)
     except PyMongoError:
         raise  # the store is down: a 503 for the route
+    except ValueError as exc:  # AnalyticsError and the like: a French message for the user
+        text = f"Je ne peux pas répondre à cette question telle quelle : {exc}"
+        response = ChatResponse(answer=text, suggestions=suggestions_for(analysis), **base)
+        return Prepared(response=response, template=text, started=started, analysis=analysis)
     except Exception as exc:  # a failing query must still give an answer, never a 500
         logger.opt(exception=exc).error("chat query failed for intent {}", analysis.intent)
         text = (
@@ -540,12 +676,10 @@ async def prepare(
 
 
 async def _prepare_files(store, *, owner: str, request: ChatRequest, conversation_id: str) -> Prepared:
-    import files_service
-
     files = await files_service.get_files_for_chat(store, owner=owner, file_ids=request.file_ids)
     rows, parts = [], []
     for f in files:
-        name = f.get("filename") or f.get("name") or f.get("id")
+        name = f.get("name") or f.get("id")
         passages = files_service.keyword_passages(f.get("text") or "", request.message, max_passages=3)
         for p in passages:
             rows.append([name, p])
@@ -560,7 +694,7 @@ async def _prepare_files(store, *, owner: str, request: ChatRequest, conversatio
         answer=text,
         intent="files",
         confidence=1.0,
-        entities={"files": [f.get("filename") or f.get("id") for f in files]},
+        entities={"files": [f.get("name") or f.get("id") for f in files]},
         data=ChatData(columns=["fichier", "passage"], rows=rows, total=len(rows)),
         suggestions=[
             "Résume ce document",
@@ -569,7 +703,7 @@ async def _prepare_files(store, *, owner: str, request: ChatRequest, conversatio
         ],
         analysis=analysis,
     )
-    files_text = "\n\n".join(f"# {f.get('filename')}\n{(f.get('text') or '')[:20000]}" for f in files)
+    files_text = "\n\n".join(f"# {f.get('name')}\n{(f.get('text') or '')[:20000]}" for f in files)
     return Prepared(response=response, template=text, analysis=analysis, files_text=files_text)
 
 

@@ -23,13 +23,13 @@ def test_key_depends_on_resolved_times_and_version():
 
 
 async def test_get_put_ttl_counters_and_cleanup(tmp_path):
-    cache = AnswerCache(str(tmp_path / "c.db"), ttl_seconds=60)
+    cache = AnswerCache(str(tmp_path / "c.db"), ttl_seconds=1)
     await cache.open()
     try:
         assert await cache.get("k1") is None
         await cache.put("k1", {"answer": "42 événements"}, intent="count_events")
         assert await cache.get("k1") == {"answer": "42 événements"}
-        await cache.db.execute("UPDATE answers SET expires_at = ?", (time.time() - 1,))
+        await asyncio.sleep(1.05)
         assert await cache.get("k1") is None  # expired
         stats = await cache.stats()
         assert (stats["hits"], stats["misses"], stats["entries"], stats["expired_entries"]) == (1, 2, 1, 1)
