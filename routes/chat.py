@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse
 
 import chat_service
 import conversations
+import files_service
 from config import settings
 from deps import CurrentUser, StoreDep
 from errors import ApiError
@@ -36,22 +37,13 @@ def _not_found() -> ApiError:
     return ApiError(404, "conversation_not_found", "Conversation introuvable.")
 
 
-def _file_error(exc: Exception) -> ApiError | None:
-    with contextlib.suppress(ImportError):
-        import files_service
-
-        if isinstance(exc, getattr(files_service, "FileNotFound", ())):
-            return ApiError(404, "file_not_found", "Fichier joint introuvable.")
-    return None
-
-
 async def _prepare(store, cache, user, body: ChatRequest) -> chat_service.Prepared:
     try:
         return await chat_service.prepare(store, cache=cache, owner=user["username"], request=body)
     except conversations.ConversationNotFound:
         raise _not_found() from None
-    except LookupError as exc:
-        raise _file_error(exc) or _not_found() from None
+    except files_service.FileNotFound as exc:
+        raise ApiError(404, "file_not_found", str(exc)) from None
 
 
 @router.post("/message", response_model=ChatResponse)
@@ -63,8 +55,8 @@ async def chat_message(
         return await chat_service.answer(store, cache=cache, owner=user["username"], request=body)
     except conversations.ConversationNotFound:
         raise _not_found() from None
-    except LookupError as exc:
-        raise _file_error(exc) or _not_found() from None
+    except files_service.FileNotFound as exc:
+        raise ApiError(404, "file_not_found", str(exc)) from None
 
 
 @router.post("/stream", response_class=EventSourceResponse)
