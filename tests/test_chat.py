@@ -326,3 +326,22 @@ async def test_suggestions_complete_and_correct(client, auditor_headers, partial
         "/api/chat/suggestions", params={"partial_message": partial}, headers=auditor_headers
     )
     assert r.status_code == 200 and r.json()["suggestions"]
+
+
+async def test_questions_about_attached_files(client, auditor_headers, admin_headers):
+    text = (
+        "Rapport d'audit interne.\n\n"
+        "Le compte ADM_MOREAU a supprimé la table LEDGER un soir, hors heures.\n\n"
+        "Les sauvegardes sont faites chaque nuit par ETL_BATCH.\n\nAucun incident réseau n'est signalé."
+    )
+    r = await client.post(
+        "/api/files", headers=auditor_headers, files={"file": ("rapport.txt", text.encode(), "text/plain")}
+    )
+    assert r.status_code == 201, r.text
+    file_id = r.json()["id"]
+    body = await ask(client, auditor_headers, "Qui a supprimé la table LEDGER ?", file_ids=[file_id])
+    assert body["intent"] == "files" and body["source"] == "template"
+    assert "ADM_MOREAU" in body["answer"] and body["data"]["rows"][0][0] == "rapport.txt"
+    r = await client.post("/api/chat/message", json={"message": "Résume", "file_ids": [file_id]},
+                          headers=admin_headers)  # fmt: skip
+    assert r.status_code == 404 and r.json()["code"] == "file_not_found"
