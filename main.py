@@ -85,6 +85,7 @@ def create_app() -> FastAPI:
     api = APIRouter(prefix="/api")
     for area in AREAS:
         api.include_router(area.router)
+    api.include_router(chat.chatbot_router)  # POST /api/chatbot, for the existing SPA
     app.include_router(api)
     return app
 

@@ -27,9 +27,6 @@ chatbot_router = APIRouter(tags=["chat"])
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await conversations.ensure_indexes(app.state.store, ttl_days=settings.CONVERSATION_TTL_DAYS)
-    # main.py registers `router` only; until it also registers chatbot_router, add it here.
-    if not any(getattr(r, "path", None) == "/api/chatbot" for r in app.router.routes):
-        app.include_router(chatbot_router, prefix="/api")
     yield
 
 
