@@ -293,8 +293,11 @@ async def user_activity(
     store: StoreDep,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    username: Annotated[str | None, Query(description="same as dbusername")] = None,
 ) -> QueryResult:
     """Per user: events, failures, actions by type, distinct objects, first/last activity, hosts, programs."""
+    if username:
+        filters = filters.model_copy(update={"dbusername": [*filters.dbusername, *_values([username])]})
     return await _run(analytics.user_activity(store, filters, limit=limit))
 
 
