@@ -43,7 +43,9 @@ def local(e):
 
 def is_off_hours(e) -> bool:
     t = local(e)
-    return t.hour < settings.BUSINESS_HOURS_START or t.hour >= settings.BUSINESS_HOURS_END or t.isoweekday() >= 6
+    return (
+        t.hour < settings.BUSINESS_HOURS_START or t.hour >= settings.BUSINESS_HOURS_END or t.isoweekday() >= 6
+    )
 
 
 def assert_top(rows, counter: Counter, limit: int):
@@ -138,7 +140,9 @@ async def test_statistics_one_pass(store, demo, window):
         assert out["fields"][field]["distinct"] == len(counter)
         assert_top(out["fields"][field]["top"], counter, 4)
     assert {h: n for h, n in out["buckets"]["hour"] if n} == Counter(local(e).hour for e in matching)
-    assert {d: n for d, n in out["buckets"]["day"] if n} == Counter(local(e).date().isoformat() for e in matching)
+    assert {d: n for d, n in out["buckets"]["day"] if n} == Counter(
+        local(e).date().isoformat() for e in matching
+    )
 
 
 async def test_user_activity(store, demo, window):
@@ -154,7 +158,9 @@ async def test_user_activity(store, demo, window):
         es = per_user[item["dbusername"]]
         assert item["failed"] == sum(e["return_code"] != 0 for e in es)
         assert item["actions"] == Counter(e["action_name"] for e in es)
-        assert item["distinct_objects"] == len({(e["object_schema"], e["object_name"]) for e in es if e["object_name"]})
+        assert item["distinct_objects"] == len(
+            {(e["object_schema"], e["object_name"]) for e in es if e["object_name"]}
+        )
         assert item["first_activity"] == min(e["event_timestamp"] for e in es)
         assert item["last_activity"] == max(e["event_timestamp"] for e in es)
         assert item["hosts"] == sorted({e["userhost"] for e in es})
@@ -251,7 +257,9 @@ def _plan_stages(explain: dict) -> str:
 
 async def _explain(store, pipeline) -> str:
     out = await store.db.command(
-        "explain", {"aggregate": store.audit_name, "pipeline": pipeline, "cursor": {}}, verbosity="queryPlanner"
+        "explain",
+        {"aggregate": store.audit_name, "pipeline": pipeline, "cursor": {}},
+        verbosity="queryPlanner",
     )
     return _plan_stages(out)
 
@@ -272,7 +280,9 @@ async def test_time_bounded_queries_use_an_index(store, demo, window):
     for query in cases:
         plan = await _explain(store, query["pipeline"])
         assert "IXSCAN" in plan and "COLLSCAN" not in plan, query["pipeline"][0]
-    by_user = await analytics.count_by(store, window.model_copy(update={"dbusername": ["SCOTT"]}), "action_name")
+    by_user = await analytics.count_by(
+        store, window.model_copy(update={"dbusername": ["SCOTT"]}), "action_name"
+    )
     assert "dbusername_1_event_timestamp_-1" in await _explain(store, by_user.query["pipeline"])
 
 
