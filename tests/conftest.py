@@ -120,3 +120,13 @@ async def scratch_audit(store) -> AsyncIterator:
     finally:
         store.audit_name = previous
         await store.bump_audit_version()
+
+
+@pytest.fixture(autouse=True)
+def _reset_login_throttle(request):
+    """Every test client shares 127.0.0.1: one test's failed logins must not lock out the next."""
+    yield
+    if "app" in request.fixturenames:
+        throttle = getattr(request.getfixturevalue("app").state, "login_throttle", None)
+        if throttle is not None:
+            throttle.reset()
