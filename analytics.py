@@ -59,6 +59,7 @@ _INDEX_LEADS: tuple[tuple[str, ...], ...] = (
     ("return_code",),
     ("object_schema", "object_name"),
     ("dbusername",),
+    ("userhost",),
     ("action_name",),
 )
 

@@ -31,6 +31,7 @@ AUDIT_COLLECTION = "actions_audit"
 AUDIT_INDEXES: list[list[tuple[str, int]]] = [
     [("event_timestamp", DESCENDING)],
     [("dbusername", ASCENDING), ("event_timestamp", DESCENDING)],
+    [("userhost", ASCENDING), ("event_timestamp", DESCENDING)],
     [("action_name", ASCENDING), ("event_timestamp", DESCENDING)],
     [("object_schema", ASCENDING), ("object_name", ASCENDING), ("event_timestamp", DESCENDING)],
     [("return_code", ASCENDING), ("event_timestamp", DESCENDING)],

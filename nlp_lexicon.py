@@ -9,22 +9,11 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
+from models import DIMENSIONS
 from time_parser import fold
 
-# Fields whose distinct values the gazetteer holds.
-GAZETTEER_FIELDS: tuple[str, ...] = (
-    "dbusername",
-    "os_username",
-    "userhost",
-    "terminal",
-    "client_program_name",
-    "action_name",
-    "object_schema",
-    "object_name",
-    "authentication_type",
-    "unified_audit_policies",
-    "system_privilege_used",
-)
+# Fields whose distinct values the gazetteer holds: the text-valued dimensions.
+GAZETTEER_FIELDS: tuple[str, ...] = tuple(f for f in DIMENSIONS if f not in ("return_code", "session_id"))
 # Fields matched in free text (the others only through column-style filters or words).
 FREE_TEXT_FIELDS = ("dbusername", "os_username", "userhost", "terminal", "client_program_name",
                     "object_schema", "object_name", "unified_audit_policies")  # fmt: skip
