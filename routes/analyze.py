@@ -6,7 +6,9 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from loguru import logger
 
+import nlp_lexicon
 import nlp_service
 from database import StoreUnavailable
 from deps import CurrentUser, StoreDep
@@ -31,7 +33,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
 
     app.state.health_checks["nlp"] = nlp_health
+    # Build the gazetteer in the background so the first question does not pay for it.
+    warm = asyncio.create_task(_warm_gazetteer(app.state.store))
     yield
+    warm.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await warm
+
+
+async def _warm_gazetteer(store) -> None:
+    try:
+        await nlp_lexicon.gazetteer(store)
+    except Exception as exc:  # the store may be down at start-up: the first question retries
+        logger.warning("gazetteer warm-up failed: {}", exc)
 
 
 @router.post("/analyze", response_model=Analysis)
