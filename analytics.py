@@ -25,17 +25,8 @@ class AnalyticsError(ValueError):
 WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 SESSION_ACTIONS = ("LOGON", "LOGOFF")
 SEARCH_SORT_FIELDS = ("event_timestamp", *DIMENSIONS)
-STAT_FIELDS: tuple[str, ...] = (
-    "dbusername",
-    "os_username",
-    "userhost",
-    "terminal",
-    "client_program_name",
-    "action_name",
-    "object_schema",
-    "object_name",
-    "authentication_type",
-    "return_code",
+STAT_FIELDS: tuple[str, ...] = tuple(
+    f for f in DIMENSIONS if f not in ("unified_audit_policies", "system_privilege_used", "session_id")
 )
 
 _OBJECT_TYPES = (
