@@ -65,11 +65,57 @@ def error_response(
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+# French wording of pydantic's error types; `{name}` takes the error's context values.
+VALIDATION_MESSAGES = {
+    "missing": "champ obligatoire",
+    "extra_forbidden": "champ inconnu",
+    "string_type": "doit être un texte",
+    "string_too_short": "au moins {min_length} caractère(s)",
+    "string_too_long": "au plus {max_length} caractère(s)",
+    "string_pattern_mismatch": "format invalide",
+    "int_type": "doit être un nombre entier",
+    "int_parsing": "doit être un nombre entier",
+    "float_type": "doit être un nombre",
+    "float_parsing": "doit être un nombre",
+    "bool_type": "doit être vrai ou faux",
+    "bool_parsing": "doit être vrai ou faux",
+    "greater_than": "doit être supérieur à {gt}",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than": "doit être inférieur à {lt}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "literal_error": "valeur attendue : {expected}",
+    "enum": "valeur attendue : {expected}",
+    "list_type": "doit être une liste",
+    "too_long": "au plus {max_length} élément(s)",
+    "too_short": "au moins {min_length} élément(s)",
+    "dict_type": "doit être un objet",
+    "model_type": "doit être un objet",
+    "model_attributes_type": "doit être un objet",
+    "datetime_type": "doit être une date ISO 8601",
+    "datetime_parsing": "doit être une date ISO 8601",
+    "datetime_from_date_parsing": "doit être une date ISO 8601",
+    "json_invalid": "JSON invalide",
+    "json_type": "JSON invalide",
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "value_error":  # our own validators already speak French
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+    template = VALIDATION_MESSAGES.get(kind)
+    if template is None:
+        return error.get("msg", "")
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template.split(":")[0]
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Inputs are left out: they may hold a password.
     return [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
+        {"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type", "")} for e in exc.errors()
     ]
 
 

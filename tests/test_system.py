@@ -53,3 +53,14 @@ async def test_body_over_the_limit_gets_413(client, app):
     )
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
+
+
+async def test_validation_messages_are_in_french(client, auditor_headers):
+    r = await client.post("/api/chat/message", headers=auditor_headers, json={"message": "", "file_ids": 3})
+    messages = {tuple(e["loc"]): e["msg"] for e in r.json()["errors"]}
+    assert messages[("body", "message")] == "au moins 1 caractère(s)"
+    assert messages[("body", "file_ids")] == "doit être une liste"
+    r = await client.post("/api/chat/message", headers=auditor_headers, json={"message": "   "})
+    assert r.json()["errors"][0]["msg"] == "le message est vide"
+    r = await client.get("/api/audit/search?limit=0", headers=auditor_headers)
+    assert r.json()["errors"][0]["msg"] == "doit être supérieur ou égal à 1"
