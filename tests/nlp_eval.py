@@ -8,10 +8,12 @@ from typing import Any
 from models import Analysis, AuditFilters, Intent, TimeRange
 
 DATASET = Path(__file__).parent / "data" / "questions_fr.jsonl"
+# Written after the rules, never used to tune them before being measured once (see the README section).
+HELDOUT = Path(__file__).parent / "data" / "questions_fr_heldout.jsonl"
 
 
-def load_dataset() -> list[dict[str, Any]]:
-    with DATASET.open(encoding="utf-8") as f:
+def load_dataset(path: Path = DATASET) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
