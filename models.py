@@ -88,8 +88,8 @@ class ImportResult(BaseModel):
 class AuditFilters(BaseModel):
     """Filters on audit events, shared by search, statistics, NLP and chat.
 
-    Lists hold exact stored values (any of them matches); start/end are aware datetimes, end
-    excluded.
+    Lists hold exact stored values (any of them matches); `exclude` maps a DIMENSIONS field to
+    values that must not match ("sauf SCOTT"); start/end are aware datetimes, end excluded.
     """
 
     dbusername: list[str] = Field(default_factory=list)
@@ -107,6 +107,7 @@ class AuditFilters(BaseModel):
     return_code: list[int] = Field(default_factory=list)
     failed: bool | None = None  # True: return_code != 0; False: return_code == 0
     sql_text_contains: list[str] = Field(default_factory=list)
+    exclude: dict[str, list[Any]] = Field(default_factory=dict)
     start: datetime | None = None
     end: datetime | None = None
 
@@ -126,6 +127,17 @@ class AuditFilters(BaseModel):
                 match[name] = values[0] if len(values) == 1 else {"$in": list(values)}
         if self.failed is not None and not self.return_code:
             match["return_code"] = {"$ne": 0} if self.failed else 0
+        for name in DIMENSIONS:
+            excluded = self.exclude.get(name)
+            if not excluded:
+                continue
+            cond = match.get(name)
+            if cond is None:
+                match[name] = {"$nin": list(excluded)}
+            elif isinstance(cond, dict):  # {"$in": ...} or {"$ne": 0}: one dict holds both
+                match[name] = {**cond, "$nin": list(excluded)}
+            else:
+                match[name] = {"$eq": cond, "$nin": list(excluded)}
         if self.sql_text_contains:
             words = [{"sql_text": {"$regex": re.escape(w), "$options": "i"}} for w in self.sql_text_contains]
             if len(words) == 1:

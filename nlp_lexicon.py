@@ -38,7 +38,7 @@ INT_FIELDS = {"session_id", "return_code"}
 _COL_NAMES = "|".join(sorted(COLUMNS, key=len, reverse=True))
 _VALUE = r"(?:'[^']*'|\"[^\"]*\"|[\w.@$#/:-]+)"
 COLUMN_FILTER = re.compile(
-    r"\b(?P<col>" + _COL_NAMES + r")\s*(?P<op>=|==|!=|<>|\blike\b|\bin\b|:)\s*"
+    r"\b(?P<col>" + _COL_NAMES + r")\s*(?P<op>==|=|!=|<>|\bnot\s+like\b|\bnot\s+in\b|\blike\b|\bin\b|:)\s*"
     r"(?P<val>\(\s*" + _VALUE + r"(?:\s*,\s*" + _VALUE + r")*\s*\)|" + _VALUE + ")",
 )
 _VALUE_ITEM = re.compile(_VALUE)
@@ -243,7 +243,7 @@ ACTION_WORDS: list[tuple[re.Pattern, tuple[str, ...]]] = [
     (re.compile(p), acts)
     for p, acts in [
         (
-            r"\blogon\b|\blogins?\b|\bconnexions?\b|\bconnecte(?:e|es|s)?\b|\bse connecter\b|\bauthentifications?\b"
+            r"\blogon\b|\blogins?\b|\bconnexions?\b|\bconnect(?:e|ee|es|ees|s|ent|er|ait|aient|ant|ons|ez)\b|\bse connecter\b|\bauthentifications?\b"
             r"|\bconnections?\b|\bconexions?\b|\bconnexion\b|\bconnextions?\b|\bouvertures? de session",
             ("LOGON",),
         ),
@@ -308,6 +308,23 @@ DDL_ENUM = re.compile(
     r"\b(?P<kind>tables?|index|vues?|objets?)\s+(?P<verbs>(?:(?:cre|modifi|supprim|drop|alter|tronqu|vid)\w*"
     r"(?:\s*,\s*|\s+ou\s+|\s+et\s+|\s*/\s*)?){2,})"
 )
+
+
+# Classes of accounts named in questions ("hors comptes applicatifs"), resolved against the database
+# users present, by the parts of their names (HR_APP, BI_REPORT, ETL_BATCH; MONITOR for technical ones).
+_APP_PARTS = {"APP", "APPS", "APPLI", "API", "SVC", "SRV", "SERVICE", "BATCH", "ETL", "REPORT", "REPORTING",
+              "BI", "JOB", "JOBS", "WS", "WEB"}  # fmt: skip
+_TECH_PARTS = _APP_PARTS | {"MONITOR", "MONITORING", "DBSNMP", "OEM", "AGENT"}
+ACCOUNT_CLASSES: list[tuple[re.Pattern, frozenset[str]]] = [
+    (re.compile(r"\b(?:comptes?|utilisateurs?|users?)\s+(?:applicatifs?|d'applications?|des applications?|applis?"
+                r"|d'applis?)\b|\bapplicatifs\b"), frozenset(_APP_PARTS)),
+    (re.compile(r"\b(?:comptes?|utilisateurs?|users?)\s+(?:de service|techniques?|non nominatifs?|systemes? et applicatifs?"
+                r"|de services|automatiques?|batch)\b"), frozenset(_TECH_PARTS)),
+]  # fmt: skip
+
+
+def accounts_of_class(users: list[str], parts: frozenset[str]) -> list[str]:
+    return sorted(u for u in users if set(re.split(r"[_$#.]", u.upper())) & parts)
 
 
 def fold_key(value: str) -> str:

@@ -61,9 +61,10 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 
 from config import settings
-from models import Analysis, AuditFilters, Intent, TimeRange
+from models import DIMENSIONS, Analysis, AuditFilters, Intent, TimeRange
 from nlp_lexicon import (
     _VALUE_ITEM,
+    ACCOUNT_CLASSES,
     ACTION_WORDS,
     COLUMN_FILTER,
     COLUMNS,
@@ -77,6 +78,7 @@ from nlp_lexicon import (
     INT_FIELDS,
     OBJECT_KINDS,
     Gazetteer,
+    accounts_of_class,
     gazetteer,
 )
 from nlp_lexicon import AMBIGUOUS as AMBIGUOUS_VALUES
@@ -121,6 +123,12 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
                 r"|exemples? de questions|que (?:puis|peux)[- ]je (?:te )?demander|tes (?:fonctionnalites|capacites)"
                 r"|a quoi (?:tu )?sers?|quoi demander|mode d'emploi|tu fais quoi|\baider\b|\baidez\b",
             ),
+            (
+                2.2,
+                r"comment (?:(?:je|j'|on) ?(?:fais|fait|peux|peut|dois|doit|arrive)|faire|puis[- ]je|peut[- ]on|dois[- ]je)"
+                r"\s+(?:pour\s+|a\s+)?(?:t'|l'|te |le |la |les )?(?:interroger|utiliser|poser|questionner|consulter"
+                r"|chercher|rechercher|demander|servir|explorer|analyser)",
+            ),
         ],
         Intent.SMALL_TALK: [
             (
@@ -149,7 +157,9 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
             (4, _FAIL + r"\s+(?:de |d')?" + _LOGIN),
             (
                 4,
-                r"ora-?0?1017|\b1017\b|brute[- ]?force|force brute|mauvais mots? de passe|mots? de passe (?:errone|incorrect|faux)"
+                r"(?:n'arriv\w*|ne parvien\w*|n'(?:a|ont|avait|avaient) pas (?:pu|reussi)|ne (?:peu\w*|pouvai\w*) pas|impossible)"
+                r"\s+(?:pas\s+)?(?:a\s+|de\s+)?(?:se\s+|s')(?:connecter|authentifier|logger|loguer|identifier)"
+                r"|ora-?0?1017|\b1017\b|brute[- ]?force|force brute|mauvais mots? de passe|mots? de passe (?:errone|incorrect|faux)"
                 r"|logon failures?|failed logons?|echecs? d'authentification|echecs? de login|bourrage|trompe\w* de mots? de passe",
             ),
         ],
@@ -225,7 +235,8 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
                 4,
                 r"utilisateurs? (?:le |les |la )?plus (?:actif|present|gros|frequent|occupe|connecte|sollicit)\w*"
                 r"|(?:top|classement|palmares)\s*(?:\d+\s*|\w+\s+)?(?:des |d')?(?:utilisateurs|comptes|users)"
-                r"|qui (?:a |fait |genere |est )(?:\w+\s+){0,3}?le plus|le plus (?:actif|d'activite)|les plus actifs"
+                r"|qui (?:a |fait |genere |est )(?:\w+\s+){0,3}?le plus|^\W*qui (?:ont|font|generent|sont) (?:[\w'-]+\s+){0,3}?le plus"
+                r"|(?:utilisateurs?|comptes?|users?|personnes?) qui (?:a|ont|fait|font|genere\w*|est|sont) (?:[\w'-]+\s+){0,3}?le plus|le plus (?:actif|d'activite)|les plus actifs"
                 r"|qui travaille le plus|gros utilisateurs|plus grand nombre d'(?:actions|evenements)"
                 r"|comptes? (?:le |les )?plus (?:actif|utilise)\w*|qui sont les plus|le plus de (?:requetes|actions|evenements)"
                 r"|plus (?:gros|grands) consommateurs|utilisateurs? (?:tres|super) actifs|top users?|les \+ actifs"
@@ -260,7 +271,8 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
         Intent.TOP_ACTIONS: [
             (
                 3.5,
-                r"actions? (?:les |la )?plus (?:frequente|courante|repandue|nombreuse|execute)\w*|types? d'actions?"
+                r"\bque (?:fait|font|execute)[\w-]*(?:\s+[\w'-]+)?\s+le plus\b|qu'est[- ]ce (?:qu'on|que \w+) (?:fait|font|execute)\w* le plus"
+                r"|actions? (?:les |la )?plus (?:frequente|courante|repandue|nombreuse|execute)\w*|types? d'actions?"
                 r"|repartition (?:des |par )(?:actions?|types?|operations?)|quelles? (?:actions?|operations?|commandes?)"
                 r"|quels types|operations? (?:les )?plus|commandes? (?:les )?plus|statistiques? (?:des|par) actions?"
                 r"|(?:top|classement)\s*\d*\s*(?:des )?(?:actions?|operations?|commandes?)|\bactions? frequente\w*"
@@ -396,15 +408,24 @@ _TOP_ONE = re.compile(
     r"\b(?:quel(?:le)? est l[ae']\s*|l')(?:utilisateur|compte|objet|table|action|schema|programme|machine|heure"
     r"|jour|operation|poste|session|user)\w*\s+(?:\w+\s+){0,3}?(?:le |la )?plus\b"
     r"|\bquel(?:le)?s?\s+(?:utilisateur|compte|objet|table|action|schema|programme|machine|heure|jour)\s+"
-    r"(?:\w+\s+){0,4}?(?:le |la )?plus\b"
+    r"(?:[\w'-]+\s+){0,4}?(?:le |la )?plus\b"
+    r"|(?:^\W*|\b(?:le|la|l')\s*)(?:utilisateur|compte|objet|table|action|schema|programme|machine|heure|jour"
+    r"|operation|poste|user)\s+(?:le|la) (?:plus|\+)(?!\w)|\bqui est (?:le|la) plus\b"
     r"|\b(?:l'utilisateur|le compte|l'objet|la table|l'action|le schema|le programme|la machine|l'heure|le jour)"
     r"\s+(?:le |la )?plus (?:actif|active|consulte|utilise|frequent|charge|occupe|sollicite)\w*"
 )
+# "quels codes retour ...", "les erreurs les plus fréquentes": a breakdown per return code.
+_ERROR_KINDS = re.compile(
+    r"\bquel(?:le)?s? (?:codes?|types? d'erreurs?|erreurs? (?:sont|reviennent))|\bcodes? (?:de |d')?(?:retour|erreur)s?\b(?!\s*Q)"
+    r"|\berreurs? (?:les |la )?plus (?:frequent|courant|repandu)\w*|\btypes? d'erreurs?"
+)
 _COUNT = re.compile(
     r"\bcombien\b|\bnb\b|\bnombre\b|\btotal\b|\bcompter\b|\bcomptez\b|\bcompte les\b|\bcomptage\b|\bquantite\b"
+    r"|\bvolume\b"
 )
 _FOLLOW = re.compile(
     r"^\W*(?:et|mais|puis|ensuite|seulement|uniquement|juste|que|pareil|idem|meme chose|maintenant|plutot|pas"
+    r"|sauf|hors|a part|excepte\w*|hormis|exclu\w*|en excluant|retire\w*|enleve\w*"
     r"|filtre|limite|restreins|garde|sans|avec|aussi|egalement|pour|sur|en|le|la|les|par|top|trie|seul|ok et)\b"
     r"|\b(?:lui|elle|eux|celui-ci|celle-ci|ce compte|cet utilisateur|cette table|meme periode|meme question"
     r"|la meme|le meme|a-t-il|a-t-elle|ont-ils|ils|aussi|lesquel\w*|laquelle|lequel|les a|l'a)\b"
@@ -437,7 +458,26 @@ ENTITY_KEYS = {
     "sql_text_contains": "sql_text", "authentication_type": "authentication",
     "unified_audit_policies": "policies", "system_privilege_used": "privileges",
 }  # fmt: skip
-LIST_FIELDS = [f for f in AuditFilters.model_fields if f not in ("failed", "start", "end")]
+LIST_FIELDS = [f for f in AuditFilters.model_fields if f not in ("failed", "start", "end", "exclude")]
+EXCLUDABLE = set(DIMENSIONS)
+
+# Negation: "sauf SCOTT", "hors comptes applicatifs", "sans les SELECT", "à part HR_APP", "pas les DELETE".
+_NEGATION = re.compile(
+    r"(?<![\w'-])(?:sauf|hors|sans|a part|mis a part|excepte\w*|hormis|a l'exclusion d[eu]s?|a l'exception d[eu]s?"
+    r"|en excluant|exclu(?:ant|s|e|es|re)?|autres? que|non compris|en dehors d[eu]s?|en dehors de l'|pas (?:les?|la|l'|des|du|de|d'))"
+    r"(?![\w-])"
+)
+# What may stand between a negation and the values it excludes, or between two of them.
+_NEG_FILLER = re.compile(
+    r"\s*(?:,|\bet\b|\bni\b|\bou\b|\bcelles?\b|\bceux\b|\bcelui\b|\bdans\b|\bsur\b|\bpar\b|\bpour\b|\bvia\b|\bdepuis\b|\bles?\b|\bla\b|l'|\bdes\b|\bdu\b|\bde\b|d'|\baux?\b|\btous\b|\btoutes\b"
+    r"|\b(?:comptes?|utilisateurs?|users?|schemas?|tables?|objets?|machines?|hotes?|postes?|serveurs?|programmes?"
+    r"|outils?|actions?|operations?|requetes?|commandes?|sessions?|terminaux|terminal)\b)"
+)
+_NOUN_BEFORE = re.compile(
+    r"(?:\b(?:par|pour|avec|via|sur|des|les|de|d')\s*)*\b(?:comptes?|utilisateurs?|users?|schemas?|tables?|objets?"
+    r"|machines?|hotes?|postes?|serveurs?|programmes?|outils?|logiciels?|applications?|actions?|operations?|termina(?:l|ux))\s+$"
+)
+_NOT_FAILED = re.compile(r"(?<![\w-])sans (?:(?:aucune?|les?|d')\s*)?(?:erreurs?|echecs?|echou\w*)\b")
 
 
 class _Text:
@@ -447,11 +487,21 @@ class _Text:
         self.original = question
         self.folded = fold(question)
         self.masked = self.folded
+        self.found: dict[str, list] | None = None  # set once the time is read: values are then located
+        self.spans: list[tuple[int, int, str, Any]] = []  # (start, end, field, value) of each value found
+        self._seen: set[tuple[str, Any]] = set()
 
     def mask(self, start: int, end: int, entity: bool = False) -> None:
         # An entity leaves "Q" (upper case never occurs in folded text) so cues can see it was there.
         fill = ("Q" if entity else " ").ljust(end - start)
         self.masked = self.masked[:start] + fill + self.masked[end:]
+        if self.found is not None:  # the values added since the last span were read from this one
+            for f, values in self.found.items():
+                if not f.startswith("_"):
+                    for v in values:
+                        if (f, v) not in self._seen:
+                            self._seen.add((f, v))
+                            self.spans.append((start, end, f, v))
 
     def orig(self, start: int, end: int) -> str:
         return self.original[start:end]
@@ -481,16 +531,19 @@ def _column_filters(t: _Text, gaz: Gazetteer, found: dict[str, list], extra: dic
             if raw.startswith("(")
             else [_strip_quotes(raw)]
         )
-        op = m["op"].strip()
+        op = " ".join(m["op"].split())
+        negated = op in ("!=", "<>", "not in", "not like")
+        target: dict[str, list] = extra.setdefault("exclude", {}) if negated else found
         for item in items:
             if not item:
                 continue
-            if f == "sql_text_contains" or (op == "like" and "%" in item):
-                _add(found, "sql_text_contains", item.strip("%"))
+            if f == "sql_text_contains" or (op.endswith("like") and "%" in item):
+                if not negated:  # no exclusion on SQL text
+                    _add(found, "sql_text_contains", item.strip("%"))
                 continue
             if f in INT_FIELDS:
                 if item.lstrip("-").isdigit():
-                    _add(found, f, int(item))
+                    _add(target, f, int(item))
                 continue
             if f == "action_name":
                 item = " ".join(item.upper().split())
@@ -499,7 +552,7 @@ def _column_filters(t: _Text, gaz: Gazetteer, found: dict[str, list], extra: dic
                 extra.setdefault("not_found", []).append(item)
                 stored = item.upper() if f in ("dbusername", "object_schema", "object_name", "action_name",
                                                "authentication_type") else item  # fmt: skip
-            _add(found, f, stored)
+            _add(target, f, stored)
         t.mask(m.start(), m.end(), True)
 
 
@@ -696,7 +749,9 @@ def _classify(
     scores = _score(text)
     if not scores and len(text.split()) >= 3 and is_loaded():
         scores = _score(_lemmas(text))  # a second chance on lemmas ("supprimerait", "échouèrent"...)
-    has_entities = any(found.get(f) for f in LIST_FIELDS) or bool(found.get("_time"))
+    has_entities = any(found.get(f) for f in LIST_FIELDS) or bool(
+        found.get("_time") or found.get("_excluded")
+    )
     if Intent.SMALL_TALK in scores and (max(scores.values()) > 3 or has_entities):
         scores.pop(Intent.SMALL_TALK)
     users = bool(found.get("dbusername"))
@@ -717,7 +772,9 @@ def _classify(
         for a in acts
     ):
         scores[Intent.OBJECT_CHANGES] = max(scores.get(Intent.OBJECT_CHANGES, 0), 4.5)
-    if acts & {"GRANT", "REVOKE", "ALTER USER"} or found.get("system_privilege_used"):
+    if found.get("system_privilege_used"):  # a privilege named by its name: the question is about it
+        scores[Intent.PRIVILEGES] = max(scores.get(Intent.PRIVILEGES, 0), 6)
+    elif acts & {"GRANT", "REVOKE", "ALTER USER"}:
         scores[Intent.PRIVILEGES] = max(scores.get(Intent.PRIVILEGES, 0), 4)
     if codes - {0, 1017}:
         scores[Intent.ERRORS] = max(scores.get(Intent.ERRORS, 0), 3)
@@ -760,20 +817,37 @@ def analyze_sync(
     tm = parse_time(t.folded, now=now, tz=tz, folded=True)
     time_range = None
     if tm is not None:
-        time_range = TimeRange(start=tm.start, end=tm.end, text=t.orig(*tm.span).strip())
+        if tm.invalid:  # "le 31 février": never read as another day
+            extra["time_invalid"] = [t.orig(*tm.span).strip()]
+        if tm.start is not None or tm.end is not None:
+            time_range = TimeRange(start=tm.start, end=tm.end, text=t.orig(*tm.span).strip())
         t.mask(*tm.span)
         found["_time"] = [True]
+    t.found = found
     _column_filters(t, gaz, found, extra)
     _special_entities(t, gaz, found)
+    _account_classes(t, gaz, found)
     _gazetteer_entities(t, gaz, found, extra)
     # Intent cues are read before action words are blanked ("qui s'est connecté" keeps "connecte").
     text = _CLIENT_WORD_BEFORE_ENTITY.sub(" ", t.masked)
     _actions(t, gaz, found)
+    exclude, negated = _negations(t, found, extra.pop("exclude", {}))
+    if exclude:
+        found["_excluded"] = [True]
+    for a, b in negated:  # "sauf les programmes X" does not ask about programs
+        text = text[:a] + " " * (b - a) + text[b:]
+    not_failed = _NOT_FAILED.search(text)
+    if not_failed:  # "connexions sans erreur"
+        text = (
+            text[: not_failed.start()]
+            + " " * (not_failed.end() - not_failed.start())
+            + text[not_failed.end() :]
+        )
     failed = bool(
         INTENT_CUES[Intent.ERRORS][0][1].search(text) or INTENT_CUES[Intent.FAILED_LOGINS][2][1].search(text)
     )
     failed_value: bool | None = True if failed else None
-    if not failed and re.search(r"\b(?:reussie?s?|abouti\w*|succes)\b", text):
+    if not failed and (not_failed or re.search(r"\b(?:reussie?s?|abouti\w*|succes)\b", text)):
         failed_value = False
     if failed:
         found["_failed"] = [True]
@@ -783,12 +857,8 @@ def analyze_sync(
     if intent == Intent.FAILED_LOGINS:
         found["action_name"] = ["LOGON"]
         failed_value = True
-        if found.get("object_schema") and not found.get("object_name"):  # "échecs sur SYSTEM": the account
-            for v in found.pop("object_schema"):
-                if v in gaz.values.get("dbusername", []):
-                    _add(found, "dbusername", v)
     elif intent == Intent.PRIVILEGES:
-        if not found.get("action_name"):
+        if not found.get("action_name") and not found.get("system_privilege_used"):
             if re.search(r"accord|donn|attribu|octroi|recu|obtenu", text):
                 found["action_name"] = ["GRANT"]
             elif re.search(r"retir|revoqu|revocation|enlev", text):
@@ -802,6 +872,8 @@ def analyze_sync(
                 _add(found, "action_name", a)
     elif intent == Intent.ERRORS and failed_value is None:
         failed_value = True
+    if intent == Intent.ERRORS and group is None and _ERROR_KINDS.search(text):
+        group = "return_code"
     if intent in (Intent.HELP, Intent.SMALL_TALK):
         found, failed_value, time_range = {}, None, None
     top_n = _top_n(text) if intent not in (Intent.HELP, Intent.SMALL_TALK) else None
@@ -813,6 +885,7 @@ def analyze_sync(
             group = _time_group(text)
     filters = AuditFilters(
         **{f: v for f, v in found.items() if not f.startswith("_")},
+        exclude=exclude,
         failed=failed_value,
         start=time_range.start if time_range else None,
         end=time_range.end if time_range else None,
@@ -834,8 +907,79 @@ def analyze_sync(
         and _is_follow_up(t, text, found)
     ):
         analysis = _merge(previous, analysis, score, text)
+        if extra.get("time_invalid") and time_range is None:  # "et le 31 février ?": not the previous period
+            analysis.time_range, analysis.filters.start, analysis.filters.end = None, None, None
+    _logon_accounts(analysis.filters, gaz)
     analysis.entities = _entities(analysis, extra)
     return analysis
+
+
+def _account_classes(t: _Text, gaz: Gazetteer, found: dict[str, list]) -> None:
+    """'les comptes applicatifs': the database users of that class present in the trail."""
+    for rx, parts in ACCOUNT_CLASSES:
+        for m in list(rx.finditer(t.masked)):
+            users = accounts_of_class(gaz.values.get("dbusername", []), parts)
+            if users:
+                for u in users:
+                    _add(found, "dbusername", u)
+                t.mask(m.start(), m.end(), True)
+
+
+def _negations(
+    t: _Text, found: dict[str, list], exclude: dict[str, list]
+) -> tuple[dict[str, list], list[tuple[int, int]]]:
+    """Move the values named right after a negation ("sauf SCOTT et HR_APP", "sans les SELECT") from
+    the filters to the exclusions; `exclude` already holds the column-style ones (`DBUSERNAME != 'X'`).
+    Also returns the negated spans, whose words must not decide the intent."""
+    scopes: list[tuple[int, int]] = []
+    if t.spans:
+        for neg in _NEGATION.finditer(t.folded):
+            pos, excluded = neg.end(), False
+            while pos < len(t.folded):
+                at = [
+                    sp
+                    for sp in t.spans
+                    if sp[0] <= pos < sp[1] or (sp[0] >= pos and not t.folded[pos : sp[0]].strip())
+                ]
+                if at:
+                    start = min(sp[0] for sp in at)
+                    hits = [sp for sp in t.spans if sp[0] == start]
+                    qualified = {"object_schema", "object_name"} <= {sp[2] for sp in hits}
+                    for _, _, f, v in hits:
+                        if f in EXCLUDABLE and v in found.get(f, []):
+                            found[f].remove(v)
+                            excluded = True
+                            if not (
+                                qualified and f == "object_schema"
+                            ):  # "sauf SALES.ORDERS": that object only
+                                _add(exclude, f, v)
+                    pos = max(sp[1] for sp in hits)
+                    continue
+                filler = _NEG_FILLER.match(t.folded, pos)
+                if not filler or filler.end() == pos:
+                    break
+                pos = filler.end()
+            if excluded:
+                start = neg.start()
+                if neg.group().startswith("autre"):  # "des programmes autres que X": the noun is negated too
+                    before = _NOUN_BEFORE.search(t.folded, 0, start)
+                    start = before.start() if before else start
+                scopes.append((start, pos))
+    for f in [f for f, v in found.items() if not v and not f.startswith("_")]:
+        del found[f]
+    return {f: v for f, v in exclude.items() if v}, scopes
+
+
+def _logon_accounts(filters: AuditFilters, gaz: Gazetteer) -> None:
+    """'échecs de connexion sur SYSTEM': logon events have no object, so a schema named with them is
+    the account (when a user of that name exists)."""
+    if not filters.action_name or not set(filters.action_name) <= {"LOGON", "LOGOFF"} or filters.object_name:
+        return
+    users = gaz.values.get("dbusername", [])
+    for v in [v for v in filters.object_schema if v in users]:
+        filters.object_schema.remove(v)
+        if v not in filters.dbusername:
+            filters.dbusername.append(v)
 
 
 def _grantees(t: _Text, found: dict[str, list]) -> None:
@@ -919,6 +1063,14 @@ def _merge(previous: Analysis, new: Analysis, score: float, text: str) -> Analys
                 setattr(merged.filters, f, list(dict.fromkeys([*getattr(merged.filters, f), *values])))
             else:
                 setattr(merged.filters, f, list(values))
+    for f, values in new.filters.exclude.items():  # "sauf SCOTT": drop it from the previous filters too
+        kept = [v for v in getattr(merged.filters, f) if v not in values]
+        setattr(merged.filters, f, kept)
+        merged.filters.exclude[f] = list(dict.fromkeys([*merged.filters.exclude.get(f, []), *values]))
+    for f in list(merged.filters.exclude):  # a value asked for again is no longer excluded
+        merged.filters.exclude[f] = [v for v in merged.filters.exclude[f] if v not in getattr(new.filters, f)]
+        if not merged.filters.exclude[f]:
+            del merged.filters.exclude[f]
     if new.filters.failed is not None:
         merged.filters.failed = new.filters.failed
     if new.time_range is not None:
@@ -950,11 +1102,13 @@ def _entities(a: Analysis, extra: dict[str, Any]) -> dict[str, list[Any]]:
         values = getattr(a.filters, f)
         if values:
             out[key] = list(values)
+    for f, values in a.filters.exclude.items():
+        out["excluded_" + ENTITY_KEYS.get(f, f)] = list(values)
     if a.filters.failed is not None:
         out["failed"] = [a.filters.failed]
     if a.time_range and a.time_range.text:
         out["time"] = [a.time_range.text]
-    for key in ("not_found", "corrected"):
+    for key in ("not_found", "corrected", "time_invalid"):
         if extra.get(key):
             out[key] = list(dict.fromkeys(extra[key]))
     return out

@@ -61,6 +61,14 @@ class TimeMatch:
     start: datetime | None
     end: datetime | None
     span: tuple[int, int]  # in the folded text (= in the original text)
+    invalid: bool = False  # an impossible date was named ("le 31 février"): that bound is left open
+
+
+class _Invalid:
+    """An expression that names a date which does not exist ("le 31 février", "2025-02-30")."""
+
+
+INVALID = _Invalid()
 
 
 def _num(word: str) -> int:
@@ -89,12 +97,14 @@ class _Ctx:
         return self.today - timedelta(days=(self.today.weekday() - wd) % 7)
 
     def last_date(self, day: int, month: int, year: int | None) -> date:
-        """The date with this day and month; without a year, the last one not after today."""
+        """The date with this day and month; without a year, the last one not after today.
+        Call only for a day/month pair that exists in some year (see `_exists`)."""
         if year is not None:
             return date(year if year > 100 else 2000 + year, month, day)
         y = self.today.year
-        d = date(y, month, min(day, 28)) if not _valid(y, month, day) else date(y, month, day)
-        return d if d <= self.today else date(y - 1, month, day)
+        while not _valid(y, month, day) or date(y, month, day) > self.today:  # 29 February: the last one
+            y -= 1
+        return date(y, month, day)
 
     def month_range(self, year: int, month: int) -> tuple[datetime, datetime]:
         nxt = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
@@ -114,6 +124,13 @@ def _valid(y: int, m: int, d: int) -> bool:
     return True
 
 
+def _exists(day: int, month: int, year: int | None = None) -> bool:
+    """Whether this day of this month exists (in that year, or in some year)."""
+    if year is not None:
+        return _valid(year if year > 100 else 2000 + year, month, day)
+    return _valid(2000, month, day)  # 2000 is a leap year: 29 February exists
+
+
 def _minus_months(d: datetime, n: int) -> datetime:
     m = d.month - 1 - n
     y, m = d.year + m // 12, m % 12 + 1
@@ -124,21 +141,35 @@ def _minus_months(d: datetime, n: int) -> datetime:
 
 
 # A single day: "hier", "lundi", "le 15/01/2025", "le 3 mars 2025", "2025-08-01", "il y a 3 jours".
-_DATE_DMY = r"(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})(?:[/.-](?P<y>\d{4}|\d{2}))?(?![\d/])"
-_DATE_ISO = r"(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})(?:[t ](?P<ih>\d{2}):(?P<imi>\d{2})(?::\d{2})?)?"
-_DATE_TEXT = (
-    r"(?:(?:" + _WD + r")\s+)?(?P<td>" + _DAYNUM + r")\s+" + _MONTH.format(n="tm") + r"(?:\s+(?P<ty>\d{4}))?"
-)
-_SINGLE = (
-    r"(?P<single>avant[- ]hier|aujourd'?\s?hui|aujourdhui|today|hier|yesterday|(?:ce\s+)?" + r"(?P<wd>" + _WD + r")"
-    + r"(?:\s+dernier)?|" + _DATE_ISO + "|" + _DATE_DMY + "|" + _DATE_TEXT
-    + r"|il\s+y\s+a\s+(?P<ago>" + _NUM + r")\s+jours?)"
-)  # fmt: skip
+def _single_pattern(sfx: str = "") -> str:
+    """The _SINGLE pattern with its group names suffixed (a range holds two of them)."""
+    n = {
+        k: k + sfx
+        for k in ("single", "wd", "iy", "im", "id", "ih", "imi", "d", "m", "y", "td", "tm", "ty", "ago")
+    }
+    date_dmy = rf"(?P<{n['d']}>\d{{1,2}})[/.-](?P<{n['m']}>\d{{1,2}})(?:[/.-](?P<{n['y']}>\d{{4}}|\d{{2}}))?(?![\d/])"
+    date_iso = (rf"(?P<{n['iy']}>\d{{4}})-(?P<{n['im']}>\d{{2}})-(?P<{n['id']}>\d{{2}})"
+                rf"(?:[t ](?P<{n['ih']}>\d{{2}}):(?P<{n['imi']}>\d{{2}})(?::\d{{2}})?)?")  # fmt: skip
+    date_text = (rf"(?:(?:{_WD})\s+)?(?P<{n['td']}>{_DAYNUM})\s+" + _MONTH.format(n=n["tm"])
+                 + rf"(?:\s+(?P<{n['ty']}>\d{{4}}))?")  # fmt: skip
+    return (
+        rf"(?P<{n['single']}>avant[- ]hier|aujourd'?\s?hui|aujourdhui|today|hier|yesterday|(?:ce\s+)?(?P<{n['wd']}>{_WD})"
+        rf"(?:\s+dernier)?|{date_iso}|{date_dmy}|{date_text}|il\s+y\s+a\s+(?P<{n['ago']}>{_NUM})\s+jours?)"
+    )
 
 
-def _single_day(m: re.Match, c: _Ctx) -> tuple[datetime, datetime] | None:
-    """The day (or, for an ISO date-time, the hour) a _SINGLE match names."""
-    g = m.groupdict()
+_SINGLE = _single_pattern()
+
+
+def _sub(g: dict, sfx: str) -> dict:
+    """The groups of one suffixed _SINGLE, under their plain names."""
+    return {k.removesuffix(sfx): v for k, v in g.items() if k.endswith(sfx)} if sfx else g
+
+
+def _single_day(m: re.Match | dict, c: _Ctx, sfx: str = "") -> tuple[datetime, datetime] | _Invalid | None:
+    """The day (or, for an ISO date-time, the hour) a _SINGLE match names; INVALID for a date that
+    does not exist, None when the text is not a date after all."""
+    g = _sub(m if isinstance(m, dict) else m.groupdict(), sfx)
     word = g.get("single") or ""
     if word.startswith("avant"):
         return c.day(c.today - timedelta(days=2))
@@ -149,19 +180,29 @@ def _single_day(m: re.Match, c: _Ctx) -> tuple[datetime, datetime] | None:
     if g.get("wd"):
         return c.day(c.last_weekday(WEEKDAYS[g["wd"]]))
     if g.get("iy"):
-        d = date(int(g["iy"]), int(g["im"]), int(g["id"]))
+        y, mo, d = int(g["iy"]), int(g["im"]), int(g["id"])
+        if not _valid(y, mo, d):
+            return INVALID
         if g.get("ih"):
-            start = c.at(d, int(g["ih"]), int(g["imi"]))
+            if int(g["ih"]) > 23 or int(g["imi"]) > 59:
+                return INVALID
+            start = c.at(date(y, mo, d), int(g["ih"]), int(g["imi"]))
             return start, start + timedelta(hours=1)
-        return c.day(d)
+        return c.day(date(y, mo, d))
     if g.get("d"):
         y = int(g["y"]) if g.get("y") else None
-        if not 1 <= int(g["m"]) <= 12 or not 1 <= int(g["d"]) <= 31:
-            return None
-        return c.day(c.last_date(int(g["d"]), int(g["m"]), y))
+        d, mo = int(g["d"]), int(g["m"])
+        if not 1 <= mo <= 12 or not 1 <= d <= 31:
+            return INVALID if y is not None else None  # "15/13/2025" is a date; "12.45" is not
+        if not _exists(d, mo, y):
+            return INVALID
+        return c.day(c.last_date(d, mo, y))
     if g.get("td"):
         y = int(g["ty"]) if g.get("ty") else None
-        return c.day(c.last_date(_day_num(g["td"]), MONTHS[g["tm"]], y))
+        d, mo = _day_num(g["td"]), MONTHS[g["tm"]]
+        if not _exists(d, mo, y):
+            return INVALID
+        return c.day(c.last_date(d, mo, y))
     if g.get("ago"):
         return c.day(c.today - timedelta(days=_num(g["ago"])))
     return None
@@ -188,6 +229,12 @@ _rule("relative_n", r"(?:(?:les|ces|dans\s+les|sur\s+les|pendant\s+les|au\s+cour
       + r")\s+(?:derniers|dernieres|dernier|derniere|passes|passees)\s+(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")  # fmt: skip
 _rule("relative_n2", r"(?:les|ces|sur\s+les|pendant\s+les|au\s+cours\s+des)\s+(?:derniers|dernieres)\s+(?P<n>" + _NUM
       + r")\s*(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")  # fmt: skip
+_rule(
+    "over_n",
+    r"(?:sur|pendant|durant|au\s+cours\s+d[ue]s?)\s+(?P<n>"
+    + _NUM
+    + r")\s+(?P<unit>jours|heures|semaines|mois|minutes)",
+)
 _rule("since_n", r"depuis\s+(?P<n>" + _NUM + r")\s*(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")
 _rule(
     "last_unit",
@@ -198,10 +245,13 @@ _rule(
     r"(?:les\s+|ces\s+|sur\s+les\s+)?(?:dernieres\s+)?(?P<n>24|48|72)\s?h(?:eures)?(?:\s+(?:dernieres|passees))?",
 )
 _rule(
-    "since",
-    r"(?P<kw>depuis|apres|a\s+partir\s+d[ue]|a\s+compter\s+d[ue]|avant|jusqu'au|jusqu'a)\s+(?:le\s+|l')?"
-    + _SINGLE,
+    "range_any",  # "entre le 1er août et hier", "du 28 décembre 2024 au 3 janvier 2025"
+    r"(?:entre\s+(?:le\s+|l')?|du\s+|depuis\s+le\s+|a\s+partir\s+du\s+)"
+    + _single_pattern("_a")
+    + r"\s+(?:et|au|jusqu'au|jusqu'a)\s+(?:le\s+|l')?"
+    + _single_pattern("_b"),
 )
+_rule("since_year", r"(?P<kw>depuis|apres|avant|a\s+partir\s+de)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
 _rule(
     "since_month",
     r"(?P<kw>depuis|apres|a\s+partir\s+d[e']|avant)\s+(?:le\s+mois\s+d[e']\s*)?"
@@ -258,18 +308,25 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         by = int(g["by"]) if g.get("by") else None
         ay = int(g["ay"]) if g.get("ay") else by
         a, b = _day_num(g["a"]), _day_num(g["b"])
-        if not (_valid(2000, am, a) and _valid(2000, bm, b)):
-            return None
+        if not _exists(b, bm, by):
+            if not _exists(a, am, ay):
+                return INVALID
+            return c.at(c.last_date(a, am, ay)), None, True
         end_day = c.last_date(b, bm, by)
         if ay is None:
             ay = end_day.year if (am, a) <= (bm, b) else end_day.year - 1
+        if not _exists(a, am, ay):
+            return None, c.at(end_day + timedelta(days=1)), True
         return c.at(date(ay, am, a)), c.at(end_day + timedelta(days=1))
     if name == "range_dates":
         x, y = _parse_date(g["x"], c), _parse_date(g["y2"], c)
-        if not x or not y:
-            return None
-        return c.at(x), c.at(y + timedelta(days=1))
-    if name in ("relative_n", "relative_n2", "since_n", "hours_24", "last_unit"):
+        return _bounds(x and (x if x is INVALID else c.day(x)), y and (y if y is INVALID else c.day(y)))
+    if name == "range_any":
+        return _bounds(_single_day(g, c, "_a"), _single_day(g, c, "_b"))
+    if name == "since_year":
+        y = int(g["year"])
+        return (None, c.at(date(y, 1, 1))) if g["kw"] == "avant" else (c.at(date(y, 1, 1)), c.now)
+    if name in ("relative_n", "relative_n2", "since_n", "over_n", "hours_24", "last_unit"):
         unit = (g.get("unit") or "h").replace(" ", "")
         n = _num(g["n"]) if g.get("n") else (24 if unit.startswith("24") else 1)
         if unit.startswith(("heure", "h", "24")):
@@ -281,24 +338,13 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         if unit.startswith("semaine"):
             return c.now - timedelta(weeks=n), c.now
         return _minus_months(c.now, n), c.now
-    if name == "since":
-        day = _single_day(m, c)
-        if day is None:
-            return None
-        if g["kw"] == "avant" and g.get("single") == "hier":  # "avant hier" = avant-hier
-            return c.day(c.today - timedelta(days=2))
-        if g["kw"] == "avant":
-            return None, day[0]
-        if g["kw"].startswith("jusqu"):
-            return None, day[1]
-        return day[0], c.now
     if name == "since_month":
         start, _ = c.last_month(MONTHS[g["sm"]], int(g["smy"]) if g.get("smy") else None)
         return (None, start) if g["kw"] == "avant" else (start, c.now)
     if name == "day_part":
         day = _single_day(m, c)
-        if day is None:
-            return None
+        if day is None or day is INVALID:
+            return day
         h1, h2 = PARTS[g["part"].replace("-", " ").replace("apres midi", "apres-midi")]
         d = day[0].date()
         return c.at(d, h1), c.at(d, h2)
@@ -309,8 +355,8 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         return c.at(c.today, 0), c.at(c.today, 6)
     if name == "hour_range":
         day = _single_day(m, c) if g.get("single") else c.day(c.today)
-        if day is None:
-            return None
+        if day is None or day is INVALID:
+            return day
         d = day[0].date()
         h1, h2 = int(g["h1"]), int(g["h2"])
         if h1 > 24 or h2 > 24:
@@ -360,7 +406,7 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
     return None
 
 
-def _parse_date(text: str, c: _Ctx) -> date | None:
+def _parse_date(text: str, c: _Ctx) -> date | _Invalid | None:
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
     if m:
         y, mo, d = map(int, m.groups())
@@ -370,9 +416,32 @@ def _parse_date(text: str, c: _Ctx) -> date | None:
             return None
         d, mo = int(m[1]), int(m[2])
         if not m[3]:
-            return c.last_date(d, mo, None) if _valid(2000, mo, d) else None
+            return c.last_date(d, mo, None) if _exists(d, mo) else INVALID
         y = int(m[3]) if len(m[3]) == 4 else 2000 + int(m[3])
-    return date(y, mo, d) if _valid(y, mo, d) else None
+    return date(y, mo, d) if _valid(y, mo, d) else INVALID
+
+
+def _bounds(a, b) -> tuple | _Invalid | None:
+    """A range from day `a` to day `b` (both included); an impossible bound is left open and flagged."""
+    if a is None or b is None:
+        return None
+    if a is INVALID and b is INVALID:
+        return INVALID
+    if a is INVALID:
+        return None, b[1], True
+    if b is INVALID:
+        return a[0], None, True
+    return a[0], b[1]
+
+
+# "depuis ce matin", "à partir de la semaine dernière", "avant le 1er août", "jusqu'à hier": a bound
+# word before a period turns it into an open interval (from its start up to now, or up to it).
+_BOUND = re.compile(
+    r"(?<![\w-])(?P<kw>depuis|apres|a\s+partir(?:\s+d[eu]|\s+de\s+la|\s+de\s+l'|\s+d')?"
+    r"|a\s+compter(?:\s+d[eu]|\s+de\s+la|\s+d')?|avant|jusqu'(?:au|a|a\s+la|a\s+l'))\s*$"
+)
+_BOUNDABLE = {"single", "day_part", "this_part", "last_night", "this_period", "last_period", "in_month",
+              "in_year", "day_of_month"}  # fmt: skip
 
 
 def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) -> TimeMatch | None:
@@ -381,22 +450,38 @@ def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) 
     if not any(ch.isdigit() for ch in low) and not _QUICK.search(low):
         return None
     c = _Ctx(now, tz)
-    best: tuple[int, int, str, re.Match] | None = None
+    best: tuple[int, int, str, re.Match, object] | None = None
     for name, pattern in _RULES:
         for m in pattern.finditer(low):
             key = (m.start(), -(m.end() - m.start()))
-            if (best is None or key < (best[0], best[1])) and _apply(name, m, c) is not None:
-                best = (*key, name, m)
+            if best is None or key < (best[0], best[1]):
+                value = _apply(name, m, c)
+                if value is not None:
+                    best = (*key, name, m, value)
             break
     if best is None:
         return None
-    _, _, name, m = best
-    start, end = _apply(name, m, c)
-    return TimeMatch(start, end, (m.start(), m.end()))
+    _, _, name, m, value = best
+    span = (m.start(), m.end())
+    if value is INVALID:
+        return TimeMatch(None, None, span, invalid=True)
+    start, end, *flag = value
+    bound = _BOUND.search(low, 0, m.start()) if name in _BOUNDABLE else None
+    if bound and start is not None:
+        span = (bound.start(), m.end())
+        kw = bound["kw"]
+        if kw == "avant":
+            start, end = None, start
+        elif kw.startswith("jusqu"):
+            start = None
+        elif start < c.now:
+            end = c.now
+    return TimeMatch(start, end, span, invalid=bool(flag))
 
 
 _QUICK = re.compile(
     r"hier|aujourd|today|yesterday|matin|midi|soir|nuit|semaine|mois|annee|\ban\b|week|dernier|derniere|depuis|"
+    r"jour|heure|minute|"
     r"apres|avant|jusqu|entre|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
     + "|".join(m for m in MONTHS if len(m) >= 4)
 )

@@ -40,6 +40,9 @@ def label_to_analysis(label: dict[str, Any]) -> Analysis:
 def entity_pairs(filters: dict[str, Any]) -> set[tuple[str, Any]]:
     pairs: set[tuple[str, Any]] = set()
     for f, values in filters.items():
+        if f == "exclude":  # {"dbusername": ["SCOTT"]}: ("not dbusername", "SCOTT")
+            pairs.update(("not " + field, v) for field, vs in values.items() for v in vs)
+            continue
         if f == "failed":
             if values is not None:
                 pairs.add(("failed", bool(values)))

@@ -3,18 +3,21 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 import nlp_service
 from ingest import event_id
-from models import Analysis, Intent
-from tests.nlp_eval import label_to_analysis, load_dataset, score
+from models import Analysis, AuditFilters, Intent
+from tests.nlp_eval import DATASET, HELDOUT, label_to_analysis, load_dataset, score
 
 # Thresholds of the issue: intent accuracy, entity F1, time-range exactness.
 MIN_INTENT, MIN_F1, MIN_TIME = 0.95, 0.90, 0.95
 
 
-async def test_labelled_questions(store, demo) -> None:
-    dataset = load_dataset()
-    assert len(dataset) >= 300
+@pytest.mark.parametrize(("path", "min_size"), [(DATASET, 300), (HELDOUT, 100)], ids=["labelled", "heldout"])
+async def test_labelled_questions(store, demo, path, min_size) -> None:
+    dataset = load_dataset(path)
+    assert len(dataset) >= min_size
     rows = []
     for label in dataset:
         previous = label_to_analysis(label["previous"]) if "previous" in label else None
@@ -165,3 +168,54 @@ async def test_route_rejects_bad_input(client, auditor_headers) -> None:
 async def test_health_reports_nlp(client) -> None:
     r = await client.get("/api/health")
     assert r.json()["dependencies"]["nlp"]["status"] == "up"
+
+
+async def test_negations_become_exclusions(store, demo) -> None:
+    now = datetime(2025, 8, 20, 14, 30, tzinfo=UTC)
+    a = await nlp_service.analyze(
+        "utilisateurs les plus actifs hors comptes applicatifs", store=store, now=now
+    )
+    assert a.intent == Intent.TOP_USERS and not a.filters.dbusername
+    assert {"HR_APP", "SALES_APP", "FIN_APP"} <= set(a.filters.exclude["dbusername"])
+    assert "SCOTT" not in a.filters.exclude["dbusername"]
+    b = await nlp_service.analyze("qu'a fait SCOTT hier, sans les SELECT ?", store=store, now=now)
+    assert b.filters.dbusername == ["SCOTT"] and b.filters.exclude == {"action_name": ["SELECT"]}
+    assert b.entities["excluded_actions"] == ["SELECT"]
+    c = await nlp_service.analyze("connexions d'hier sauf SCOTT et à part HR_APP", store=store, now=now)
+    assert c.filters.action_name == ["LOGON"] and c.filters.exclude == {"dbusername": ["SCOTT", "HR_APP"]}
+    d = await nlp_service.analyze("DBUSERNAME != 'MONITOR' AND ACTION_NAME = 'SELECT'", store=store)
+    assert d.filters.exclude == {"dbusername": ["MONITOR"]} and d.filters.action_name == ["SELECT"]
+    e = await nlp_service.analyze("activité hors heures ouvrées", store=store)  # not a negation of a value
+    assert e.intent == Intent.OFF_HOURS and not e.filters.exclude
+    f = await nlp_service.analyze("sauf MONITOR", store=store, previous=d)  # a follow-up adds to them
+    assert (
+        f.follow_up
+        and f.filters.exclude == {"dbusername": ["MONITOR"]}
+        and f.filters.action_name == ["SELECT"]
+    )
+    match = c.filters.to_match()
+    assert match["dbusername"] == {"$nin": ["SCOTT", "HR_APP"]}
+    total = await store.audit.count_documents(AuditFilters(action_name=["LOGON"]).to_match())
+    scott_hr = await store.audit.count_documents(
+        AuditFilters(action_name=["LOGON"], dbusername=["SCOTT", "HR_APP"]).to_match()
+    )
+    assert (
+        await store.audit.count_documents(
+            AuditFilters(**{**c.filters.model_dump(), "start": None, "end": None}).to_match()
+        )
+        == total - scott_hr
+    )
+
+
+async def test_impossible_dates_are_flagged_not_moved(store, demo) -> None:
+    now = datetime(2025, 8, 20, 14, 30, tzinfo=UTC)
+    a = await nlp_service.analyze("connexions du 31 février", store=store, now=now)
+    assert a.time_range is None and a.filters.start is None and a.filters.end is None
+    assert a.entities["time_invalid"] == ["31 février"] or a.entities["time_invalid"] == ["du 31 février"]
+    assert a.filters.action_name == ["LOGON"]
+    b = await nlp_service.analyze("activité de SCOTT entre le 31 février et hier", store=store, now=now)
+    assert b.filters.dbusername == ["SCOTT"] and b.filters.start is None
+    assert b.filters.end is not None and b.entities["time_invalid"]
+    first = await nlp_service.analyze("combien de DELETE hier ?", store=store, now=now)
+    c = await nlp_service.analyze("et le 31 avril ?", store=store, previous=first, now=now)
+    assert c.follow_up and c.time_range is None and c.filters.action_name == ["DELETE"]

@@ -91,6 +91,22 @@ CASES = [
     ("les 3 dernières heures", HALF_PAST_MIDNIGHT, at(2025, 8, 19, 21, 30), HALF_PAST_MIDNIGHT),
     ("depuis mercredi", HALF_PAST_MIDNIGHT, at(2025, 8, 20), HALF_PAST_MIDNIGHT),
     ("cette semaine", HALF_PAST_MIDNIGHT, at(2025, 8, 18), at(2025, 8, 25)),
+    # a bound word before any period: from its start up to now, or up to it
+    ("depuis ce matin", NOW, at(2025, 8, 20, 6), NOW),
+    ("depuis hier soir", NOW, at(2025, 8, 19, 18), NOW),
+    ("depuis la semaine dernière", NOW, at(2025, 8, 11), NOW),
+    ("à partir du mois de juin", NOW, at(2025, 6, 1), NOW),
+    ("depuis 2024", NOW, at(2024, 1, 1), NOW),
+    ("jusqu'à hier", NOW, None, at(2025, 8, 20)),
+    ("avant la semaine dernière", NOW, None, at(2025, 8, 11)),
+    ("jusqu'au 5 août", NOW, None, at(2025, 8, 6)),
+    # numbers in words, "sur N jours", ranges between any two days
+    ("il y a deux jours", NOW, at(2025, 8, 18), at(2025, 8, 19)),
+    ("sur 7 jours", NOW, at(2025, 8, 13, 14, 30), NOW),
+    ("les 15 dernières minutes", NOW, at(2025, 8, 20, 14, 15), NOW),
+    ("entre le 1er août et hier", NOW, at(2025, 8, 1), at(2025, 8, 20)),
+    ("du 28 décembre au 3 janvier", NOW, at(2024, 12, 28), at(2025, 1, 4)),
+    ("le 29 février", NOW, at(2024, 2, 29), at(2024, 3, 1)),  # the last 29 February
 ]
 
 
@@ -123,3 +139,21 @@ def test_winter_time_offset() -> None:
 )
 def test_no_false_time(text: str) -> None:
     assert parse_time(text, now=NOW, tz=TZ) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["le 31 février", "le 30/02", "2025-02-30", "le 29 février 2025", "le 32 août", "le 15/13/2025"]
+)
+def test_impossible_date_is_not_another_day(text: str) -> None:
+    m = parse_time(text, now=NOW, tz=TZ)
+    assert m is not None and m.invalid and (m.start, m.end) == (None, None)
+
+
+def test_impossible_bound_is_left_open_and_flagged() -> None:
+    m = parse_time("activité entre le 31 février et hier", now=NOW, tz=TZ)
+    assert m.invalid and (m.start, m.end) == (None, at(2025, 8, 20))
+    m = parse_time("du 1er août au 31/09", now=NOW, tz=TZ)
+    assert m.invalid and (m.start, m.end) == (at(2025, 8, 1), None)
+    m = parse_time("entre le 30 et le 31 avril", now=NOW, tz=TZ)
+    assert m.invalid and (m.start, m.end) == (at(2025, 4, 30), None)
+    assert not parse_time("entre le 1er et le 5 août", now=NOW, tz=TZ).invalid
