@@ -48,7 +48,9 @@ Intents (models.Intent) and what the analytics layer should compute for each, al
 `count_only=True` means the user wants a number ("combien ..."), `group_by` a breakdown, `top_n`
 a limit. `entities` is for display: users, os_users, hosts, terminals, programs, actions, schemas,
 objects, sessions, return_codes, sql_text, time, and not_found (values named but absent from the
-trail).
+trail); `excluded_<key>` (e.g. excluded_users) lists what `filters.exclude` leaves out ("sauf SCOTT",
+"hors comptes applicatifs", "sans les SELECT", `DBUSERNAME != 'X'`), and `time_invalid` the text of an
+impossible date ("le 31 février"): that bound is left open (or the whole range out), never moved.
 """
 
 import asyncio
