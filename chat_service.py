@@ -66,43 +66,6 @@ EXAMPLES: list[str] = [
     "Liste des utilisateurs actifs aujourd'hui",
 ]
 
-NEXT_QUESTIONS: dict[Intent, list[str]] = {
-    Intent.TOP_USERS: [
-        "Quelles actions ont-ils faites ?",
-        "Et la semaine dernière ?",
-        "Qui s'est connecté en dehors des heures de bureau ?",
-    ],
-    Intent.LIST_USERS: [
-        "Quels sont les utilisateurs les plus actifs ?",
-        "Combien de connexions échouées ?",
-        "Qui a accédé au schéma FINANCE ?",
-    ],
-    Intent.USER_ACTIVITY: [
-        "Quels objets a-t-il modifiés ?",
-        "Et hier ?",
-        "A-t-il eu des erreurs ?",
-    ],
-    Intent.TOP_ACTIONS: [
-        "Quels utilisateurs font le plus de DELETE ?",
-        "Quelles tables ont été supprimées ?",
-        "Quelles sont les heures de pointe ?",
-    ],
-    Intent.FAILED_LOGINS: [
-        "Depuis quelles machines ?",
-        "Y a-t-il des activités suspectes ?",
-        "Et la semaine dernière ?",
-    ],
-    Intent.ANOMALIES: [
-        "Combien de connexions échouées cette semaine ?",
-        "Qui s'est connecté en dehors des heures de bureau ?",
-        "Quels privilèges ont été accordés ?",
-    ],
-    Intent.OFF_HOURS: [
-        "Quelles actions ont été faites hors heures ?",
-        "Y a-t-il des activités suspectes ?",
-        "Quels objets ont été modifiés ?",
-    ],
-}
 DEFAULT_NEXT = [
     "Quels sont les utilisateurs les plus actifs ?",
     "Y a-t-il des activités suspectes cette semaine ?",
@@ -129,31 +92,14 @@ FIELD_LABELS = {
     "weekday": ("jour de la semaine", "jours de la semaine"),
     "week": ("semaine", "semaines"),
 }
-HEADLINES = {
-    Intent.TOP_USERS: "Utilisateurs les plus actifs",
-    Intent.LIST_USERS: "Utilisateurs",
-    Intent.USER_ACTIVITY: "Activité",
-    Intent.TOP_ACTIONS: "Actions les plus fréquentes",
-    Intent.SEARCH_EVENTS: "Événements",
-    Intent.COUNT_EVENTS: "Événements",
-    Intent.TOP_OBJECTS: "Objets les plus consultés",
-    Intent.SCHEMA_OBJECTS: "Objets",
-    Intent.SCHEMA_ACTIVITY: "Activité par schéma",
-    Intent.OBJECT_CHANGES: "Objets créés, modifiés ou supprimés",
-    Intent.FAILED_LOGINS: "Connexions échouées",
-    Intent.ERRORS: "Instructions en erreur",
-    Intent.OFF_HOURS: "Activité en dehors des heures de bureau",
-    Intent.PRIVILEGES: "Opérations sur les privilèges",
-    Intent.TIME_DISTRIBUTION: "Répartition dans le temps",
-    Intent.CLIENTS: "Programmes et postes clients",
-    Intent.SESSIONS: "Sessions",
-}
 PRIVILEGE_ACTIONS = ["GRANT", "REVOKE", "ALTER USER", "CREATE USER", "DROP USER", "CREATE ROLE", "SET ROLE"]
 DEFAULT_LIMIT = 10
 EVENTS_LIMIT = 20
 MAX_SUMMARY_ITEMS = 5
 STREAM_PIECE_WORDS = 3
 ANOMALY_DEFAULT_DAYS = 7
+# Part of the cache key: bump it when the wording of template answers changes.
+TEMPLATES_VERSION = 2
 
 
 class ChatError(RuntimeError):
@@ -208,41 +154,248 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+WEEKDAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+
+
+def plural(n: Any, one: str, many: str) -> str:
+    """'1 connexion', '39 connexions', '0 connexion' (French: 0 and 1 take the singular)."""
+    return f"{fmt_int(n)} {one if isinstance(n, int | float) and abs(n) < 2 else many}"
+
+
+def _is_midnight(value: datetime) -> bool:
+    return local(value).timetz().replace(tzinfo=None) == dt_time()
+
+
+def _day(value: datetime) -> str:
+    return local(value).strftime("%d/%m/%Y")
+
+
+def _clock(value: datetime) -> str:
+    return local(value).strftime("%H:%M")
+
+
+def span_text(start: datetime | None, end: datetime | None) -> str:
+    """The absolute window in short French: 'vendredi 20/11/2026', 'du 16 au 22/11/2026', 'novembre 2026'."""
+    if start and end:
+        s, e = local(start), local(end)
+        if _is_midnight(s) and _is_midnight(e):
+            last = e - timedelta(days=1)
+            if last.date() == s.date():
+                return f"{WEEKDAY_NAMES[s.weekday()]} {_day(s)}"
+            if s.day == 1 and e.day == 1 and (e.year * 12 + e.month) - (s.year * 12 + s.month) == 1:
+                return f"{MONTHS[s.month - 1]} {s.year}"
+            if s.month == 1 and s.day == 1 and e.month == 1 and e.day == 1 and e.year == s.year + 1:
+                return f"année {s.year}"
+            if (s.year, s.month) == (last.year, last.month):
+                return f"du {s.day:02d} au {_day(last)}"
+            if s.year == last.year:
+                return f"du {s.strftime('%d/%m')} au {_day(last)}"
+            return f"du {_day(s)} au {_day(last)}"
+        if s.date() == e.date() or (_is_midnight(e) and (e - timedelta(days=1)).date() == s.date()):
+            until = "minuit" if _is_midnight(e) else _clock(e)
+            return f"le {_day(s)} de {_clock(s)} à {until}"
+        return f"du {fmt_dt(s)} au {fmt_dt(e)}"
+    if start:
+        return f"depuis le {_day(start) if _is_midnight(start) else fmt_dt(start)}"
+    if end:
+        return f"avant le {_day(end) if _is_midnight(end) else fmt_dt(end)}"
+    return ""
+
+
 def period_text(filters: AuditFilters, analysis: Analysis | None = None) -> str:
-    """' hier (du 19/11/2025 00:00 au 20/11/2025 00:00)' — what the time window was read as."""
+    """' hier (vendredi 20/11/2026)': the period as said, then the absolute window it was read as."""
     start, end = filters.start, filters.end
     if not start and not end:
         return " sur toute la période"
     said = analysis.time_range.text if analysis and analysis.time_range and analysis.time_range.text else ""
-    if start and end:
-        span = f"du {fmt_dt(start)} au {fmt_dt(end)}"
-    elif start:
-        span = f"depuis le {fmt_dt(start)}"
-    else:
-        span = f"avant le {fmt_dt(end)}"
-    return f" {said} ({span})" if said else f" {span}"
+    span = span_text(start, end)
+    if not said:
+        return f" {span}" if span.startswith(("du ", "le ", "depuis ", "avant ")) else f" ({span})"
+    if fold(span) in fold(said) or _day(start or end) in said:
+        return f" {said}"  # the said period already names the window: 'en mars 2025', 'le 20/11/2026'
+    if span.startswith("année") and span[-4:] in said:
+        return f" {said}"  # 'en 2019'
+    return f" {said} ({span})"
 
 
-def filters_text(filters: AuditFilters) -> str:
-    parts = []
-    for name, (one, many) in FIELD_LABELS.items():
-        if name not in DIMENSIONS:
-            continue
+def ora(code: Any) -> str:
+    """Oracle's error name for a return code: 942 → 'ORA-00942'."""
+    return (
+        f"ORA-{code:05d}" if isinstance(code, int) and not isinstance(code, bool) and code > 0 else str(code)
+    )
+
+
+def _names(values: list[Any], word: str = "ou") -> str:
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + f" {word} " + values[-1]
+
+
+# How each filter reads in a sentence: (one value, several values), the values follow.
+FILTER_PHRASES = {
+    "dbusername": ("pour", "pour"),
+    "os_username": ("pour l'utilisateur système", "pour les utilisateurs système"),
+    "userhost": ("depuis la machine", "depuis les machines"),
+    "terminal": ("depuis le terminal", "depuis les terminaux"),
+    "client_program_name": ("avec", "avec"),
+    "authentication_type": ("avec l'authentification", "avec les authentifications"),
+    "unified_audit_policies": ("relevant de la politique d'audit", "relevant des politiques d'audit"),
+    "system_privilege_used": ("avec le privilège", "avec les privilèges"),
+    "session_id": ("dans la session", "dans les sessions"),
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a count counts, in French: '1 connexion échouée', '39 connexions échouées'."""
+
+    one: str
+    many: str
+    feminine: bool = False
+    uses_actions: bool = False  # the action filter is said by the unit
+    uses_failed: bool = False  # the failed filter is said by the unit
+    uses_codes: bool = False  # the return code filter is said by the unit
+
+    def of(self, n: Any) -> str:
+        if n == 0:
+            return ("aucune " if self.feminine else "aucun ") + self.one
+        return plural(n, self.one, self.many)
+
+    def de(self) -> str:
+        """'de connexions', "d'événements" (after 'le plus', 'des')."""
+        return ("d'" if fold(self.many[:1]) in "aeiouyh" else "de ") + self.many
+
+
+EVENT = Unit("événement", "événements")
+# Actions as nouns; anything else is 'instruction X' (feminine).
+ACTION_UNITS = {
+    "LOGON": Unit("connexion", "connexions", True, True),
+    "LOGOFF": Unit("déconnexion", "déconnexions", True, True),
+    "GRANT": Unit("attribution de privilège (GRANT)", "attributions de privilèges (GRANT)", True, True),
+    "REVOKE": Unit("retrait de privilège (REVOKE)", "retraits de privilèges (REVOKE)", False, True),
+    "ALTER USER": Unit(
+        "modification de compte (ALTER USER)", "modifications de compte (ALTER USER)", True, True
+    ),
+    "CREATE USER": Unit("création de compte", "créations de compte", True, True),
+    "DROP USER": Unit("suppression de compte", "suppressions de compte", True, True),
+    "CREATE ROLE": Unit("création de rôle", "créations de rôle", True, True),
+    "SET ROLE": Unit("activation de rôle (SET ROLE)", "activations de rôle (SET ROLE)", True, True),
+    "TRUNCATE TABLE": Unit("vidage de table (TRUNCATE)", "vidages de table (TRUNCATE)", False, True),
+}
+DDL_VERBS = {"CREATE": ("création", "créations"), "ALTER": ("modification", "modifications"),
+             "DROP": ("suppression", "suppressions")}  # fmt: skip
+DDL_KINDS = {"TABLE": "table", "INDEX": "index", "VIEW": "vue", "PROCEDURE": "procédure",
+             "FUNCTION": "fonction", "PACKAGE": "package", "TRIGGER": "déclencheur", "SEQUENCE": "séquence",
+             "SYNONYM": "synonyme", "USER": "compte", "ROLE": "rôle"}  # fmt: skip
+
+
+def action_unit(action: str) -> Unit:
+    if action in ACTION_UNITS:
+        return ACTION_UNITS[action]
+    verb, _, kind = action.partition(" ")
+    if verb in DDL_VERBS and kind in DDL_KINDS:
+        one, many = DDL_VERBS[verb]
+        return Unit(f"{one} de {DDL_KINDS[kind]}", f"{many} de {DDL_KINDS[kind]}", True, True)
+    return Unit(f"instruction {action}", f"instructions {action}", True, True)
+
+
+def unit_for(analysis: Analysis, filters: AuditFilters) -> Unit:
+    """What the answer counts, from the intent and the filters actually applied."""
+    intent, actions, failed = analysis.intent, filters.action_name, filters.failed
+    if actions == ["LOGON"] and failed:
+        return Unit("connexion échouée", "connexions échouées", True, True, True)
+    if intent == Intent.ERRORS and failed and not actions:
+        if len(filters.return_code) == 1:
+            code = ora(filters.return_code[0])
+            return Unit(f"erreur {code}", f"erreurs {code}", True, uses_failed=True, uses_codes=True)
+        return Unit("erreur", "erreurs", True, uses_failed=True)
+    if actions and set(actions) == set(PRIVILEGE_ACTIONS):
+        return Unit(
+            "opération sur les privilèges ou les comptes",
+            "opérations sur les privilèges ou les comptes",
+            True,
+            True,
+        )
+    if intent == Intent.OBJECT_CHANGES and not actions:
+        return Unit("modification de structure (DDL)", "modifications de structure (DDL)", True, True)
+    if intent == Intent.OBJECT_CHANGES and len(actions) > 1:
+        verbs = {a.split(" ")[0] for a in actions}
+        if len(verbs) == 1 and next(iter(verbs)) in DDL_VERBS:
+            one, many = DDL_VERBS[next(iter(verbs))]
+            return Unit(f"{one} d'objet", f"{many} d'objets", True, True)
+    if len(actions) == 1:
+        unit = action_unit(actions[0])
+        if failed is not None:
+            tail = (" en échec", " en échec") if failed else (" réussie", " réussies")
+            if not unit.feminine and not failed:
+                tail = (" réussi", " réussis")
+            return Unit(unit.one + tail[0], unit.many + tail[1], unit.feminine, True, True)
+        return unit
+    if failed:
+        return Unit("événement en échec", "événements en échec", uses_failed=True)
+    if failed is False:
+        return Unit("événement réussi", "événements réussis", uses_failed=True)
+    return EVENT
+
+
+def filters_text(filters: AuditFilters, unit: Unit | None = None) -> str:
+    """' pour SCOTT sur SALES.ORDERS hors TPETIT': the filters in words (leading space), minus the unit's."""
+    unit = unit or EVENT
+    parts: list[str] = []
+    for name, (one, many) in FILTER_PHRASES.items():
         values = getattr(filters, name, None)
-        if values:
-            label = one if len(values) == 1 else many
-            parts.append(f"{label} {', '.join(str(v) for v in values)}")
-    if filters.failed is True:
-        parts.append("en échec")
-    elif filters.failed is False:
-        parts.append("réussis")
+        if values and name not in ("object_schema", "object_name"):
+            parts.append(f"{one if len(values) == 1 else many} {_names(values)}")
+    schemas, objects = filters.object_schema, filters.object_name
+    if len(schemas) == 1 and len(objects) == 1:
+        parts.append(f"sur {schemas[0]}.{objects[0]}")
+    else:
+        if schemas:
+            parts.append(("dans le schéma " if len(schemas) == 1 else "dans les schémas ") + _names(schemas))
+        if objects:
+            parts.append(("sur l'objet " if len(objects) == 1 else "sur les objets ") + _names(objects))
+    if filters.action_name and not unit.uses_actions:
+        parts.append(
+            ("(action " if len(filters.action_name) == 1 else "(actions ") + _names(filters.action_name) + ")"
+        )
+    if filters.return_code and not unit.uses_codes:
+        codes = [ora(c) for c in filters.return_code]
+        parts.append(("avec l'erreur " if len(codes) == 1 else "avec les erreurs ") + _names(codes))
+    elif filters.failed is not None and not unit.uses_failed and not filters.return_code:
+        parts.append("en échec" if filters.failed else "réussis")
     if filters.sql_text_contains:
-        parts.append("SQL contenant « " + " », « ".join(filters.sql_text_contains) + " »")
-    return (" (" + " ; ".join(parts) + ")") if parts else ""
+        parts.append("dont le SQL contient « " + " » et « ".join(filters.sql_text_contains) + " »")
+    excluded = getattr(filters, "exclude", None) or {}
+    if isinstance(excluded, dict):
+        for name, values in excluded.items():
+            if not values:
+                continue
+            shown = [ora(v) if name == "return_code" else v for v in values]
+            if name == "action_name":
+                parts.append("sauf les " + _names(shown, "et"))
+            else:
+                parts.append("hors " + _names(shown, "et"))
+    return (" " + " ".join(parts)) if parts else ""
+
+
+ENTITY_LABELS = {
+    "users": "utilisateur", "os_users": "utilisateur système", "hosts": "machine", "terminals": "terminal",
+    "programs": "programme", "actions": "action", "schemas": "schéma", "objects": "objet",
+    "sessions": "session", "return_codes": "code d'erreur", "sql_text": "texte SQL",
+    "authentication": "authentification", "policies": "politique d'audit", "privileges": "privilège",
+    "time": "période",
+}  # fmt: skip
 
 
 def entities_text(analysis: Analysis) -> str:
-    bits = [f"{k} : {', '.join(str(v) for v in vals)}" for k, vals in analysis.entities.items() if vals]
+    """What was recognised, in French: 'utilisateur : SCOTT ; période : hier'."""
+    bits = []
+    for key, values in analysis.entities.items():
+        if values and key in ENTITY_LABELS and key != "time":
+            bits.append(f"{ENTITY_LABELS[key]} : {', '.join(str(v) for v in values)}")
     if analysis.time_range and analysis.time_range.text:
         bits.append(f"période : {analysis.time_range.text}")
     return " ; ".join(bits)
@@ -311,7 +464,8 @@ async def run_query(store, analysis: Analysis) -> QueryResult | None:
         case Intent.OBJECT_CHANGES:
             return await analytics.object_changes(store, f, limit=_limit(analysis, EVENTS_LIMIT))
         case Intent.FAILED_LOGINS | Intent.ERRORS:
-            default = "dbusername" if intent == Intent.FAILED_LOGINS else "return_code"
+            one_code = len(f.return_code) == 1
+            default = "dbusername" if intent == Intent.FAILED_LOGINS or one_code else "return_code"
             return await analytics.count_by(store, f, _group_field(analysis, default), limit=limit)
         case Intent.OFF_HOURS:
             return await analytics.off_hours(store, f, limit=limit)
@@ -384,8 +538,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _name(value: Any) -> str:
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _name(value: Any, column: str | None = None) -> str:
     """A value used as a name (a user, a return code, a session id): never a formatted number."""
+    if column == "return_code":
+        return ora(value)
     return str(value) if isinstance(value, int) else _cell(value)
 
 
@@ -398,112 +565,311 @@ def _pairs(rows: list[list[Any]], n: int = MAX_SUMMARY_ITEMS, *, label=None) -> 
 def _bucket_label(bucket: str, value: Any) -> str:
     if bucket == "hour":
         return f"{value} h"
+    if bucket == "day" and isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value).strftime("%d/%m/%Y")
+        except ValueError:
+            return value
     return str(value)
 
 
-def template_answer(analysis: Analysis, result: QueryResult) -> str:
-    """The French answer, every figure taken from `result`."""
-    intent = analysis.intent
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# Ranked counts per dimension with the default unit: the headline.
+GROUP_HEADLINES = {
+    "dbusername": "Utilisateurs les plus actifs",
+    "os_username": "Utilisateurs système les plus actifs",
+    "userhost": "Machines les plus actives",
+    "terminal": "Terminaux les plus actifs",
+    "client_program_name": "Programmes clients les plus utilisés",
+    "action_name": "Actions les plus fréquentes",
+    "object_schema": "Activité par schéma",
+    "object_name": "Objets les plus utilisés",
+    "authentication_type": "Types d'authentification",
+    "unified_audit_policies": "Politiques d'audit déclenchées",
+    "system_privilege_used": "Privilèges système les plus utilisés",
+    "return_code": "Codes retour",
+    "session_id": "Sessions les plus actives",
+}
+BUCKET_HEADLINES = {
+    "hour": "Heures les plus chargées",
+    "day": "Jours les plus chargés",
+    "weekday": "Jours de la semaine les plus chargés",
+    "week": "Semaines les plus chargées",
+}
+SEVERITIES = {"high": "élevée", "medium": "moyenne", "low": "faible", "critical": "critique"}
+
+
+def empty_answer(analysis: Analysis, unit: Unit, where: str) -> str:
+    """'Aucune connexion échouée pour SCOTT hier (vendredi 20/11/2026).' and how to widen."""
+    text = _cap(unit.of(0)) + where + "."
+    if widen_question(analysis):
+        text += f" Élargissez la période, par exemple : « {widen_question(analysis)} »"
+    return text
+
+
+def widen_question(analysis: Analysis) -> str | None:
+    """A follow-up that asks the same with a wider period, when the period can be widened."""
     f = analysis.filters
+    if not f.start and not f.end:
+        return None
+    now = datetime.now(settings.tz)
+    if f.start and f.start <= now - timedelta(days=29) and (not f.end or f.end >= now):
+        return None  # already the last 30 days or more
+    return "Et sur les 30 derniers jours ?"
+
+
+def template_answer(analysis: Analysis, result: QueryResult) -> str:
+    """The French answer, every figure taken from `result`: the fact first, then the detail."""
+    intent = analysis.intent
+    f = effective_filters(analysis)
+    unit = unit_for(analysis, f)
     period = period_text(f, analysis)
-    where = filters_text(f) + period
-    headline = HEADLINES.get(intent, "Résultat")
+    where = filters_text(f, unit) + period
     cols = result.columns
     if intent == Intent.ANOMALIES:
-        if not result.rows:
-            return f"Aucune activité suspecte détectée{period}."
-        lines = [f"{fmt_int(result.total)} anomalie(s) détectée(s){period} :"]
-        for row in result.rows[:MAX_SUMMARY_ITEMS]:
-            lines.append(f"- [{row[1]}] {row[2]} — {row[3]}")
-        if result.total > MAX_SUMMARY_ITEMS:
-            lines.append("(la liste complète est dans le tableau)")
-        return "\n".join(lines)
+        return _anomalies_answer(result, period)
     if cols == ["count"]:
-        return f"{headline} : {fmt_int(result.total)} événement(s){where}."
-    if result.total == 0 or not result.rows:
-        return f"{headline} : aucun résultat{where}."
+        n = result.rows[0][0] if result.rows else result.total
+        if not n:
+            return empty_answer(analysis, unit, where)
+        return f"{_cap(unit.of(n))}{where}."
+    if not result.rows:
+        if intent == Intent.USER_ACTIVITY and f.dbusername:
+            return empty_answer(analysis, Unit("activité", "activités", True), where)
+        if intent == Intent.LIST_USERS:
+            return empty_answer(analysis, Unit("utilisateur", "utilisateurs"), where)
+        if intent == Intent.SESSIONS:
+            return empty_answer(analysis, Unit("session", "sessions", True), where)
+        return empty_answer(analysis, unit, where)
     if len(cols) == 2 and cols[1] == "count" and cols[0] in TIME_BUCKETS:
-        one, many = FIELD_LABELS[cols[0]]
         busiest = sorted((r for r in result.rows if r[1]), key=lambda r: -r[1])[:3]
         label = lambda r: _bucket_label(cols[0], r[0])  # noqa: E731
-        return (
-            f"{headline} par {one}{where} : {fmt_int(result.total)} événement(s) ; "
-            f"les {many} les plus chargé(e)s : {_pairs(busiest, 3, label=label)}."
-        )
+        headline = BUCKET_HEADLINES.get(cols[0], "Répartition dans le temps")
+        return f"{headline}{where} : {_pairs(busiest, 3, label=label)}, sur {unit.of(result.total)}."
     if len(cols) == 2 and cols[1] == "count":
-        one, many = FIELD_LABELS.get(cols[0], ("élément", "éléments"))
-        if intent == Intent.LIST_USERS:  # distinct_values: total is the number of values
-            if analysis.count_only:
-                return f"{fmt_int(result.total)} {many if result.total > 1 else one}{where}."
-            label = many if result.total > 1 else one
-            return f"{fmt_int(result.total)} {label}{where} : {_pairs(result.rows, 15)}."
-        text = f"{headline} ({many}){where} : {_pairs(result.rows)}"
-        if intent in (Intent.FAILED_LOGINS, Intent.ERRORS, Intent.COUNT_EVENTS):
-            text = (
-                f"{headline}{where} : {fmt_int(result.total)} événement(s). Par {one} : {_pairs(result.rows)}"
+        return _ranked_answer(analysis, result, unit, where)
+    if cols[:3] == ["object_schema", "object_name", "count"]:
+        rows = [[f"{r[0]}.{r[1]}" if r[0] else str(r[1]), r[2]] for r in result.rows]
+        headline = (
+            "Objets les plus consultés" if unit is EVENT else f"Objets les plus visés par des {unit.many}"
+        )
+        return f"{headline}{where} : {_pairs(rows)}."
+    if cols[:2] == ["dbusername", "events"]:
+        return _per_user(analysis, result, unit, where)
+    if cols[:2] == ["session_id", "dbusername"]:
+        return _sessions_answer(analysis, result, where)
+    if "event_timestamp" in cols:  # a list of events
+        return _events_answer(analysis, result, unit, where)
+    return f"{_cap(plural(result.total, 'résultat', 'résultats'))}{where}."
+
+
+def _ranked_answer(analysis: Analysis, result: QueryResult, unit: Unit, where: str) -> str:
+    """[value, count] rows, ranked."""
+    col = result.columns[0]
+    one, many = FIELD_LABELS.get(col, ("élément", "éléments"))
+    rows = result.rows
+    label = lambda r: _name(r[0], col)  # noqa: E731
+    if analysis.intent == Intent.LIST_USERS:  # distinct_values: total is the number of values
+        n = result.total
+        who = plural(n, one, many)
+        if col == "dbusername":
+            if unit is EVENT:
+                who += " actif" if n < 2 else " actifs"
+            elif unit.one == "connexion":
+                who += " connecté" if n < 2 else " connectés"
+            else:
+                who += f" avec des {unit.many}"
+        if analysis.count_only:
+            return f"{_cap(who)}{where}."
+        shown = 15
+        text = f"{_cap(who)}{where} : {_pairs(rows, shown, label=label)}"
+        if len(rows) > shown:
+            text += f" et {plural(len(rows) - shown, 'autre', 'autres')}"
+        return text + f" (nombre {unit.de()} entre parenthèses)." if n > 1 else text + "."
+    if analysis.intent in (Intent.FAILED_LOGINS, Intent.ERRORS, Intent.COUNT_EVENTS):
+        text = f"{_cap(unit.of(result.total))}{where}."
+        said = getattr(effective_filters(analysis), col, None)
+        if len(rows) == 1 and isinstance(said, list) and said == [rows[0][0]]:
+            return text  # 'Par utilisateur : JDUPONT (2)' would only repeat the filter
+        return text + f" Par {one} : {_pairs(rows, label=label)}."
+    if analysis.top_n == 1 or len(rows) == 1:
+        top = rows[0]
+        if col == "dbusername":
+            lead = (
+                "L'utilisateur le plus actif" if unit is EVENT else f"L'utilisateur ayant le plus {unit.de()}"
             )
         else:
-            text += f", sur {fmt_int(result.total)} événement(s)"
-        return text + "."
-    if cols[:3] == ["object_schema", "object_name", "count"]:
-        label = lambda r: f"{r[0]}.{r[1]}"  # noqa: E731
-        rows = [[r, r[2]] for r in result.rows]
-        return f"{headline}{where} : {_pairs(rows, label=lambda x: label(x[0]))}."
-    if cols[:2] == ["dbusername", "events"]:
-        return _per_user(headline, where, result)
-    if cols[:2] == ["session_id", "dbusername"]:
-        shown = ", ".join(
-            f"{r[0]} ({r[1]}, {fmt_int(r[9])} événement(s), {_cell(r[5])})" for r in result.rows[:3]
-        )
-        return f"{fmt_int(result.total)} session(s){where}. Les plus récentes : {shown}."
-    if "event_timestamp" in cols:  # a list of events
-        shown = len(result.rows)
-        text = f"{headline}{where} : {fmt_int(result.total)} événement(s)."
-        if shown < result.total:
-            text += f" Voici les {fmt_int(shown)} plus récents ; en tête"
-        else:
-            text += " Les plus récents"
-        return text + " : " + _events_summary(result) + "."
-    return f"{headline}{where} : {fmt_int(result.total)} résultat(s)."
+            lead = f"Premier {one}" if one not in FEMININE_FIELDS else f"Première {one}"
+        return f"{lead}{where} : {label(top)} ({fmt_int(top[1])}), sur {unit.of(result.total)}."
+    if unit is EVENT:
+        headline = GROUP_HEADLINES.get(col, f"Répartition par {one}")
+    elif col == "dbusername":
+        headline = f"Utilisateurs ayant le plus {unit.de()}"
+    else:
+        headline = f"{_cap(unit.many)} par {one}"
+    return f"{headline}{where} : {_pairs(rows, label=label)}, sur {unit.of(result.total)}."
 
 
-def _per_user(headline: str, where: str, result: QueryResult) -> str:
+FEMININE_FIELDS = {"machine", "action", "politique d'audit", "session", "heure", "semaine"}
+
+
+def _span_of(first: Any, last: Any, filters: AuditFilters) -> str:
+    """When the activity took place: 'de 10:00 à 16:05' (the day is said by the period)."""
+    a, b = _when(first), _when(last)
+    if not a or not b:
+        return ""
+    if local(a).date() == local(b).date():
+        one_day = filters.start and filters.end and filters.end - filters.start <= timedelta(days=1)
+        day = "" if one_day else f"le {_day(a)} "
+        return f"{day}de {_clock(a)} à {_clock(b)}" if a != b else f"{day}à {_clock(a)}".strip()
+    return f"du {fmt_dt(a)} au {fmt_dt(b)}"
+
+
+def _per_user(analysis: Analysis, result: QueryResult, unit: Unit, where: str) -> str:
     """user_activity rows (total: users) and off_hours rows (total: events): [dbusername, events, ...]."""
     idx = {c: i for i, c in enumerate(result.columns)}
-    if "first_activity" in idx:
-        users = "utilisateur" if result.total == 1 else "utilisateurs"
-        lead = f"{headline}{where} : {fmt_int(result.total)} {users}. "
-    else:
-        lead = f"{headline}{where} : {fmt_int(result.total)} événement(s). "
-    parts = []
-    for row in result.rows[:3]:
-        bit = f"{row[0]} : {fmt_int(row[1])} événement(s)"
-        if "failed" in idx and row[idx["failed"]]:
+    single_action = len(analysis.filters.action_name) == 1
+
+    def detail(row: list[Any]) -> str:
+        bit = unit.of(row[1])
+        if "failed" in idx and row[idx["failed"]] and not unit.uses_failed:
             bit += f" dont {fmt_int(row[idx['failed']])} en échec"
         if "weekend_events" in idx and row[idx["weekend_events"]]:
             bit += f" dont {fmt_int(row[idx['weekend_events']])} le week-end"
-        if row[idx["actions"]]:
-            bit += f" ({_cell(row[idx['actions']])})"
-        parts.append(bit)
-    more = f" ; {fmt_int(len(result.rows) - 3)} autre(s) utilisateur(s)" if len(result.rows) > 3 else ""
-    return lead + " ; ".join(parts) + more + "."
+        return bit
 
-
-def _events_summary(result: QueryResult) -> str:
-    idx = {c: i for i, c in enumerate(result.columns)}
+    if "first_activity" in idx:  # user_activity
+        if len(result.rows) == 1:
+            row = result.rows[0]
+            text = f"{row[0]}{filters_text(analysis.filters.model_copy(update={'dbusername': []}), unit)}"
+            text += f"{period_text(analysis.filters, analysis)} : {detail(row)}"
+            if row[idx["distinct_objects"]]:
+                text += " sur " + plural(row[idx["distinct_objects"]], "objet", "objets")
+            span = _span_of(row[idx["first_activity"]], row[idx["last_activity"]], analysis.filters)
+            if span:
+                text += f", {span}"
+            hosts, programs = row[idx["hosts"]] or [], row[idx["programs"]] or []
+            if hosts:
+                text += f", depuis {_names(hosts[:3], 'et')}"
+            if programs:
+                text += f" avec {_names(programs[:3], 'et')}"
+            text += "."
+            actions = row[idx["actions"]]
+            if isinstance(actions, dict) and actions and not single_action:
+                text += " Actions : " + ", ".join(f"{k} ({fmt_int(v)})" for k, v in list(actions.items())[:6])
+                text += "." if len(actions) <= 6 else "…"
+            return text
+        lead = f"Activité de {plural(result.total, 'utilisateur', 'utilisateurs')}{where} : "
+    else:  # off hours
+        start, end = settings.BUSINESS_HOURS_START, settings.BUSINESS_HOURS_END
+        hours = f"avant {start} h, à partir de {end} h ou le week-end"
+        lead = f"{_cap(unit.of(result.total))} hors heures de bureau ({hours}){where}. "
     parts = []
     for row in result.rows[:3]:
-        bits = [_cell(row[idx["event_timestamp"]])]
-        for name in ("dbusername", "action_name"):
-            if name in idx and row[idx[name]]:
-                bits.append(str(row[idx[name]]))
+        bit = f"{row[0]} : {detail(row)}"
+        if row[idx["actions"]] and not single_action:
+            bit += f" ({_cell(row[idx['actions']])})"
+        parts.append(bit)
+    more = len(result.rows) - 3
+    tail = (
+        f" ; {plural(more, 'autre utilisateur', 'autres utilisateurs')} dans le tableau" if more > 0 else ""
+    )
+    return lead + " ; ".join(parts) + tail + "."
+
+
+def _sessions_answer(analysis: Analysis, result: QueryResult, where: str) -> str:
+    idx = {c: i for i, c in enumerate(result.columns)}
+    text = f"{_cap(plural(result.total, 'session', 'sessions'))}{where}."
+    if analysis.count_only:
+        return text
+    shown = []
+    for r in result.rows[:3]:
+        start = _when(r[idx["start"]])
+        bit = f"{r[idx['dbusername']]} (session {r[0]}"
+        if start:
+            bit += f", {fmt_dt(start)}"
+        shown.append(bit + f", {plural(r[idx['events']], 'événement', 'événements')})")
+    return text + " Les plus récentes : " + " ; ".join(shown) + "."
+
+
+def _events_answer(analysis: Analysis, result: QueryResult, unit: Unit, where: str) -> str:
+    shown = len(result.rows)
+    text = f"{_cap(unit.of(result.total))}{where}."
+    feminine = unit.feminine
+    recent = "récentes" if feminine else "récents"
+    if shown < result.total:
+        text += f" Les {fmt_int(shown)} plus {recent} sont dans le tableau ; en tête"
+    elif result.total > 1:
+        text += f" Les plus {recent}"
+    else:
+        text += " Détail"
+    return text + " : " + _events_summary(analysis, result, unit) + "."
+
+
+def _events_summary(analysis: Analysis, result: QueryResult, unit: Unit) -> str:
+    idx = {c: i for i, c in enumerate(result.columns)}
+    one_action = len(analysis.filters.action_name) == 1 or (
+        unit.uses_actions
+        and len({r[idx["action_name"]] for r in result.rows} if "action_name" in idx else ()) == 1
+    )
+    privileges = analysis.intent == Intent.PRIVILEGES
+    parts = []
+    for row in result.rows[:3]:
+        when = _cell(row[idx["event_timestamp"]])
+        user = row[idx["dbusername"]] if "dbusername" in idx else None
+        action = row[idx["action_name"]] if "action_name" in idx else None
+        obj = None
         if "object_name" in idx and row[idx["object_name"]]:
             schema = row[idx["object_schema"]] if "object_schema" in idx else None
-            bits.append(f"{schema}.{row[idx['object_name']]}" if schema else str(row[idx["object_name"]]))
+            obj = f"{schema}.{row[idx['object_name']]}" if schema else str(row[idx["object_name"]])
+        sql = row[idx["sql_text"]] if "sql_text" in idx else None
+        if privileges and sql:
+            what = sql if len(sql) <= 80 else sql[:77] + "…"
+        elif one_action:
+            what = obj or action or ""
+        else:
+            what = " ".join(b for b in (action, obj) if b)
+        bit = f"{what} par {user}" if user and what else (what or user or "")
+        bit = f"{bit}, le {when}" if bit else when
         if "return_code" in idx and row[idx["return_code"]]:
-            bits.append(f"(code {row[idx['return_code']]})")
-        parts.append(" ".join(bits))
+            bit += f" ({ora(row[idx['return_code']])})"
+        parts.append(bit)
     return " ; ".join(parts)
+
+
+def understanding_notes(analysis: Analysis) -> str:
+    """What the user should know before the answer: names corrected, not found, dates not valid."""
+    notes = []
+    corrected = [str(c).replace(" → ", " compris comme ") for c in analysis.entities.get("corrected") or []]
+    if corrected:
+        notes.append(_cap(_names(corrected, "et")) + ".")
+    missing = [str(m) for m in analysis.entities.get("not_found") or []]
+    if missing:
+        verb = "n'apparaît" if len(missing) == 1 else "n'apparaissent"
+        notes.append(f"{_names(missing, 'et')} {verb} pas dans la piste d'audit.")
+    invalid = [str(t) for t in analysis.entities.get("time_invalid") or []]
+    if invalid:
+        notes.append(f"« {_names(invalid, 'et')} » n'est pas une date valide.")
+    return " ".join(notes) + (" " if notes else "")
+
+
+def _anomalies_answer(result: QueryResult, period: str) -> str:
+    if not result.rows:
+        return f"Aucune activité suspecte détectée{period}."
+    lines = [f"{_cap(plural(result.total, 'anomalie détectée', 'anomalies détectées'))}{period} :"]
+    for row in result.rows[:MAX_SUMMARY_ITEMS]:
+        severity = SEVERITIES.get(str(row[1]), str(row[1]))
+        start = _when(row[6])
+        when = f"{fmt_dt(start)} — " if start else ""
+        lines.append(f"- [{severity}] {when}{row[2]}")
+    if result.total > MAX_SUMMARY_ITEMS:
+        lines.append("Le détail et les autres anomalies sont dans le tableau.")
+    else:
+        lines.append("Le détail de chaque anomalie est dans le tableau.")
+    return "\n".join(lines)
 
 
 def help_answer() -> str:
@@ -525,20 +891,165 @@ def small_talk_answer() -> str:
 
 def not_understood_answer(analysis: Analysis, close: list[str]) -> str:
     understood = entities_text(analysis)
+    missing = analysis.entities.get("not_found") or []
     text = "Je n'ai pas compris ce que vous cherchez"
-    text += f" (j'ai reconnu : {understood})." if understood else "."
-    text += " Essayez une question comme :\n" + "\n".join(f"- {q}" for q in close[:3])
+    text += f" (j'ai seulement reconnu : {understood})." if understood else "."
+    if missing:
+        text += f" {_names(missing, 'ni')} n'apparaît pas dans la piste d'audit."
+    text += (
+        " Je réponds sur les utilisateurs, connexions, actions, objets, privilèges, erreurs, sessions et "
+        "activités suspectes. Essayez par exemple :\n" + "\n".join(f"- {q}" for q in close[:3])
+    )
     return text
 
 
-def suggestions_for(analysis: Analysis) -> list[str]:
-    picked = [q for q in NEXT_QUESTIONS.get(analysis.intent, []) if q != analysis.question]
-    for q in DEFAULT_NEXT:
+async def close_questions(cache: AnswerCache, analysis: Analysis) -> list[str]:
+    """Three questions known to work, close to one that was not understood, using what was recognised."""
+    f, p = analysis.filters, _said(analysis)
+    picked = []
+    if f.dbusername:
+        picked.append(f"Qu'a fait {f.dbusername[0]}{p} ?")
+    if f.object_schema:
+        picked.append(f"Quels utilisateurs ont accédé au schéma {f.object_schema[0]}{p} ?")
+    if f.action_name:
+        de = "d'" if fold(f.action_name[0][:1]) in "aeiouy" else "de "
+        picked.append(f"Qui a fait le plus {de}{f.action_name[0]}{p} ?")
+    known = {normalize_question(q) for q in [*EXAMPLES, *DEFAULT_NEXT]}
+    # frequent questions may be follow-ups or not understood: only the catalogue's are sure to work
+    for q in await cache.suggest(analysis.question, catalogue=EXAMPLES, limit=10):
+        if normalize_question(q) in known and q not in picked:
+            picked.append(q)
+    picked += [q for q in DEFAULT_NEXT if q not in picked]
+    return picked[:3]
+
+
+def _said(analysis: Analysis) -> str:
+    """' cette semaine': the period as the user said it, to repeat in a suggestion."""
+    tr = analysis.time_range
+    if not tr or not tr.text or not (analysis.filters.start or analysis.filters.end):
+        return ""
+    return f" {tr.text}"
+
+
+def _first(result: QueryResult | None, column: str) -> Any:
+    if not result or not result.rows or column not in result.columns:
+        return None
+    return result.rows[0][result.columns.index(column)]
+
+
+def _on_day(result: QueryResult | None, column: str) -> str:
+    """' le 20/11/2026': the local day of the first row's timestamp."""
+    value = _when(_first(result, column))
+    return f" le {_day(value)}" if value else ""
+
+
+def next_questions(analysis: Analysis, result: QueryResult | None) -> list[str]:
+    """Questions that follow from this answer, built from its first rows (so they find data)."""
+    intent, p = analysis.intent, _said(analysis)
+    user = _first(result, "dbusername")
+    out: list[str] = []
+    if result is not None and not result.rows and intent != Intent.ANOMALIES:
+        if widen_question(analysis):
+            out.append(widen_question(analysis))
+        return out
+    if result is not None and result.columns == ["count"] and not (result.rows and result.rows[0][0]):
+        return [widen_question(analysis)] if widen_question(analysis) else []
+    match intent:
+        case Intent.TOP_USERS | Intent.LIST_USERS | Intent.SESSIONS | Intent.OFF_HOURS:
+            if user:
+                out.append(f"Qu'a fait {user}{p} ?")
+            if intent == Intent.OFF_HOURS:
+                out.append(f"Y a-t-il des activités suspectes{p} ?")
+            else:
+                out.append(f"Quelles sont les actions les plus fréquentes{p} ?")
+        case Intent.USER_ACTIVITY:
+            user = user or (analysis.filters.dbusername[:1] or [None])[0]
+            if user:
+                out.append(f"Quelles tables a utilisées {user}{p} ?")
+                if _first(result, "failed"):
+                    out.append(f"Quelles erreurs a eues {user}{p} ?")
+                out.append(f"Quelles sessions de {user}{p} ?")
+        case Intent.TOP_ACTIONS | Intent.COUNT_EVENTS:
+            action = _first(result, "action_name")
+            if action:
+                de = "d'" if fold(action[:1]) in "aeiouy" else "de "
+                out.append(f"Qui a fait le plus {de}{action}{p} ?")
+            out.append(f"Quelles sont les heures de pointe{p} ?")
+        case Intent.FAILED_LOGINS:
+            out.append(f"Connexions échouées par machine{p}")
+            out.append(f"Y a-t-il des activités suspectes{p} ?")
+        case Intent.ERRORS:
+            code = _first(result, "return_code")
+            if isinstance(code, int) and code:
+                out.append(f"Qui a eu l'erreur {ora(code)}{p} ?")
+            out.append(f"Combien de connexions échouées{p} ?")
+        case Intent.TOP_OBJECTS | Intent.SCHEMA_OBJECTS:
+            schema = _first(result, "object_schema") or (analysis.filters.object_schema[:1] or [None])[0]
+            name = _first(result, "object_name")
+            if schema and name:
+                out.append(f"Qui a accédé à la table {schema}.{name}{p} ?")
+            out.append(f"Activité par schéma{p}")
+        case Intent.SCHEMA_ACTIVITY:
+            schema = _first(result, "object_schema")
+            if schema:
+                out.append(f"Quels objets du schéma {schema} ont été les plus utilisés{p} ?")
+                out.append(f"Quels utilisateurs ont accédé au schéma {schema}{p} ?")
+        case Intent.OBJECT_CHANGES | Intent.PRIVILEGES | Intent.SEARCH_EVENTS:
+            if user:
+                out.append(f"Qu'a fait {user}{_on_day(result, 'event_timestamp')} ?")
+            out.append(f"Y a-t-il des activités suspectes{p} ?")
+        case Intent.TIME_DISTRIBUTION:
+            out.append(f"Quels sont les utilisateurs les plus actifs{p} ?")
+            out.append(f"Quelles sont les actions les plus fréquentes{p} ?")
+        case Intent.CLIENTS:
+            value = result.rows[0][0] if result and result.rows else None
+            if value and result.columns[0] == "client_program_name":
+                out.append(f"Quels utilisateurs ont utilisé {value}{p} ?")
+            elif value and result.columns[0] == "userhost":
+                out.append(f"Quels utilisateurs se sont connectés depuis {value}{p} ?")
+            out.append(f"Quels sont les utilisateurs les plus actifs{p} ?")
+        case Intent.ANOMALIES:
+            user = _first(result, "dbusername")
+            if user:
+                out.append(f"Qu'a fait {user}{_on_day(result, 'start')} ?")
+            out.append(f"Combien de connexions échouées{p} ?")
+            out.append(f"Qui s'est connecté en dehors des heures de bureau{p} ?")
+    return out
+
+
+PERIOD_WORDS = {
+    "hier",
+    "cette",
+    "semaine",
+    "mois",
+    "aujourd",
+    "aujourd'hui",
+    "derniers",
+    "dernieres",
+    "derniere",
+    "dernier",
+    "jours",
+    "heures",
+    "depuis",
+    "matin",
+    "soir",
+    "annee",
+}
+
+
+def suggestions_for(analysis: Analysis, result: QueryResult | None = None) -> list[str]:
+    """Three next questions: those that follow from the answer, then general ones that work."""
+    asked = normalize_question(analysis.question)
+    picked: list[str] = []
+    stems = set()  # the same question for another period is not another suggestion
+    for q in [*next_questions(analysis, result), *DEFAULT_NEXT]:
+        stem = tuple(w for w in normalize_question(q).split() if len(w) > 3 and w not in PERIOD_WORDS)[:4]
         if len(picked) >= 3:
             break
-        if q not in picked and normalize_question(q) != normalize_question(analysis.question):
+        if normalize_question(q) != asked and stem not in stems:
             picked.append(q)
-    return picked[:3]
+            stems.add(stem)
+    return picked
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -633,14 +1144,13 @@ async def prepare(
         elif analysis.intent == Intent.SMALL_TALK:
             text, suggestions = small_talk_answer(), EXAMPLES[:3]
         else:
-            suggestions = await cache.suggest(request.message, catalogue=EXAMPLES, limit=3)
-            suggestions += [q for q in DEFAULT_NEXT if q not in suggestions][: 3 - len(suggestions)]
+            suggestions = await close_questions(cache, analysis)
             text = not_understood_answer(analysis, suggestions)
         response = ChatResponse(answer=text, suggestions=suggestions, **base)
         return Prepared(response=response, template=text, started=started, analysis=analysis)
 
     llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
-    key = cache_key(analysis, audit_version=version, extra=f"{store.audit_name}|{llm}")
+    key = cache_key(analysis, audit_version=version, extra=f"{store.audit_name}|{llm}|{TEMPLATES_VERSION}")
     hit = await cache.get(key)
     if hit is not None:
         response = ChatResponse(**{**hit, **base, "cached": True})
@@ -664,11 +1174,11 @@ async def prepare(
         response = ChatResponse(answer=text, suggestions=suggestions_for(analysis), **base)
         return Prepared(response=response, template=text, started=started, analysis=analysis)
     result.rows = [[jsonable(c) for c in row] for row in result.rows]
-    text = template_answer(analysis, result)
+    text = understanding_notes(analysis) + template_answer(analysis, result)
     response = ChatResponse(
         answer=text,
         data=ChatData(columns=result.columns, rows=result.rows, total=result.total),
-        suggestions=suggestions_for(analysis),
+        suggestions=suggestions_for(analysis, result),
         query=jsonable(result.query),
         **base,
     )

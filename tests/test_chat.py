@@ -282,7 +282,7 @@ def parse_sse(text: str) -> list[tuple[str, str]]:
 
 async def test_stream_without_llm(client, auditor_headers, demo):
     r = await client.post(
-        "/api/chat/stream", json={"message": "Combien de sessions hier ?"}, headers=auditor_headers
+        "/api/chat/stream", json={"message": "Quelles sessions ont eu lieu hier ?"}, headers=auditor_headers
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)
