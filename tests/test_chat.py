@@ -54,6 +54,9 @@ def matches(event: dict[str, Any], f: AuditFilters) -> bool:
             and event.get(name) not in values
         ):
             return False
+    for name, excluded in (getattr(f, "exclude", None) or {}).items():
+        if excluded and event.get(name) in excluded:
+            return False
     if f.failed is not None and not f.return_code and (event.get("return_code", 0) != 0) != f.failed:
         return False
     text = (event.get("sql_text") or "").lower()
