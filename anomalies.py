@@ -21,9 +21,12 @@ explanation, the user and host concerned, the time window and the evidence:
 """
 
 import asyncio
+import copy
 import hashlib
+import math
 import re
-from datetime import UTC, datetime, timedelta
+from collections import OrderedDict
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -62,6 +65,9 @@ POWERFUL_SYSTEM_PRIVILEGES = {"GRANT ANY ROLE", "GRANT ANY PRIVILEGE"}
 TEMPORARY_NAME = re.compile(r"^(TMP|TEMP|BKP|BAK)_|_(TMP|TEMP)$", re.IGNORECASE)
 MAX_SENSITIVE_GROUPS = 2000
 SAMPLE_SIZE = 5
+# Bound of the in-process result cache, in rows (hourly groups, query results): a few MB.
+CACHE_MAX_ROWS = 200_000
+HOUR = timedelta(hours=1)
 
 SAMPLE_FIELDS = (
     "event_timestamp", "dbusername", "os_username", "userhost", "client_program_name", "action_name",
@@ -168,6 +174,85 @@ def _sample_expr() -> dict[str, Any]:
 async def _aggregate(store: Store, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cursor = await store.audit.aggregate(pipeline, allowDiskUse=True)
     return await cursor.to_list(None)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class ResultCache:
+    """Aggregated results of store queries, in process memory, keyed by the audit collection and its
+    version (`Store.audit_version()`, bumped by every import): an entry can never be stale, and the
+    entries of older versions are dropped as soon as a newer version is seen. Least recently used
+    entries go first once the cached rows exceed `max_rows`."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._data: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self._versions: dict[str, int] = {}
+        self._rows = 0
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._versions.clear()
+        self._rows = 0
+        self.hits = self.misses = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self._data), "rows": self._rows, "hits": self.hits, "misses": self.misses}
+
+    def see_version(self, audit_name: str, version: int) -> None:
+        if self._versions.get(audit_name) == version:
+            return
+        self._versions[audit_name] = version
+        for key in [k for k in self._data if k[0] == audit_name and k[1] != version]:
+            self._rows -= self._data.pop(key)[1]
+
+    def get(self, key: tuple) -> Any:
+        entry = self._data.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._data.move_to_end(key)
+        self.hits += 1
+        return entry[0]
+
+    def put(self, key: tuple, value: Any, rows: int) -> None:
+        if key in self._data:
+            self._rows -= self._data.pop(key)[1]
+        self._data[key] = (value, max(1, rows))
+        self._rows += max(1, rows)
+        while self._rows > self.max_rows and len(self._data) > 1:
+            self._rows -= self._data.popitem(last=False)[1][1]
+
+
+CACHE = ResultCache(max_rows=CACHE_MAX_ROWS)
+
+
+def clear_cache() -> None:
+    """Forget every cached result (the bench measures cold calls with it)."""
+    CACHE.clear()
+
+
+class _Queries:
+    """The store queries of one detection, through the cache for this audit collection and version."""
+
+    def __init__(self, store: Store, version: int) -> None:
+        self.store = store
+        self.prefix = (store.audit_name, version)
+        CACHE.see_version(store.audit_name, version)
+
+    def key(self, *parts: Any) -> tuple:
+        return (*self.prefix, *parts)
+
+    async def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        key = self.key("query", repr(pipeline))
+        rows = CACHE.get(key)
+        if rows is None:
+            rows = await _aggregate(self.store, pipeline)
+            CACHE.put(key, rows, len(rows))
+        return copy.deepcopy(rows)
 
 
 def _burst_stages(key: str, window_minutes: int, threshold: int, extra_group: dict[str, Any]) -> list[dict]:
@@ -397,23 +482,26 @@ def _privileged_pipeline(account: str, start: datetime, end: datetime) -> list[d
     ]
 
 
-def _baseline_pipeline(start: datetime, end: datetime, since: datetime) -> list[dict[str, Any]]:
-    """One pass over the history and the window, grouped per user, local clock hour, host, program,
-    action and return code (plain field keys and one date truncation: the store evaluates
-    expressions per event, so everything else runs on these groups). Then, in one $facet:
-    the hourly volume baseline (median and MAD per user), the off-hours days, the first-seen
-    (user, host, program) triples and the users whose hourly DML volume could hold a mass-DML burst.
+def _summary_pipeline(since: datetime, until: datetime, trunc_tz: str | None) -> list[dict[str, Any]]:
+    """One pass over [since, until), grouped per user, clock hour, host, program, action and return
+    code (plain field keys and one date truncation: the store evaluates expressions per event, so
+    everything else runs on these groups), reduced in one $facet to what every detector needs:
+    per user and hour the events, DML statements and hosts; per user, host, program and local day
+    the first and last hour of successful events.
+
+    `trunc_tz` is None when the time zone's offsets are whole hours: UTC clock hours are then local
+    clock hours and the truncation is cheaper without a time zone.
     """
-    tz = settings.APP_TIMEZONE
-    min_volume = settings.ANOMALY_MIN_HOURLY_VOLUME
-    start_hour = start - timedelta(hours=1)
+    trunc: dict[str, Any] = {"date": "$event_timestamp", "unit": "hour"}
+    if trunc_tz:
+        trunc["timezone"] = trunc_tz
     return [
-        {"$match": {"event_timestamp": {"$gte": since, "$lt": end}}},
+        {"$match": {"event_timestamp": {"$gte": since, "$lt": until}}},
         {
             "$group": {
                 "_id": {
                     "u": "$dbusername",
-                    "h": {"$dateTrunc": {"date": "$event_timestamp", "unit": "hour", "timezone": tz}},
+                    "h": {"$dateTrunc": trunc},
                     "host": "$userhost",
                     "p": "$client_program_name",
                     "a": "$action_name",
@@ -423,96 +511,236 @@ def _baseline_pipeline(start: datetime, end: datetime, since: datetime) -> list[
             }
         },
         {"$match": {"_id.u": {"$ne": None}}},
+        {"$set": {"d": local_day("$_id.h")}},
         {
             "$facet": {
-                "volume": [
+                "hours": [
                     {
                         "$group": {
                             "_id": {"u": "$_id.u", "h": "$_id.h"},
+                            "d": {"$first": "$d"},
                             "n": {"$sum": "$n"},
+                            "dml": {"$sum": {"$cond": [{"$in": ["$_id.a", list(DML_ACTIONS)]}, "$n", 0]}},
                             "hosts": {"$addToSet": "$_id.host"},
                         }
-                    },
-                    {
-                        "$group": {
-                            "_id": "$_id.u",
-                            "hours": {"$push": {"h": "$_id.h", "n": "$n", "hosts": "$hosts"}},
-                            "median": {"$median": {"input": "$n", "method": "approximate"}},
-                        }
-                    },
-                    {"$unwind": "$hours"},
-                    {
-                        "$group": {
-                            "_id": "$_id",
-                            "median": {"$first": "$median"},
-                            "mad": {
-                                "$median": {
-                                    "input": {"$abs": {"$subtract": ["$hours.n", "$median"]}},
-                                    "method": "approximate",
-                                }
-                            },
-                            "active_hours": {"$sum": 1},
-                            "hours": {"$push": "$hours"},
-                        }
-                    },
-                    {"$unwind": "$hours"},
-                    {"$match": {"hours.h": {"$gte": start_hour}, "hours.n": {"$gte": min_volume}}},
-                    {
-                        "$set": {
-                            "score": {
-                                "$divide": [
-                                    {"$subtract": ["$hours.n", "$median"]},
-                                    {"$max": [{"$multiply": ["$mad", 1.4826]}, 1]},
-                                ]
-                            }
-                        }
-                    },
-                    {"$match": {"score": {"$gte": settings.ANOMALY_MAD_THRESHOLD}}},
-                    {"$sort": {"_id": 1, "hours.h": 1}},
-                ],
-                "off_hours": [
-                    {
-                        "$group": {
-                            "_id": {"u": "$_id.u", "h": "$_id.h", "host": "$_id.host"},
-                            "n": {"$sum": "$n"},
-                        }
-                    },
-                    {"$set": {"lh": local_hour("$_id.h"), "lw": local_weekday("$_id.h")}},
-                    {"$match": {"$expr": off_hours_expr("$lh", "$lw")}},
-                    {
-                        "$group": {
-                            "_id": {"u": "$_id.u", "d": local_day("$_id.h")},
-                            "n": {"$sum": "$n"},
-                            "night": {"$sum": {"$cond": [_night_expr("$lh"), "$n", 0]}},
-                            "weekend": {"$max": {"$gte": ["$lw", 6]}},
-                            "n_win": {"$sum": {"$cond": [{"$gte": ["$_id.h", start_hour]}, "$n", 0]}},
-                            "first": {"$min": {"$cond": [{"$gte": ["$_id.h", start_hour]}, "$_id.h", None]}},
-                            "last": {"$max": "$_id.h"},
-                            "hosts": {"$addToSet": "$_id.host"},
-                        }
-                    },
-                    {"$sort": {"_id.u": 1, "_id.d": 1}},
+                    }
                 ],
                 "pairs": [
                     {"$match": {"_id.rc": 0}},
                     {
                         "$group": {
-                            "_id": {"u": "$_id.u", "host": "$_id.host", "p": "$_id.p"},
+                            "_id": {"u": "$_id.u", "host": "$_id.host", "p": "$_id.p", "d": "$d"},
                             "first": {"$min": "$_id.h"},
                             "last": {"$max": "$_id.h"},
                             "n": {"$sum": "$n"},
                         }
                     },
                 ],
-                "dml_candidates": [
-                    {"$match": {"_id.a": {"$in": list(DML_ACTIONS)}, "_id.h": {"$gte": start_hour}}},
-                    {"$group": {"_id": {"u": "$_id.u", "h": "$_id.h"}, "n": {"$sum": "$n"}}},
-                    {"$match": {"n": {"$gte": mass_dml_hourly_floor()}}},
-                    {"$group": {"_id": "$_id.u", "peak_hour": {"$max": "$n"}}},
-                ],
             }
         },
     ]
+
+
+# --------------------------------------------------------------------------- history summary
+
+
+def _floor_hour(dt: datetime) -> datetime:
+    """Start of the local clock hour holding dt, in UTC."""
+    return _local(dt).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=settings.tz).astimezone(UTC)
+
+
+def _segments(since_day: date, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """[local midnight of since_day, end) cut into local days, the day holding `end` cut at its last
+    whole hour, then the rest of that hour. Whole days and the cut day are cached (the cut day until
+    the next hour); the rest of the hour is recomputed unless the very same `end` comes back."""
+    end_hour = _floor_hour(end)
+    segments = []
+    day = since_day
+    while (lo := _local_midnight(day)) < end_hour:
+        hi = _local_midnight(day + timedelta(days=1))
+        if hi > end_hour:
+            segments.append(("part", lo, end_hour))
+            break
+        segments.append(("day", lo, hi))
+        day += timedelta(days=1)
+    if end_hour < end:
+        segments.append(("tail", end_hour, end))
+    return segments
+
+
+HourRow = tuple[str, datetime, int, int, tuple]  # user, hour, events, DML statements, hosts
+PairRow = tuple[str, str | None, str | None, datetime, datetime, int]  # user, host, program, first, last, n
+
+
+def _compact(doc: dict[str, Any]) -> tuple[list[HourRow], list[PairRow]]:
+    hours = [
+        (r["_id"]["u"], r["_id"]["h"], r["n"], r["dml"], tuple(r["hosts"])) for r in doc.get("hours", [])
+    ]
+    pairs = [
+        (r["_id"]["u"], r["_id"].get("host"), r["_id"].get("p"), r["first"], r["last"], r["n"])
+        for r in doc.get("pairs", [])
+    ]
+    return hours, pairs
+
+
+async def _summary(
+    q: _Queries, since_day: date, end: datetime
+) -> tuple[dict[tuple[str, datetime], list], dict[tuple, list]]:
+    """Hourly groups of [local midnight of since_day, end), per local day from the cache, the missing
+    days read in one pass per run of consecutive days.
+
+    Returns {(user, hour): [events, dml, hosts]} and {(user, host, program): [first, last, n]}.
+    """
+    tz_whole_hours = all(
+        _local(x).utcoffset().total_seconds() % 3600 == 0 for x in (_local_midnight(since_day), end)
+    )
+    trunc_tz = None if tz_whole_hours else settings.APP_TIMEZONE
+    segments = _segments(since_day, end)
+    keys = [q.key("summary", settings.APP_TIMEZONE, trunc_tz, lo, hi) for _, lo, hi in segments]
+    parts: list[Any] = [CACHE.get(k) for k in keys]
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(segments):
+        j = i + 1
+        if parts[i] is None:
+            while j < len(segments) and parts[j] is None and "tail" not in (segments[i][0], segments[j][0]):
+                j += 1
+            runs.append((i, j))
+        i = j
+    docs = await asyncio.gather(
+        *(
+            _aggregate(q.store, _summary_pipeline(segments[i][1], segments[j - 1][2], trunc_tz))
+            for i, j in runs
+        )
+    )
+    for (i, j), rows in zip(runs, docs, strict=True):
+        raw = rows[0] if rows else {}
+        hours, pairs = _compact(raw)
+        if j - i == 1:
+            split = {i: (hours, pairs)}
+        else:  # rows carry their local day: file each under its day's segment
+            index = {_local(segments[k][1]).date().isoformat(): k for k in range(i, j)}
+            split = {k: ([], []) for k in range(i, j)}
+            for row, doc in zip(hours, raw.get("hours", []), strict=True):
+                split[index[doc["d"]]][0].append(row)
+            for row, doc in zip(pairs, raw.get("pairs", []), strict=True):
+                split[index[doc["_id"]["d"]]][1].append(row)
+        for k, value in split.items():
+            parts[k] = value
+            CACHE.put(keys[k], value, len(value[0]) + len(value[1]))
+    hour_groups: dict[tuple[str, datetime], list] = {}
+    pair_groups: dict[tuple, list] = {}
+    for hours, pairs in parts:
+        for u, h, n, dml, hosts in hours:
+            g = hour_groups.setdefault((u, h), [0, 0, set()])
+            g[0] += n
+            g[1] += dml
+            g[2].update(hosts)
+        for u, host, p, first, last, n in pairs:
+            g = pair_groups.get((u, host, p))
+            if g is None:
+                pair_groups[(u, host, p)] = [first, last, n]
+            else:
+                g[0], g[1], g[2] = min(g[0], first), max(g[1], last), g[2] + n
+    return hour_groups, pair_groups
+
+
+def _discrete_median(values: list[float]) -> float:
+    """The store's $median: sorted[max(0, ceil(n / 2) - 1)]."""
+    ordered = sorted(values)
+    return float(ordered[max(0, math.ceil(0.5 * len(ordered)) - 1)])
+
+
+def _volume_rows(hours: dict[tuple[str, datetime], list], start: datetime) -> list[dict[str, Any]]:
+    """Hours of the window whose volume is far above the user's median of active hours (history and
+    window), as (count - median) / (1.4826 * MAD)."""
+    per_user: dict[str, list[tuple[datetime, int, set]]] = {}
+    for (u, h), (n, _, hosts) in hours.items():
+        per_user.setdefault(u, []).append((h, n, hosts))
+    rows = []
+    for user in sorted(per_user):
+        items = sorted(per_user[user], key=lambda x: x[0])
+        median = _discrete_median([n for _, n, _ in items])
+        mad = _discrete_median([abs(n - median) for _, n, _ in items])
+        for h, n, hosts in items:
+            if h + HOUR <= start or n < settings.ANOMALY_MIN_HOURLY_VOLUME:
+                continue
+            score = (n - median) / max(mad * 1.4826, 1)
+            if score >= settings.ANOMALY_MAD_THRESHOLD:
+                rows.append(
+                    {
+                        "_id": user,
+                        "hours": {"h": h, "n": n, "hosts": list(hosts)},
+                        "median": median,
+                        "mad": mad,
+                        "active_hours": len(items),
+                        "score": score,
+                    }
+                )
+    return rows
+
+
+def _off_hours_days(hours: dict[tuple[str, datetime], list], start: datetime) -> list[dict[str, Any]]:
+    """Per user and local day with activity outside business hours: events, night events, weekend,
+    events and first hour in the window, last hour, hosts."""
+    local: dict[datetime, datetime] = {}
+    days: dict[tuple[str, str], dict[str, Any]] = {}
+    for (u, h), (n, _, hosts) in hours.items():
+        loc = local.get(h) or local.setdefault(h, _local(h))
+        lh, lw = loc.hour, loc.isoweekday()
+        if settings.BUSINESS_HOURS_START <= lh < settings.BUSINESS_HOURS_END and lw < 6:
+            continue
+        d = loc.date().isoformat()
+        row = days.get((u, d))
+        if row is None:
+            row = days[(u, d)] = {
+                "_id": {"u": u, "d": d},
+                "n": 0, "night": 0, "weekend": False, "n_win": 0, "first": None, "last": h, "hosts": set(),
+            }  # fmt: skip
+        row["n"] += n
+        if lh >= settings.ANOMALY_NIGHT_START_HOUR or lh < settings.ANOMALY_NIGHT_END_HOUR:
+            row["night"] += n
+        row["weekend"] = row["weekend"] or lw >= 6
+        if h + HOUR > start:
+            row["n_win"] += n
+            row["first"] = h if row["first"] is None else min(row["first"], h)
+        row["last"] = max(row["last"], h)
+        row["hosts"].update(hosts)
+    return [days[k] for k in sorted(days)]
+
+
+def _mass_dml_spans(
+    hours: dict[tuple[str, datetime], list], start: datetime, end: datetime
+) -> list[tuple[str, datetime, datetime]]:
+    """(user, since, until) spans of the window that can hold a mass-DML burst.
+
+    A burst's hot statement has >= T statements in its trailing window of W minutes, which overlaps
+    at most ceil(W / 60) + 1 clock hours: one of them holds >= mass_dml_hourly_floor() statements.
+    Every statement of the burst and every statement counted in its windows lie within W before or
+    after that hour, so only those spans are read; spans less than W apart are merged, so no burst
+    is cut in two.
+    """
+    w = timedelta(minutes=settings.ANOMALY_MASS_DML_WINDOW_MINUTES)
+    floor = mass_dml_hourly_floor()
+    per_user: dict[str, list[datetime]] = {}
+    for (u, h), (_, dml, _) in hours.items():
+        if dml >= floor and h + HOUR > start and h < end:
+            per_user.setdefault(u, []).append(h)
+    spans = []
+    for user in sorted(per_user):
+        merged: list[list[datetime]] = []
+        for h in sorted(per_user[user]):
+            lo, hi = max(start, h - w), min(end, h + HOUR + w)
+            if merged and lo - merged[-1][1] <= w:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        spans += [(user, lo, hi) for lo, hi in merged]
+    return spans
 
 
 # --------------------------------------------------------------------------- findings
@@ -731,7 +959,7 @@ def _sensitive_findings(items: list[dict[str, Any]]) -> list[Anomaly]:
 
 
 async def _refine(
-    store: Store, user: str, first: datetime, last: datetime, extra: dict[str, Any]
+    q: _Queries, user: str, first: datetime, last: datetime, extra: dict[str, Any]
 ) -> dict[str, Any]:
     """Exact count, first and last time, actions and sample events of one user's events in a span
     (the baseline groups are per clock hour)."""
@@ -755,7 +983,7 @@ async def _refine(
             }
         },
     ]
-    doc = (await _aggregate(store, pipeline) or [{}])[0]
+    doc = (await q.aggregate(pipeline) or [{}])[0]
     stats = (doc.get("stats") or [{"n": 0, "first": first, "last": last}])[0]
     return {
         "n": stats["n"],
@@ -771,7 +999,7 @@ def _off_hours_match() -> dict[str, Any]:
 
 
 async def _off_hours_findings(
-    store: Store,
+    q: _Queries,
     days: list[dict[str, Any]],
     watched: list[dict[str, Any]],
     user_first: dict[str, datetime],
@@ -849,7 +1077,7 @@ async def _off_hours_findings(
             )
     refined = await asyncio.gather(
         *(
-            _refine(store, user, max(start, d["first"]), min(end, d["last"] + hour), _off_hours_match())
+            _refine(q, user, max(start, d["first"]), min(end, d["last"] + hour), _off_hours_match())
             for _, user, d, *_ in serious
         )
     )
@@ -1049,7 +1277,7 @@ def _privileged_findings(account: str, rows: list[dict[str, Any]], new_hosts: se
     return findings
 
 
-async def _new_pair_findings(store: Store, pairs: list[dict[str, Any]], *, start: datetime) -> list[Anomaly]:
+async def _new_pair_findings(q: _Queries, pairs: list[dict[str, Any]], *, start: datetime) -> list[Anomaly]:
     """Users seen on a new host or with a new program in the window, relative to their history.
 
     The groups are per clock hour: a pair first seen in the hour that holds `start` is checked
@@ -1082,7 +1310,7 @@ async def _new_pair_findings(store: Store, pairs: list[dict[str, Any]], *, start
     refined = await asyncio.gather(
         *(
             _refine(
-                store,
+                q,
                 user,
                 min(c["first"] for c in combos),
                 max(c["last"] for c in combos) + hour,
@@ -1147,42 +1375,52 @@ async def _new_pair_findings(store: Store, pairs: list[dict[str, Any]], *, start
 
 
 async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> list[Anomaly]:
-    """Findings in [start, end), most severe first, then latest first."""
+    """Findings in [start, end), most severe first, then latest first.
+
+    The history (ANOMALY_BASELINE_DAYS before the window, from local midnight) and the window are
+    summarised per user and clock hour in one pass, cached per local day for the current audit
+    version: a repeated or sliding window only reads the hours not seen yet.
+    """
     start, end = _utc(start), _utc(end)
     if start >= end:
         raise ValueError("La date de début doit précéder la date de fin.")
-    history_start = start - timedelta(days=settings.ANOMALY_BASELINE_DAYS)
-    failed, watched, baseline, *privileged = await asyncio.gather(
-        _aggregate(store, _failed_logons_pipeline(start, end)),
-        _aggregate(store, _watched_pipeline(start, end)),
-        _aggregate(store, _baseline_pipeline(start, end, history_start)),
-        *(_aggregate(store, _privileged_pipeline(a, start, end)) for a in PRIVILEGED_ACCOUNTS),
+    q = _Queries(store, await store.audit_version())
+    since_day = _local(start - timedelta(days=settings.ANOMALY_BASELINE_DAYS)).date()
+    history_start = _local_midnight(since_day)
+    failed, watched, (hours, pair_groups), *privileged = await asyncio.gather(
+        q.aggregate(_failed_logons_pipeline(start, end)),
+        q.aggregate(_watched_pipeline(start, end)),
+        _summary(q, since_day, end),
+        *(q.aggregate(_privileged_pipeline(a, start, end)) for a in PRIVILEGED_ACCOUNTS),
     )
-    base = baseline[0] if baseline else {}
-    pairs = base.get("pairs", [])
+    pairs = [
+        {"_id": {"u": u, "host": host, "p": p}, "first": first, "last": last, "n": n}
+        for (u, host, p), (first, last, n) in pair_groups.items()
+    ]
     user_first: dict[str, datetime] = {}
     for p in pairs:
         u = p["_id"]["u"]
         user_first[u] = min(p["first"], user_first.get(u, p["first"]))
-    dml_users = sorted(c["_id"] for c in base.get("dml_candidates", []))
     dml, off_hours, new_pairs = await asyncio.gather(
-        asyncio.gather(*(_aggregate(store, _mass_dml_pipeline(u, start, end)) for u in dml_users)),
+        asyncio.gather(
+            *(q.aggregate(_mass_dml_pipeline(u, lo, hi)) for u, lo, hi in _mass_dml_spans(hours, start, end))
+        ),
         _off_hours_findings(
-            store,
-            base.get("off_hours", []),
+            q,
+            _off_hours_days(hours, start),
             watched,
             user_first,
             start=start,
             history_start=history_start,
             end=end,
         ),
-        _new_pair_findings(store, pairs, start=start),
+        _new_pair_findings(q, pairs, start=start),
     )
     findings: list[Anomaly] = []
     findings += _failed_logon_findings(failed[0] if failed else {})
     findings += _mass_dml_findings([b for bursts in dml for b in bursts])
     findings += _sensitive_findings(watched)
-    findings += _volume_findings(base.get("volume", []))
+    findings += _volume_findings(_volume_rows(hours, start))
     findings += off_hours
     findings += new_pairs
     for account, rows in zip(PRIVILEGED_ACCOUNTS, privileged, strict=True):

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from anomalies import Anomaly, detect_anomalies
+import anomalies
+from anomalies import Anomaly, clear_cache, detect_anomalies
 from config import settings
 from demo_data import planted_incidents
 from ingest import event_id, insert_documents
@@ -159,3 +160,66 @@ async def test_volume_baseline_is_per_user(store, scratch_audit):
     assert set(spikes) == {"QUIET"}
     assert spikes["QUIET"].evidence["median"] <= 5
     assert spikes["QUIET"].start == spike_at.replace(minute=0)
+
+
+def _dump(found: list[Anomaly]) -> list[dict]:
+    return [a.model_dump() for a in found]
+
+
+def _summary_ranges(pipelines: list[list[dict]]) -> list[dict]:
+    """Time ranges of the one-pass hourly summaries among the pipelines sent to the store."""
+    return [p[0]["$match"]["event_timestamp"] for p in pipelines if "hours" in p[-1].get("$facet", {})]
+
+
+async def test_cache_until_the_next_import(store, scratch_audit, monkeypatch):
+    base = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+    docs = [
+        _event(base - timedelta(days=d, minutes=i), "ALICE", "pc-alice") for d in (1, 2, 3) for i in range(5)
+    ]
+    await insert_documents(store, docs)
+    sent: list[list[dict]] = []
+    original = anomalies._aggregate
+
+    async def spy(store_, pipeline):
+        sent.append(pipeline)
+        return await original(store_, pipeline)
+
+    monkeypatch.setattr(anomalies, "_aggregate", spy)
+    window = {"start": base - timedelta(hours=1), "end": base + timedelta(hours=1)}
+    first = await detect_anomalies(store, **window)
+    assert _summary_ranges(sent)
+
+    sent.clear()  # the same call again: every result comes from the cache
+    assert _dump(await detect_anomalies(store, **window)) == _dump(first)
+    assert sent == []
+
+    # A window sliding by 5 minutes reads only those 5 minutes again: whole days and hours are cached.
+    await detect_anomalies(
+        store, start=window["start"] + timedelta(minutes=5), end=window["end"] + timedelta(minutes=5)
+    )
+    assert _summary_ranges(sent) == [{"$gte": window["end"], "$lt": window["end"] + timedelta(minutes=5)}]
+
+    sent.clear()  # an import bumps the audit version: nothing cached is used, the new events are seen
+    burst = [
+        _event(base + timedelta(seconds=30 * i), "ALICE", "pc-alice", "LOGON", 1017, session_id=50 + i)
+        for i in range(6)
+    ]
+    await insert_documents(store, burst)
+    found = await detect_anomalies(store, **window)
+    assert _summary_ranges(sent) and [a.type for a in found if a.type == "failed_logon_burst"]
+
+    sent.clear()
+    await store.bump_audit_version()
+    assert _dump(await detect_anomalies(store, **window)) == _dump(found)
+    assert _summary_ranges(sent)
+
+
+async def test_cached_days_give_the_same_findings(store, demo):
+    """A 7-day window built on the days cached by a 24-hour call equals the same window computed cold."""
+    end = demo.end
+    clear_cache()
+    await detect_anomalies(store, start=end - timedelta(hours=24), end=end)
+    warm = await detect_anomalies(store, start=end - timedelta(days=7), end=end)
+    clear_cache()
+    cold = await detect_anomalies(store, start=end - timedelta(days=7), end=end)
+    assert _dump(warm) == _dump(cold)
