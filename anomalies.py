@@ -260,35 +260,43 @@ def _burst_stages(key: str, window_minutes: int, threshold: int, extra_group: di
 
     An event is "hot" when its trailing window holds >= threshold events; an event belongs to a burst
     when a hot event follows it within the window; consecutive burst events closer than the window
-    form one burst.
+    form one burst. Only the trailing count uses a range window: the store sums a window row by row,
+    so "a hot event follows within the window" and "the burst this event belongs to" are carried
+    forward with $locf (linear) instead of $max / running $sum windows (quadratic in the partition).
     """
     w = window_minutes
-    by = {"partitionBy": f"${key}", "sortBy": {"event_timestamp": 1}}
+    asc = {"partitionBy": f"${key}", "sortBy": {"event_timestamp": 1}}
+    desc = {"partitionBy": f"${key}", "sortBy": {"event_timestamp": -1}}
     return [
         {"$match": {key: {"$ne": None}}},
         {
             "$setWindowFields": {
-                **by,
+                **asc,
                 "output": {"inwin": {"$count": {}, "window": {"range": [-w, 0], "unit": "minute"}}},
             }
         },
-        {"$set": {"hot": {"$cond": [{"$gte": ["$inwin", threshold]}, 1, 0]}}},
+        {"$set": {"hot_at": {"$cond": [{"$gte": ["$inwin", threshold]}, "$event_timestamp", None]}}},
+        # The nearest hot event at or after this one (an event tied with a hot one is hot itself).
+        {"$setWindowFields": {**desc, "output": {"next_hot": {"$locf": "$hot_at"}}}},
         {
-            "$setWindowFields": {
-                **by,
-                "output": {"covered": {"$max": "$hot", "window": {"range": [0, w], "unit": "minute"}}},
+            "$match": {
+                "$expr": {
+                    "$and": [
+                        {"$ne": ["$next_hot", None]},
+                        {"$lte": [{"$subtract": ["$next_hot", "$event_timestamp"]}, w * 60_000]},
+                    ]
+                }
             }
         },
-        {"$match": {"covered": 1}},
         {
             "$setWindowFields": {
-                **by,
+                **asc,
                 "output": {"prev": {"$shift": {"output": "$event_timestamp", "by": -1}}},
             }
         },
         {
             "$set": {
-                "newb": {
+                "burst_start": {
                     "$cond": [
                         {
                             "$or": [
@@ -296,18 +304,13 @@ def _burst_stages(key: str, window_minutes: int, threshold: int, extra_group: di
                                 {"$gt": [{"$subtract": ["$event_timestamp", "$prev"]}, w * 60_000]},
                             ]
                         },
-                        1,
-                        0,
+                        "$event_timestamp",
+                        None,
                     ]
                 }
             }
         },
-        {
-            "$setWindowFields": {
-                **by,
-                "output": {"burst": {"$sum": "$newb", "window": {"documents": ["unbounded", "current"]}}},
-            }
-        },
+        {"$setWindowFields": {**asc, "output": {"burst": {"$locf": "$burst_start"}}}},
         {
             "$group": {
                 "_id": {"key": f"${key}", "burst": "$burst"},

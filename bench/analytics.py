@@ -7,6 +7,14 @@ the endpoint ran (captured on a warm-up call) with a synchronous PyMongo client,
 other. Calls alternate endpoint / direct to share any load drift.
 
     .venv/bin/python bench/analytics.py [--events 100000] [--runs 5] [--data-dir DIR]
+
+Anomaly detection caches its hourly summaries per day (see anomalies.py): the table's anomalies row
+clears that cache before every call, so endpoint and direct do the same work. `--anomalies` times
+detect_anomalies alone for 24h, 7d and 30d windows: cold (empty cache), the same call repeated, and a
+window sliding by 90 s per call (what a chat question or a dashboard refresh does), with the number of
+store queries per call.
+
+    .venv/bin/python bench/analytics.py --anomalies --events 20000 [--seed 7]
 """
 
 import argparse
@@ -56,21 +64,26 @@ async def main(args: argparse.Namespace) -> None:
         async with app.router.lifespan_context(app):
             store = app.state.store
             meta = await store.meta.find_one({"_id": "bench"})
-            if meta is None or meta.get("events") != args.events:
+            if meta is None or (meta.get("events"), meta.get("seed", 42)) != (args.events, args.seed):
                 end = datetime.now(UTC).replace(microsecond=0)
                 print(f"generating and loading {args.events:,} events over 30 days ...", flush=True)
                 t0 = time.perf_counter()
-                events = await asyncio.to_thread(generate, n_events=args.events, days=30, seed=42, end=end)
+                events = await asyncio.to_thread(
+                    generate, n_events=args.events, days=30, seed=args.seed, end=end
+                )
                 await store.audit.delete_many({})
                 await insert_documents(store, events)
                 del events
                 await store.meta.replace_one(
-                    {"_id": "bench"}, {"events": args.events, "end": end}, upsert=True
+                    {"_id": "bench"}, {"events": args.events, "seed": args.seed, "end": end}, upsert=True
                 )
                 print(f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)
             else:
                 end = meta["end"]
             total = await store.audit.count_documents({})
+            if args.anomalies:
+                await bench_anomalies(store, end, total, args.runs)
+                return
             uri = store.embedded.uri if store.embedded else os.environ["MONGODB_URI"]
             direct = MongoClient(uri, tz_aware=True)[store.db_name][store.audit_name]
 
@@ -132,11 +145,13 @@ async def main(args: argparse.Namespace) -> None:
                 for name, path, params, factory in cases:
                     if args.only and args.only not in name:
                         continue
+                    anomalies.clear_cache()
                     pipelines = await pipelines_of(factory)
                     r = await client.get(path, params=params, headers=headers)
                     assert r.status_code == 200, r.text
                     ep, dr = [], []
                     for _ in range(args.runs):
+                        anomalies.clear_cache()  # cold: the same work as the direct pipelines
                         t0 = time.perf_counter()
                         r = await client.get(path, params=params, headers=headers)
                         r.raise_for_status()
@@ -156,10 +171,48 @@ async def main(args: argparse.Namespace) -> None:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+async def bench_anomalies(store, end: datetime, total: int, runs: int) -> None:
+    """detect_anomalies alone: cold, repeated, sliding; median ms and store queries per call."""
+    import anomalies
+
+    queries = 0
+    original = anomalies._aggregate
+
+    async def counting(store_, pipeline):
+        nonlocal queries
+        queries += 1
+        return await original(store_, pipeline)
+
+    anomalies._aggregate = counting
+    print(f"\n{total:,} events in the embedded store ({store.kind}), until {end:%Y-%m-%d %H:%M}")
+    print(f"detect_anomalies, median of {runs} calls, ms (store queries per call)\n")
+    print(f"{'window':8s} {'cold':>16s} {'repeated':>16s} {'sliding 90 s':>16s}  findings")
+    for label, span in (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):
+        figures = []
+        for mode in ("cold", "repeated", "sliding"):
+            anomalies.clear_cache()
+            await anomalies.detect_anomalies(store, start=end - span, end=end)  # warms the cache
+            times, counts = [], []
+            for i in range(runs):
+                shift = timedelta(seconds=90 * (i + 1)) if mode == "sliding" else timedelta(0)
+                if mode == "cold":
+                    anomalies.clear_cache()
+                queries = 0
+                t0 = time.perf_counter()
+                found = await anomalies.detect_anomalies(store, start=end - span + shift, end=end + shift)
+                times.append(time.perf_counter() - t0)
+                counts.append(queries)
+            figures.append(f"{statistics.median(times) * 1000:9.1f} ({statistics.median(counts):3.0f})")
+        print(f"{label:8s} {figures[0]:>16s} {figures[1]:>16s} {figures[2]:>16s}  {len(found)}", flush=True)
+    anomalies._aggregate = original
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--data-dir", help="keep the loaded store here and reuse it on the next run")
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (the tests' demo trail: 7)")
+    parser.add_argument("--anomalies", action="store_true", help="time detect_anomalies alone (see above)")
     asyncio.run(main(parser.parse_args()))
