@@ -385,12 +385,26 @@ class AnswerCache:
 
     async def suggest(self, partial: str, *, catalogue: Iterable[str], limit: int = 5) -> list[str]:
         """Questions starting like `partial`, then close ones (fuzzy): frequent ones and the catalogue."""
-        frequent = [q["question"] for q in await self.frequent_questions(limit=200)]
+        frequent = [
+            q["question"]
+            for q in await self.frequent_questions(limit=200)
+            if q["intent"] not in NOT_SUGGESTED_INTENTS and not _is_bare_follow_up(q["question"])
+        ]
         candidates = list(dict.fromkeys([*frequent, *catalogue]))
         wanted = normalize_question(partial)
         if not wanted:
             return candidates[:limit]
         return await asyncio.to_thread(_match, wanted, candidates, limit)
+
+
+# Questions that were not understood, or say nothing on their own, are not offered to others.
+NOT_SUGGESTED_INTENTS = {"unknown", "help", "small_talk"}
+
+
+def _is_bare_follow_up(question: str) -> bool:
+    """'et hier ?', 'seulement les DELETE': meaningful only after the question they follow."""
+    words = normalize_question(question).split()
+    return bool(words) and words[0] in ("et", "seulement", "uniquement", "sauf", "pareil")
 
 
 def _match(wanted: str, candidates: list[str], limit: int) -> list[str]:

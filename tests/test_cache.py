@@ -130,3 +130,22 @@ async def test_suggestion_routes(client, auditor_headers):
     assert (
         await client.get("/api/chat/frequent-questions?limit=0", headers=auditor_headers)
     ).status_code == 422
+
+
+async def test_suggestions_leave_out_questions_that_do_not_stand_alone(tmp_path):
+    cache = AnswerCache(str(tmp_path / "c.db"), ttl_seconds=60)
+    await cache.open()
+    try:
+        for question, intent in [
+            ("Et hier ?", "failed_logins"),  # a follow-up: meaningless on its own
+            ("blorp zzz qwe", "unknown"),  # not understood
+            ("Combien de DELETE cette semaine ?", "count_events"),
+        ]:
+            for _ in range(5):
+                cache.record(username="u", question=question, intent=intent, cached=False,
+                             source="template", duration_ms=1)  # fmt: skip
+        found = await cache.suggest("", catalogue=["Qui a supprimé des tables hier soir ?"], limit=10)
+        assert found == ["Combien de DELETE cette semaine ?", "Qui a supprimé des tables hier soir ?"]
+        assert "Et hier ?" in [q["question"] for q in await cache.frequent_questions(limit=10)]
+    finally:
+        await cache.close()
