@@ -168,7 +168,11 @@ def _dump(found: list[Anomaly]) -> list[dict]:
 
 def _summary_ranges(pipelines: list[list[dict]]) -> list[dict]:
     """Time ranges of the one-pass hourly summaries among the pipelines sent to the store."""
-    return [p[0]["$match"]["event_timestamp"] for p in pipelines if "hours" in p[-1].get("$facet", {})]
+    return [
+        p[0]["$match"]["event_timestamp"]
+        for p in pipelines
+        if len(p) > 1 and {"u", "h", "a", "rc"} <= set(p[1].get("$group", {}).get("_id", {}))
+    ]
 
 
 async def test_cache_until_the_next_import(store, scratch_audit, monkeypatch):
