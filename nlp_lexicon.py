@@ -239,9 +239,29 @@ CONTEXT_CUES: dict[str, re.Pattern] = {
 
 # Words naming an action, folded. Each entry: pattern → action values (stored names).
 # The DDL ones are resolved against the data ("DROP" → every DROP ... action present).
+_ACCOUNT = r"\b(?:comptes?|utilisateurs?|users?)\s+(?:[\w'-]+\s+){0,2}?(?:(?:ont|a|avaient|avait|auraient|aurait)\s+ete|sont|est|ete|etaient|etait)?\s*"
 ACTION_WORDS: list[tuple[re.Pattern, tuple[str, ...]]] = [
     (re.compile(p), acts)
     for p, acts in [
+        # Accounts changed, created or dropped ("quels comptes ont été modifiés ?"), before the verbs alone
+        # ("supprimés" alone is DELETE). "les utilisateurs qui ont modifié ..." (active) is not this.
+        (
+            _ACCOUNT
+            + r"(?:modifie|change|altere|reconfigure|verrouille|deverrouille|bloque|debloque)(?:e|s|es)?\b",
+            ("ALTER USER",),
+        ),
+        (
+            _ACCOUNT
+            + r"(?:cree|creee|crees|creees|ajoute|ajoutee|ajoutes|ajoutees)\b|\bcreations? de (?:comptes?|utilisateurs?)\b"
+            r"|\b(?:cree\w*|ajout\w*) (?:des |les |un |une |de nouveaux |de nouvelles |d'autres |de )(?:comptes?|utilisateurs?)\b",
+            ("CREATE USER",),
+        ),
+        (
+            _ACCOUNT
+            + r"(?:supprime|supprimee|supprimes|supprimees|droppe|droppes)\b|\bsuppressions? de (?:comptes?|utilisateurs?)\b"
+            r"|\b(?:supprim\w*|dropp\w*|efface\w*) (?:des |les |un |une |ces |le |l')(?:comptes?|utilisateurs?)\b",
+            ("DROP USER",),
+        ),
         (
             r"\blogon\b|\blogins?\b|\bconnexions?\b|\bconnect(?:e|ee|es|ees|s|ent|er|ait|aient|ant|ons|ez)\b|\bse connecter\b|\bauthentifications?\b"
             r"|\bconnections?\b|\bconexions?\b|\bconnexion\b|\bconnextions?\b|\bouvertures? de session",

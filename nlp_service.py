@@ -20,14 +20,18 @@ Intents (models.Intent) and what the analytics layer should compute for each, al
 - user_activity: what the user(s) in `filters.dbusername` (or os_username) did: their events,
   summarised per action_name and object; group_by when asked.
 - top_actions: events per `action_name`, ranked (group_by="action_name").
-- search_events: the matching events themselves, newest first (SQL text, binds, times...).
+- search_events: the matching events themselves, newest first (SQL text, binds, times...); also
+  "montre les événements de TPETIT" and "les 5 dernières connexions de SYSTEM" (top_n=5,
+  entities["sort"]=["-event_timestamp"]).
 - count_events: how many events match (count_only=True); group_by set → counts per group.
 - top_objects: events per `object_schema`.`object_name`, ranked (group_by="object_name").
 - schema_objects: the objects of the schema(s) in filters.object_schema with their event count
   (group_by="object_name").
 - schema_activity: events per `object_schema` (group_by="object_schema").
 - object_changes: DDL events (filters.action_name holds the CREATE/ALTER/DROP/TRUNCATE actions
-  asked, resolved against the data): who changed which object, when.
+  asked, resolved against the data): who changed which object, when. "objets modifiés" / "quels objets
+  a-t-il modifiés ?" means every change of structure (all CREATE/ALTER/DROP/TRUNCATE actions present),
+  not only ALTER; changed rows are asked with "données / lignes modifiées", "mises à jour" (UPDATE).
 - failed_logins: failed logons: filters.action_name=["LOGON"], failed=True; group_by when asked
   (e.g. per userhost / dbusername / hour).
 - errors: statements that failed: failed=True (return_code != 0), per return_code when asked.
@@ -35,22 +39,38 @@ Intents (models.Intent) and what the analytics layer should compute for each, al
   program for a user, privilege grants) within the filters.
 - off_hours: events outside business hours (BUSINESS_HOURS_START/END, weekends) within the
   filters; group_by when asked (default: per dbusername is a good summary).
-- privileges: GRANT / REVOKE / ALTER USER events (filters.action_name) and privileges used.
+- privileges: GRANT / REVOKE / ALTER USER events (filters.action_name) and privileges used; accounts
+  changed, created or dropped ("quels comptes ont été modifiés ?") are ALTER / CREATE / DROP USER.
 - time_distribution: event counts per time bucket: group_by is "hour" (peak hours), "day"
   (per day / trend), "weekday" or "week".
 - clients: who connects from where: group_by is "client_program_name", "userhost", "terminal"
   or "os_username" (the one the question names; client programs by default).
 - sessions: sessions (session_id) matching the filters: their user, host, program, start, end and
-  event count; count_only → number of distinct sessions.
+  event count; count_only → number of distinct sessions. The ranking asked is in entities["sort"], one
+  of analytics.sessions' sort keys: "-duration" ("ont duré le plus longtemps", "les plus longues"),
+  "-statements" ("le plus de requêtes"), "-events" ("le plus d'événements", "les plus actives"),
+  "-failed" ("le plus d'erreurs": then failed is not a filter), "-start" ("les dernières"), "start"
+  ("les premières"); absent → the default (latest first).
 - help: what the assistant can do (no query).  small_talk: greetings, thanks (no query).
-- unknown: not understood; ask the user to rephrase (suggestions).
+- unknown: not understood; ask the user to rephrase (suggestions). A count of something that is not
+  an audit notion ("combien de patates hier") is unknown too, with confidence 0.3, the filters and
+  period that were understood, and the word in entities["unknown_terms"] (never all events).
 
 `count_only=True` means the user wants a number ("combien ..."), `group_by` a breakdown, `top_n`
 a limit. `entities` is for display: users, os_users, hosts, terminals, programs, actions, schemas,
 objects, sessions, return_codes, sql_text, time, and not_found (values named but absent from the
-trail); `excluded_<key>` (e.g. excluded_users) lists what `filters.exclude` leaves out ("sauf SCOTT",
+trail: they stay filters, so nothing matches; a name in capitals, or with a digit or "_", where only a
+user fits — "qu'a fait XYZABC ?", "connexions de XYZ", "XYZ a-t-il ...", "l'utilisateur XYZ" — is such a
+user), unknown_terms, sort (see sessions, search_events); `excluded_<key>` (e.g. excluded_users) lists what `filters.exclude` leaves out ("sauf SCOTT",
 "hors comptes applicatifs", "sans les SELECT", `DBUSERNAME != 'X'`), and `time_invalid` the text of an
 impossible date ("le 31 février"): that bound is left open (or the whole range out), never moved.
+"sur toute la période", "depuis le début", "depuis toujours", "toutes dates confondues" mean no time
+range at all: time_range is None and a follow-up drops the previous period (entities["time"] keeps
+the words). ORA codes are read with or without "ORA-" ("l'erreur 942", "code 1031 ou 942").
+
+Follow-ups: a question with a topic of its own switches the intent ("a-t-il eu des erreurs ?" after
+object changes → errors of the same user and period); what the previous topic implied goes with it
+(the DDL / GRANT / LOGON actions of object_changes, privileges, failed_logins; failed=True of errors).
 """
 
 import asyncio
@@ -61,6 +81,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from loguru import logger
+from rapidfuzz import fuzz, process
 
 from config import settings
 from models import DIMENSIONS, Analysis, AuditFilters, Intent, TimeRange
@@ -70,6 +91,7 @@ from nlp_lexicon import (
     ACTION_WORDS,
     COLUMN_FILTER,
     COLUMNS,
+    COMMON_WORDS,
     CONTEXT_CUES,
     DDL_ENUM,
     DDL_GENERIC,
@@ -84,7 +106,7 @@ from nlp_lexicon import (
     gazetteer,
 )
 from nlp_lexicon import AMBIGUOUS as AMBIGUOUS_VALUES
-from time_parser import NUMBERS, fold, parse_time
+from time_parser import MONTHS, NUMBERS, WEEKDAYS, fold, parse_time
 
 DDL_VERB_RX = {verb: re.compile(pattern) for verb, pattern in DDL_VERBS.items()}
 SPACY_MODEL = "fr_core_news_sm"
@@ -231,6 +253,10 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
         ],
         Intent.SESSIONS: [
             (4, r"\bsessions?\b|sessionid|session_id"),
+            (
+                1,
+                r"^\W*(?:(?:quelles?|les|la|des|top\s*\d*\s*(?:des)?|liste des|affiche les|montre les)\s+)?(?:\d+\s+)?sessions?\b",
+            ),
         ],
         Intent.TOP_USERS: [
             (
@@ -238,7 +264,8 @@ INTENT_CUES: dict[Intent, list[tuple[float, re.Pattern]]] = {
                 r"utilisateurs? (?:le |les |la )?plus (?:actif|present|gros|frequent|occupe|connecte|sollicit)\w*"
                 r"|(?:top|classement|palmares)\s*(?:\d+\s*|\w+\s+)?(?:des |d')?(?:utilisateurs|comptes|users)"
                 r"|qui (?:a |fait |genere |est )(?:\w+\s+){0,3}?le plus|^\W*qui (?:ont|font|generent|sont) (?:[\w'-]+\s+){0,3}?le plus"
-                r"|(?:utilisateurs?|comptes?|users?|personnes?) qui (?:a|ont|fait|font|genere\w*|est|sont) (?:[\w'-]+\s+){0,3}?le plus|le plus (?:actif|d'activite)|les plus actifs"
+                r"|(?:utilisateurs?|comptes?|users?|personnes?) (?:qui )?(?:a|ont|fait|font|genere\w*|est|sont|effectue\w*|realise\w*|execute\w*|lance\w*"
+                r"|passe\w*|cumule\w*|totalise\w*) (?:[\w'-]+\s+){0,3}?le plus|le plus (?:actif|d'activite)|les plus actifs"
                 r"|qui travaille le plus|gros utilisateurs|plus grand nombre d'(?:actions|evenements)"
                 r"|comptes? (?:le |les )?plus (?:actif|utilise)\w*|qui sont les plus|le plus de (?:requetes|actions|evenements)"
                 r"|plus (?:gros|grands) consommateurs|utilisateurs? (?:tres|super) actifs|top users?|les \+ actifs"
@@ -412,7 +439,7 @@ _TOP_ONE = re.compile(
     r"|\bquel(?:le)?s?\s+(?:utilisateur|compte|objet|table|action|schema|programme|machine|heure|jour)\s+"
     r"(?:[\w'-]+\s+){0,4}?(?:le |la )?plus\b"
     r"|(?:^\W*|\b(?:le|la|l')\s*)(?:utilisateur|compte|objet|table|action|schema|programme|machine|heure|jour"
-    r"|operation|poste|user)\s+(?:le|la) (?:plus|\+)(?!\w)|\bqui est (?:le|la) plus\b"
+    r"|operation|poste|user|session)\s+(?:le|la) (?:plus|\+)(?!\w)|\bqui est (?:le|la) plus\b"
     r"|\b(?:l'utilisateur|le compte|l'objet|la table|l'action|le schema|le programme|la machine|l'heure|le jour)"
     r"\s+(?:le |la )?plus (?:actif|active|consulte|utilise|frequent|charge|occupe|sollicite)\w*"
 )
@@ -432,9 +459,82 @@ _FOLLOW = re.compile(
     r"|\b(?:lui|elle|eux|celui-ci|celle-ci|ce compte|cet utilisateur|cette table|meme periode|meme question"
     r"|la meme|le meme|a-t-il|a-t-elle|ont-ils|ils|aussi|lesquel\w*|laquelle|lequel|les a|l'a)\b"
 )
+# "combien de X": what is counted (one space: a blanked-out value or period is not a word).
+_COUNTED = re.compile(
+    r"\b(?:combien|nombre|nb|total|quantite|volume)(?: (?:de|des|du)(?: (?:la|les))? | d')(?P<w>[a-z][a-z-]*)"
+)
+# Nouns of what an audit trail holds, folded and singular (a plural "s" is ignored).
+AUDIT_NOUNS = {
+    "evenement", "event", "evt", "action", "requete", "query", "queries", "operation", "utilisateur", "user",
+    "compte", "personne", "gens", "connexion", "connection", "conexion", "connextion", "login", "logon", "logoff",
+    "deconnexion", "authentification", "session", "erreur", "echec", "tentative", "table", "objet", "vue",
+    "index", "schema", "ligne", "fois", "enregistrement", "entree", "trace", "machine", "hote", "host",
+    "poste", "terminal", "terminaux", "programme", "client", "application", "appli", "outil", "logiciel",
+    "privilege", "droit", "role", "grant", "revoke", "acces", "modification", "modif", "suppression",
+    "insertion", "lecture", "mise", "creation", "changement", "commande", "ordre", "instruction",
+    "transaction", "appel", "procedure", "execution", "statement", "temps", "jour", "heure", "minute",
+    "semaine", "mois", "code", "alerte", "anomalie", "incident", "adresse", "ip", "serveur", "ordinateur",
+    "pc", "mot", "politique", "policie", "policy", "entre", "donnee", "delete", "select", "insert",
+    "update", "ddl", "dml", "sql", "audit", "activite", "evenemen", "element", "resultat", "cas",
+    "compte-rendu", "occurrence", "type", "valeur", "nom", "identifiant", "id", "administrateur", "admin", "dba",
+}  # fmt: skip
+# "les 5 dernières connexions", "la dernière action de SCOTT", "les connexions les plus récentes".
+_LATEST = re.compile(
+    r"\b(?:(?:les|des|ses|leurs|mes|nos)\s+(?:(?P<n>"
+    + _NUMW
+    + r")\s+)?(?:derniers|dernieres|plus recents|plus recentes)"
+    r"|(?P<one>(?:la|le|sa|son|l')\s*(?:derniere|dernier|plus recente?)))\s+(?P<noun>[a-z]+)"
+    r"|\b(?:les|des|ses|la|le|sa|son)\s+(?P<noun2>[a-z]+)\s+(?:les |la |le )?plus recent"
+)
+EVENT_NOUNS = {
+    "evenement", "event", "evt", "action", "requete", "operation", "connexion", "connection", "conexion", "logon",
+    "login", "deconnexion", "logoff", "erreur", "echec", "tentative", "suppression", "delete", "modification",
+    "update", "lecture", "select", "insertion", "insert", "commande", "ordre", "instruction", "grant", "revoke",
+    "trace", "ligne", "entree", "activite", "acces", "execution", "authentification", "statement",
+}  # fmt: skip
+_LATEST_INTENTS = {Intent.SEARCH_EVENTS, Intent.USER_ACTIVITY, Intent.LIST_USERS, Intent.ERRORS,
+                   Intent.FAILED_LOGINS, Intent.PRIVILEGES, Intent.TOP_ACTIONS, Intent.TOP_OBJECTS,
+                   Intent.UNKNOWN}  # fmt: skip
+# What the events themselves are asked for by ("montre les événements de TPETIT").
+_EVENT_LIST = re.compile(
+    r"\b(?:evenements?|evts?|events?|lignes? d'audit|enregistrements?|entrees? d'audit|traces? d'audit"
+    r"|details? des (?:actions|requetes)|requetes sql|textes? sql|ordres sql)\b"
+)
+# How the sessions are ranked (analytics.sessions' sort keys).
+_SESSION_SORTS = [
+    (re.compile(p), key)
+    for p, key in [
+        (
+            r"\bdur\w* (?:le |la )?plus|\bplus longu\w*|\bplus long(?:temps)?\b|\bles? plus de temps|\bduree",
+            "-duration",
+        ),
+        (r"\bplus (?:de |d')(?:erreurs?|echecs?)|\ble plus (?:echoue|plante)", "-failed"),
+        (
+            r"\bplus (?:de |d')(?:requetes?|instructions?|ordres?|commandes?|operations?|statements?|actions?)",
+            "-statements",
+        ),
+        (
+            r"\bplus (?:d'evenements?|d'activite|charge\w*|actives?|intenses?|volumineuses?|grosses?)|\bplus (?:gros|grandes?)\b",
+            "-events",
+        ),
+        (r"\bdernier\w*|\bderniere\w*|\bplus recent\w*|\bles? plus tard", "-start"),
+        (r"\bpremier\w*|\bpremiere\w*|\bplus ancien\w*|\ble plus tot", "start"),
+    ]
+]
+_WEAK_INTENTS = {
+    Intent.SEARCH_EVENTS,
+    Intent.COUNT_EVENTS,
+    Intent.SMALL_TALK,
+    Intent.TOP_OBJECTS,
+    Intent.LIST_USERS,
+}
 _SESSION = re.compile(r"\bsessions?\s*(?:n[°o]\.?\s*|numero\s+|id\s+|#\s*)?(?P<id>\d{3,})\b")
 _ORA = re.compile(
     r"\bora-?\s?0*(?P<code>\d{2,5})\b|\bcodes? (?:de |d')?(?:retour|erreur)\s+(?P<code2>\d{2,5})\b"
+    r"|(?:(?<=\berreur )|(?<=erreurs )|(?<=\bcode )|(?<=codes )|(?<=return_code ))(?P<code3>(?:n[°o]\.?\s*|numero\s+)?0*\d{2,5})\b(?!\s*(?:h\b|heures?|jours?|min|derni|premi|:))"
+)
+_ORA_MORE = re.compile(
+    r"\s*(?:,|\bet\b|\bou\b)\s*(?:(?:l'|les? |codes? |erreurs? )?(?:ora\s*-?\s*)?)0*(?P<code>\d{3,5})\b"
 )
 _SCHEMA_OBJ = re.compile(r"(?<![\w@.])(?P<s>[a-z_][\w$#]*)\.(?P<o>[a-z_][\w$#]*)(?![\w.])")
 _QUOTED = re.compile(r"(?:contenant|contient|contiennent|avec|mot[- ]cle|texte|sql_text|mentionnant|incluant|qui parlent de)"
@@ -452,6 +552,32 @@ _CLIENT_WORD_BEFORE_ENTITY = re.compile(
 _GRANTEE = re.compile(r"\b(?:a|au profit de|pour|vers)\s+$")
 _TOKEN = re.compile(r"[\w$#@][\w$#@./-]*[\w$#]|[\w$#]")
 _USER_NAMED = re.compile(r"(?:l'utilisateur|utilisateur|le compte|compte|user|l'user)\s+$")
+# Where a word can only be a user's name (see _unknown_user).
+_USER_SLOT_STRONG = re.compile(
+    r"(?:\bqu'(?:a|ont|avait|avaient)|\bqu'est[- ]ce qu'(?:a|ont)|\bce qu'(?:a|ont)|\bque)\s+fait\s+$"
+)
+_USER_SLOT = re.compile(
+    r"(?:\bpar|\bpour|\bchez)\s+$|\b(?:activites?|actions?|historique|traces?|resume|journal|evenements?|connexions?"
+    r"|deconnexions?|sessions?|requetes?|operations?|erreurs?|echecs?|suppressions?|modifications?|lectures?"
+    r"|insertions?|commandes?|acces|droits?|privileges?|logons?|logoffs?|deletes?|selects?|updates?|inserts?|grants?)"
+    r"\s+(?:(?:faite?s?|effectuee?s?|realisee?s?) par\s+|de\s+|d')$"
+)
+_USER_SLOT_AFTER = re.compile(
+    r"\s+(?:s'est|se sont|s'etait|(?:a|ont|avait)-t-(?:il|elle|ils|elles)|(?:a|ont|avait|n'a|n'ont)\s+"
+    r"(?:(?:pas|t-il|t-elle|deja|bien|encore)\s+)?(?:fait|supprime|modifie|cree|lu|execute|consulte|accede|eu|lance"
+    r"|touche|insere|mis|change|tente|essaye|reussi|echoue|droppe|vide|tronque|accorde|revoque|donne|retire)\w*)"
+)
+# Capitals that are not names: SQL words, acronyms, column names.
+NOT_NAMES = {
+    "sql", "ddl", "dml", "dcl", "ora", "os", "ip", "pc", "dba", "sysdba", "sysoper", "id", "sid", "top", "and",
+    "or", "not", "in", "like", "is", "null", "table", "tables", "index", "view", "views", "user", "users", "role",
+    "roles", "procedure", "package", "sequence", "schema", "audit", "unified", "create", "alter", "drop",
+    "truncate", "ok", "pdf", "csv", "excel", "json", "api", "tns", "utc", "cet", "cest", "am", "pm", "moi", "nous",
+    "jour", "jours", "semaine", "an", "ans", "annee", "nuit", "matin", "soir", "tous", "toutes", "tout", "les",
+    "des", "eux", "lui", "elle", "ils", "elles", "qui", "quoi", "ceux", "celles", "exemple", "defaut", "rapport",
+    "personne", "chacun", "rien", "celui", "celle", "cela", "ceci", "vous", "chaque", "quelqu", "quelqu'un",
+    *COLUMNS,
+}  # fmt: skip
 
 ENTITY_KEYS = {
     "dbusername": "users", "os_username": "os_users", "userhost": "hosts", "terminal": "terminals",
@@ -586,6 +712,11 @@ def _actions(t: _Text, gaz: Gazetteer, found: dict[str, list]) -> None:
             kind = OBJECT_KINDS.get(m["kind"])
             if kind:
                 _add(found, "action_name", f"{verb} {kind}")
+            elif verb == "ALTER" and re.search(r"modifi|chang", m.group()):
+                # "objets modifiés" in everyday French: any change of structure, not only ALTER
+                for v in ("CREATE", "ALTER", "DROP", "TRUNCATE"):
+                    for a in _actions_present(gaz, v):
+                        _add(found, "action_name", a)
             else:
                 for a in _actions_present(gaz, verb) or [f"{verb} TABLE"]:
                     _add(found, "action_name", a)
@@ -613,6 +744,8 @@ def _pick_field(hit: dict[str, list[str]], before: str, exact_caps: bool) -> str
 
 def _gazetteer_entities(t: _Text, gaz: Gazetteer, found: dict[str, list], extra: dict[str, Any]) -> None:
     tokens = list(_TOKEN.finditer(t.masked))
+    letters = [c for c in t.original if c.isalpha()]
+    shouting = len(letters) > 12 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
     i = 0
     while i < len(tokens):
         matched = False
@@ -665,26 +798,46 @@ def _gazetteer_entities(t: _Text, gaz: Gazetteer, found: dict[str, list], extra:
             tok = tokens[i]
             before = t.masked[max(0, tok.start() - 30) : tok.start()]
             word = t.orig(tok.start(), tok.end())
-            if (
-                _USER_NAMED.search(before)
-                and word.isupper()
-                and len(word) >= 2
-                and not word.isdigit()
-                and word.lower() not in AMBIGUOUS_VALUES
-            ):
-                _add(found, "dbusername", word)
+            after = t.masked[tok.end() : tok.end() + 30]
+            if _unknown_user(word, before, after, shouting):
+                _add(found, "dbusername", word.upper())
                 extra.setdefault("not_found", []).append(word)
                 t.mask(tok.start(), tok.end(), True)
             i += 1
 
 
+def _unknown_user(word: str, before: str, after: str, shouting: bool) -> bool:
+    """A name absent from the trail but clearly meant as a database user ("qu'a fait XYZABC ?",
+    "l'utilisateur XYZ", "connexions de XYZ", "XYZ a-t-il ..."): kept as a filter (0 results) and
+    listed in not_found, never dropped. It must be written in capitals (or hold a digit or "_"), unless
+    the words before leave no doubt ("qu'a fait xyzabc")."""
+    key = fold(word)
+    if len(word) < 2 or word.isdigit() or not re.fullmatch(r"[\w$#]+", word):
+        return False
+    if key in NOT_NAMES or key in AMBIGUOUS_VALUES or key in COMMON_WORDS or key in MONTHS or key in WEEKDAYS:
+        return False
+    if any(p.search(key) for p, _ in ACTION_WORDS) or re.match(r"[-.@/']\w", after):
+        return False
+    named = (word.isupper() and len(word) >= 3 and not shouting) or bool(re.search(r"[_$#\d]", word))
+    if _USER_SLOT_STRONG.search(before):  # "qu'a fait xyzabc ?": a lower-case word alone at the end
+        return named or (len(word) >= 4 and not re.match(r"\s*[\w']", after))
+    return named and bool(
+        _USER_NAMED.search(before) or _USER_SLOT.search(before) or _USER_SLOT_AFTER.match(after)
+    )
+
+
 def _special_entities(t: _Text, gaz: Gazetteer, found: dict[str, list]) -> None:
     for rx, f, group in ((_SESSION, "session_id", "id"), (_ORA, "return_code", "code")):
         for m in list(rx.finditer(t.masked)):
-            value = m[group] or (m["code2"] if f == "return_code" else None)
+            value = m[group] or (m["code2"] or m["code3"] if f == "return_code" else None)
             if value:
+                value = re.sub(r"\D", "", value)
                 _add(found, f, int(value))
-                t.mask(m.start(), m.end(), True)
+                end = m.end()
+                while f == "return_code" and (more := _ORA_MORE.match(t.masked, end)):  # "942 ou 1031"
+                    _add(found, f, int(more["code"]))
+                    end = more.end()
+                t.mask(m.start(), end, True)
     for m in list(_QUOTED.finditer(t.masked)):
         _add(found, "sql_text_contains", t.orig(m.start("q"), m.end("q"))[1:-1])
         t.mask(m.start(), m.end())
@@ -765,18 +918,21 @@ def _classify(
         Intent.LIST_USERS,
         Intent.USER_ACTIVITY,
     }:
-        # A user named in the question turns a generic cue into "what did they do".
-        scores[Intent.USER_ACTIVITY] = max(scores.get(Intent.USER_ACTIVITY, 0), 3.1)
+        # A user named in the question turns a generic cue into "what did they do", unless the events
+        # themselves are asked for ("montre les événements de TPETIT").
+        if Intent.USER_ACTIVITY not in scores and _EVENT_LIST.search(text):
+            scores[Intent.SEARCH_EVENTS] = max(scores.get(Intent.SEARCH_EVENTS, 0), 3.2)
+        else:
+            scores[Intent.USER_ACTIVITY] = max(scores.get(Intent.USER_ACTIVITY, 0), 3.1)
     acts = set(found.get("action_name", []))
     codes = set(found.get("return_code", []))
     if any(
-        a.split()[0] in ("CREATE", "DROP", "TRUNCATE") or (a.startswith("ALTER") and a != "ALTER USER")
-        for a in acts
+        a.split()[0] in ("CREATE", "ALTER", "DROP", "TRUNCATE") and a not in ACCOUNT_ACTIONS for a in acts
     ):
         scores[Intent.OBJECT_CHANGES] = max(scores.get(Intent.OBJECT_CHANGES, 0), 4.5)
     if found.get("system_privilege_used"):  # a privilege named by its name: the question is about it
         scores[Intent.PRIVILEGES] = max(scores.get(Intent.PRIVILEGES, 0), 6)
-    elif acts & {"GRANT", "REVOKE", "ALTER USER"}:
+    elif acts & ({"GRANT", "REVOKE"} | ACCOUNT_ACTIONS):
         scores[Intent.PRIVILEGES] = max(scores.get(Intent.PRIVILEGES, 0), 4)
     if codes - {0, 1017}:
         scores[Intent.ERRORS] = max(scores.get(Intent.ERRORS, 0), 3)
@@ -821,6 +977,8 @@ def analyze_sync(
     if tm is not None:
         if tm.invalid:  # "le 31 février": never read as another day
             extra["time_invalid"] = [t.orig(*tm.span).strip()]
+        if tm.all_time:  # "sur toute la période": no range, and a follow-up drops the previous one
+            extra["all_time"] = [t.orig(*tm.span).strip()]
         if tm.start is not None or tm.end is not None:
             time_range = TimeRange(start=tm.start, end=tm.end, text=t.orig(*tm.span).strip())
         t.mask(*tm.span)
@@ -831,7 +989,7 @@ def analyze_sync(
     _account_classes(t, gaz, found)
     _gazetteer_entities(t, gaz, found, extra)
     # Intent cues are read before action words are blanked ("qui s'est connecté" keeps "connecte").
-    text = _CLIENT_WORD_BEFORE_ENTITY.sub(" ", t.masked)
+    text = _CLIENT_WORD_BEFORE_ENTITY.sub(lambda m: _client_word(t, m), t.masked)
     _actions(t, gaz, found)
     exclude, negated = _negations(t, found, extra.pop("exclude", {}))
     if exclude:
@@ -856,6 +1014,10 @@ def analyze_sync(
     group = _group_by(text)
     count = bool(_COUNT.search(text)) and group is None
     intent, score, confidence = _classify(t, text, found, group, count)
+    unknown_noun = _unknown_counted(t) if count else None
+    if unknown_noun:  # "combien de patates hier": not all events; say what was understood
+        intent, score, confidence, count = Intent.UNKNOWN, 0.0, 0.3, False
+        extra["unknown_terms"] = [unknown_noun]
     if intent == Intent.FAILED_LOGINS:
         found["action_name"] = ["LOGON"]
         failed_value = True
@@ -879,6 +1041,23 @@ def analyze_sync(
     if intent in (Intent.HELP, Intent.SMALL_TALK):
         found, failed_value, time_range = {}, None, None
     top_n = _top_n(text) if intent not in (Intent.HELP, Intent.SMALL_TALK) else None
+    latest = _LATEST.search(text) if not count else None
+    noun = (latest["noun"] or latest["noun2"]) if latest else ""
+    if intent == Intent.SESSIONS and latest and latest["n"] and noun.startswith("session"):
+        top_n = int(latest["n"]) if latest["n"].isdigit() else NUMBERS.get(latest["n"])
+    if intent in _LATEST_INTENTS and (noun in EVENT_NOUNS or noun.rstrip("s") in EVENT_NOUNS):
+        # "les 5 dernières connexions de SYSTEM": those events, newest first
+        intent, group = Intent.SEARCH_EVENTS, None
+        n = latest["n"]
+        one = latest["one"] or (latest["noun2"] and not noun.endswith("s"))
+        top_n = (int(n) if n.isdigit() else NUMBERS.get(n)) if n else (1 if one else top_n)
+        extra["sort"] = ["-event_timestamp"]
+    if intent == Intent.SESSIONS:
+        sort = next((key for rx, key in _SESSION_SORTS if rx.search(text)), None)
+        if sort:
+            extra["sort"] = [sort]
+            if sort == "-failed":  # ranked by their failures, not restricted to them
+                failed_value = None
     if group is None:
         group = DEFAULT_GROUP.get(intent)
         if intent == Intent.CLIENTS:
@@ -906,14 +1085,39 @@ def analyze_sync(
     if (
         previous is not None
         and intent not in (Intent.HELP, Intent.SMALL_TALK)
+        and not unknown_noun
         and _is_follow_up(t, text, found)
     ):
         analysis = _merge(previous, analysis, score, text)
-        if extra.get("time_invalid") and time_range is None:  # "et le 31 février ?": not the previous period
+        if (extra.get("time_invalid") or extra.get("all_time")) and time_range is None:
+            # "et le 31 février ?", "et sur toute la période ?": not the previous period
             analysis.time_range, analysis.filters.start, analysis.filters.end = None, None, None
     _logon_accounts(analysis.filters, gaz)
     analysis.entities = _entities(analysis, extra)
     return analysis
+
+
+def _client_word(t: _Text, m: re.Match) -> str:
+    """'depuis la machine WS-01' names the host, not the question's topic: blank the word out, unless the
+    value after it is of another kind ('depuis quelles machines MMARTIN ...' asks for machines)."""
+    fields = {sp[2] for sp in t.spans if sp[0] == m.end()}
+    if fields and not fields & {"userhost", "terminal", "client_program_name", "os_username"}:
+        return m.group()
+    return " " * len(m.group())
+
+
+def _unknown_counted(t: _Text) -> str | None:
+    """The noun after "combien de" when it names nothing an audit trail holds ("patates"); None when it
+    is an audit notion, a value or an action (already blanked out), or a close misspelling of one."""
+    m = _COUNTED.search(t.masked)
+    if not m:
+        return None
+    word = m["w"]
+    if word in AUDIT_NOUNS or word.rstrip("s") in AUDIT_NOUNS or _score(word).keys() - _WEAK_INTENTS:
+        return None
+    if process.extractOne(word, AUDIT_NOUNS, scorer=fuzz.ratio, score_cutoff=80):
+        return None
+    return t.orig(m.start("w"), m.end("w"))
 
 
 def _account_classes(t: _Text, gaz: Gazetteer, found: dict[str, list]) -> None:
@@ -1035,6 +1239,11 @@ def _is_follow_up(t: _Text, text: str, found: dict[str, list]) -> bool:
     return len(t.folded.split()) <= 6 and not own
 
 
+ACCOUNT_ACTIONS = {"ALTER USER", "CREATE USER", "DROP USER"}
+# Intents whose action filter is the topic itself, not a choice of the user.
+TOPIC_ACTIONS = {Intent.OBJECT_CHANGES, Intent.PRIVILEGES, Intent.FAILED_LOGINS}
+
+
 def _merge(previous: Analysis, new: Analysis, score: float, text: str) -> Analysis:
     merged = previous.model_copy(deep=True)
     merged.question = new.question
@@ -1048,12 +1257,18 @@ def _merge(previous: Analysis, new: Analysis, score: float, text: str) -> Analys
         Intent.USER_ACTIVITY,
         Intent.LIST_USERS,
     }
-    if new.intent not in keep and score >= 3 and not only_group:
+    # A topic of its own switches the question ("a-t-il eu des erreurs ?" after object changes: the
+    # errors of the same user and period); errors count although their cue alone weighs 2.5.
+    if new.intent not in keep and score >= 2.5 and not only_group:
+        if new.intent != previous.intent:
+            # what the previous topic implied goes with it: its actions (DDL, GRANT/REVOKE, LOGON), its failures
+            if previous.intent in TOPIC_ACTIONS or new.intent == Intent.FAILED_LOGINS:
+                merged.filters.action_name = []
+            if previous.intent in (Intent.ERRORS, Intent.FAILED_LOGINS):
+                merged.filters.failed = None
         merged.intent = new.intent
         merged.group_by = new.group_by
         merged.top_n = new.top_n
-        if new.intent == Intent.FAILED_LOGINS:
-            merged.filters.action_name = []
     merged.confidence = round(min(previous.confidence or 0.7, 0.9) if score < 3 else new.confidence, 2)
     add = bool(re.search(r"\b(?:aussi|egalement|en plus|ainsi que)\b", text))
     if previous.intent == Intent.OBJECT_CHANGES and set(new.filters.action_name) <= {"DELETE"}:
@@ -1110,7 +1325,9 @@ def _entities(a: Analysis, extra: dict[str, Any]) -> dict[str, list[Any]]:
         out["failed"] = [a.filters.failed]
     if a.time_range and a.time_range.text:
         out["time"] = [a.time_range.text]
-    for key in ("not_found", "corrected", "time_invalid"):
+    if extra.get("all_time") and a.time_range is None:
+        out["time"] = list(extra["all_time"])
+    for key in ("not_found", "corrected", "time_invalid", "unknown_terms", "sort"):
         if extra.get(key):
             out[key] = list(dict.fromkeys(extra[key]))
     return out

@@ -62,6 +62,7 @@ class TimeMatch:
     end: datetime | None
     span: tuple[int, int]  # in the folded text (= in the original text)
     invalid: bool = False  # an impossible date was named ("le 31 février"): that bound is left open
+    all_time: bool = False  # "sur toute la période", "depuis le début": no time limit at all
 
 
 class _Invalid:
@@ -69,6 +70,7 @@ class _Invalid:
 
 
 INVALID = _Invalid()
+ALL_TIME = object()  # what `_apply` returns for "sur toute la période", "depuis le début"
 
 
 def _num(word: str) -> int:
@@ -215,6 +217,18 @@ def _rule(name: str, pattern: str) -> None:
     _RULES.append((name, re.compile(r"(?<![\w/-])" + pattern + r"(?![\w/])")))
 
 
+# "sur toute la période", "depuis le début", "depuis toujours": the whole trail (a follow-up drops its
+# previous period). "depuis le début du mois / de la semaine" is `since_start`, not this.
+_rule(
+    "all_time",
+    r"(?:(?:sur|pendant|durant|pour|dans)\s+)?(?:(?:toute|l'ensemble\s+de)\s+la\s+(?:periode|duree|piste(?:\s+d'audit)?)"
+    r"|tout\s+l'historique|l'historique\s+complet|tout\s+le\s+temps|toutes\s+les\s+dates|toutes\s+les\s+periodes)"
+    r"|(?:depuis|a\s+partir\s+d[eu])\s+(?:le\s+)?(?:debut|commencement|origine|l'origine)"
+    r"(?:\s+(?:de\s+l'audit|de\s+la\s+piste|de\s+l'historique|des\s+traces|des\s+enregistrements|des\s+temps))?"
+    r"(?!\s*(?:du|de|des|d')\b)(?!\s*d')"
+    r"|depuis\s+toujours|de\s+tout\s+temps|(?:toutes\s+)?(?:dates|periodes)\s+confondues"
+    r"|sans\s+(?:limite|restriction|filtre|borne)\s+(?:de\s+|d')?(?:temps|date|periode|duree)",
+)
 _RANGE_DAYS = (
     r"(?:entre\s+(?:le\s+)?|du\s+|de\s+)(?P<a>" + _DAYNUM + r")(?:\s+" + _MONTH.format(n="am")
     + r"(?:\s+(?P<ay>\d{4}))?)?\s+(?:et|au|a|jusqu'au)\s+(?:le\s+)?(?P<b>" + _DAYNUM + r")(?:\s+"
@@ -300,6 +314,8 @@ _rule(
 
 def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | None:
     g = m.groupdict()
+    if name == "all_time":
+        return ALL_TIME
     if name == "range_days":
         bm = MONTHS[g["bm"]] if g.get("bm") else None
         am = MONTHS[g["am"]] if g.get("am") else bm
@@ -465,6 +481,8 @@ def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) 
     span = (m.start(), m.end())
     if value is INVALID:
         return TimeMatch(None, None, span, invalid=True)
+    if value is ALL_TIME:
+        return TimeMatch(None, None, span, all_time=True)
     start, end, *flag = value
     bound = _BOUND.search(low, 0, m.start()) if name in _BOUNDABLE else None
     if bound and start is not None:
@@ -481,7 +499,7 @@ def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) 
 
 _QUICK = re.compile(
     r"hier|aujourd|today|yesterday|matin|midi|soir|nuit|semaine|mois|annee|\ban\b|week|dernier|derniere|depuis|"
-    r"jour|heure|minute|"
+    r"jour|heure|minute|periode|debut|commencement|origine|toujours|historique|temps|dates|duree|piste|"
     r"apres|avant|jusqu|entre|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
     + "|".join(m for m in MONTHS if len(m) >= 4)
 )

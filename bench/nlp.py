@@ -1,4 +1,4 @@
-"""Questions analysed per second on one core (target ≥ 300), over the labelled and held-out French sets.
+"""Questions analysed per second on one core (target ≥ 300), over the three labelled French sets.
 
 Run: .venv/bin/python bench/nlp.py [--seconds 10] [--no-spacy] [--compare-time]
 The gazetteer is built from the demo trail (demo_data.generate) through Gazetteer.from_values, the
@@ -19,7 +19,7 @@ from config import settings
 from demo_data import generate
 from nlp_lexicon import gazetteer_from_events
 from nlp_service import analyze_sync, load
-from tests.nlp_eval import HELDOUT, label_to_analysis, load_dataset, score
+from tests.nlp_eval import HELDOUT, USAGE, label_to_analysis, load_dataset, score
 from time_parser import parse_time
 
 
@@ -68,7 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    dataset = load_dataset() + load_dataset(HELDOUT)
+    sets = [load_dataset(), load_dataset(HELDOUT), load_dataset(USAGE)]
+    dataset = [d for part in sets for d in part]
     now = datetime.fromisoformat(dataset[0]["now"])
     gaz = gazetteer_from_events(generate(n_events=20_000, end=now, seed=7))
     if not args.no_spacy:
@@ -87,14 +88,16 @@ def main() -> None:
         (d, analyze_sync(d["question"], gaz=gaz, previous=p, now=now, tz=tz))
         for d, (_, p) in zip(dataset, turns, strict=True)
     ]
-    n = len(load_dataset())
-    s, h = score(rows[:n]), score(rows[n:])
+    n, m = len(sets[0]), len(sets[0]) + len(sets[1])
+    s, h, u = score(rows[:n]), score(rows[n:m]), score(rows[m:])
     print(f"{done} analyses in {elapsed:.1f} s on one core: {done / elapsed:.0f} questions/s "
           f"({elapsed / done * 1000:.2f} ms each; spaCy {'off' if args.no_spacy else 'loaded'})")  # fmt: skip
     print(f"labelled set ({s['questions']}): intent {s['intent_accuracy']:.1%}, "
           f"entity F1 {s['entity_f1']:.1%}, time exact {s['time_exact']:.1%}")  # fmt: skip
     print(f"held-out set ({h['questions']}): intent {h['intent_accuracy']:.1%}, "
           f"entity F1 {h['entity_f1']:.1%}, time exact {h['time_exact']:.1%}")  # fmt: skip
+    print(f"usage set ({u['questions']}): intent {u['intent_accuracy']:.1%}, "
+          f"entity F1 {u['entity_f1']:.1%}, time exact {u['time_exact']:.1%}")  # fmt: skip
     if args.compare_time:
         compare_time_parsers([q for q, _ in turns], now)
 

@@ -8,13 +8,15 @@ import pytest
 import nlp_service
 from ingest import event_id
 from models import Analysis, AuditFilters, Intent
-from tests.nlp_eval import DATASET, HELDOUT, label_to_analysis, load_dataset, score
+from tests.nlp_eval import DATASET, HELDOUT, USAGE, label_to_analysis, load_dataset, score
 
 # Thresholds of the issue: intent accuracy, entity F1, time-range exactness.
 MIN_INTENT, MIN_F1, MIN_TIME = 0.95, 0.90, 0.95
 
 
-@pytest.mark.parametrize(("path", "min_size"), [(DATASET, 300), (HELDOUT, 100)], ids=["labelled", "heldout"])
+@pytest.mark.parametrize(
+    ("path", "min_size"), [(DATASET, 300), (HELDOUT, 100), (USAGE, 40)], ids=["labelled", "heldout", "usage"]
+)
 async def test_labelled_questions(store, demo, path, min_size) -> None:
     dataset = load_dataset(path)
     assert len(dataset) >= min_size
@@ -30,13 +32,15 @@ async def test_labelled_questions(store, demo, path, min_size) -> None:
         f"\n{s['questions']} questions: intent accuracy {s['intent_accuracy']:.1%}, "
         f"entity F1 {s['entity_f1']:.1%} (P {s['entity_precision']:.1%}, R {s['entity_recall']:.1%}), "
         f"time exact {s['time_exact']:.1%}, group_by {s['group_by_accuracy']:.1%}, "
-        f"top_n {s['top_n_accuracy']:.1%}, count_only {s['count_only_accuracy']:.1%}"
+        f"top_n {s['top_n_accuracy']:.1%}, count_only {s['count_only_accuracy']:.1%}, "
+        f"shown entities {s['shown_entities_accuracy']:.1%}"
     )
     for miss in s["misses"]:
         print("  miss", miss)
     assert s["intent_accuracy"] >= MIN_INTENT
     assert s["entity_f1"] >= MIN_F1
     assert s["time_exact"] >= MIN_TIME
+    assert s["shown_entities_accuracy"] >= MIN_INTENT  # not_found, sort, unknown_terms where labelled
 
 
 async def test_filters_are_stored_values_and_time_copied(store, demo) -> None:
@@ -92,7 +96,8 @@ async def test_follow_up_changes_only_what_is_asked(store, demo) -> None:
 
 async def test_gazetteer_refreshes_after_import(store, scratch_audit) -> None:
     before = await nlp_service.analyze("qu'a fait ZELDA_APP ?", store=store)
-    assert not before.filters.dbusername  # unknown and not named as a user
+    # unknown but clearly a user: kept as a filter (nothing matches) and reported, never dropped
+    assert before.filters.dbusername == ["ZELDA_APP"] and before.entities["not_found"] == ["ZELDA_APP"]
     doc = {
         "event_timestamp": datetime.now(UTC) - timedelta(hours=1),
         "dbusername": "ZELDA_APP",
@@ -108,6 +113,7 @@ async def test_gazetteer_refreshes_after_import(store, scratch_audit) -> None:
     await store.bump_audit_version()  # what every import does
     after = await nlp_service.analyze("qu'a fait zelda_app depuis zelda-host ?", store=store)
     assert after.filters.dbusername == ["ZELDA_APP"] and after.filters.userhost == ["zelda-host"]
+    assert "not_found" not in after.entities
 
 
 async def test_help_small_talk_and_unknown(store, demo) -> None:
@@ -219,3 +225,20 @@ async def test_impossible_dates_are_flagged_not_moved(store, demo) -> None:
     first = await nlp_service.analyze("combien de DELETE hier ?", store=store, now=now)
     c = await nlp_service.analyze("et le 31 avril ?", store=store, previous=first, now=now)
     assert c.follow_up and c.time_range is None and c.filters.action_name == ["DELETE"]
+
+
+async def test_usage_misreads(store, demo) -> None:
+    """Misreads found in real use: an unknown user matches nothing, 'toute la période' drops the period,
+    an unknown counted noun is not a count of everything, sessions carry their ranking."""
+    now = datetime(2025, 8, 20, 14, 30, tzinfo=UTC)
+    a = await nlp_service.analyze("Qu'a fait XYZABC hier ?", store=store, now=now)
+    assert a.entities["not_found"] == ["XYZABC"]
+    assert await store.audit.count_documents(a.filters.to_match()) == 0
+    b = await nlp_service.analyze("et sur toute la période ?", store=store, previous=a, now=now)
+    assert b.follow_up and b.time_range is None and b.filters.start is None and b.filters.end is None
+    assert b.filters.dbusername == ["XYZABC"]
+    c = await nlp_service.analyze("combien de patates hier", store=store, now=now)
+    assert c.intent == Intent.UNKNOWN and c.confidence < 0.5 and not c.count_only
+    assert c.entities["unknown_terms"] == ["patates"] and c.time_range is not None
+    d = await nlp_service.analyze("Quelles sessions ont duré le plus longtemps ?", store=store, now=now)
+    assert d.intent == Intent.SESSIONS and d.entities["sort"] == ["-duration"]

@@ -157,3 +157,25 @@ def test_impossible_bound_is_left_open_and_flagged() -> None:
     m = parse_time("entre le 30 et le 31 avril", now=NOW, tz=TZ)
     assert m.invalid and (m.start, m.end) == (at(2025, 4, 30), None)
     assert not parse_time("entre le 1er et le 5 août", now=NOW, tz=TZ).invalid
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "et sur toute la période ?",
+        "et depuis le début ?",
+        "depuis toujours",
+        "toutes dates confondues",
+        "sur tout l'historique",
+        "depuis le début de l'audit",
+        "sans limite de temps",
+    ],
+)
+def test_all_time_is_no_range(text: str) -> None:
+    m = parse_time(text, now=NOW, tz=TZ)
+    assert m is not None and m.all_time and m.start is None and m.end is None and not m.invalid
+
+
+def test_start_of_a_period_is_not_all_time() -> None:
+    m = parse_time("depuis le début du mois", now=NOW, tz=TZ)
+    assert not m.all_time and (m.start, m.end) == (datetime(2025, 8, 1, tzinfo=TZ), NOW)
