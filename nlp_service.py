@@ -490,7 +490,7 @@ EVENT_NOUNS = {
     "evenement", "event", "evt", "action", "requete", "operation", "connexion", "connection", "conexion", "logon",
     "login", "deconnexion", "logoff", "erreur", "echec", "tentative", "suppression", "delete", "modification",
     "update", "lecture", "select", "insertion", "insert", "commande", "ordre", "instruction", "grant", "revoke",
-    "trace", "ligne", "entree", "activite", "acces", "execution", "authentification", "statement",
+    "trace", "ligne", "entree", "activite", "acces", "execution", "authentification", "statement", "fois",
 }  # fmt: skip
 _LATEST_INTENTS = {Intent.SEARCH_EVENTS, Intent.USER_ACTIVITY, Intent.LIST_USERS, Intent.ERRORS,
                    Intent.FAILED_LOGINS, Intent.PRIVILEGES, Intent.TOP_ACTIONS, Intent.TOP_OBJECTS,
