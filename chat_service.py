@@ -437,7 +437,9 @@ async def run_query(store, analysis: Analysis) -> QueryResult | None:
     if group in TIME_BUCKETS and intent != Intent.SESSIONS:
         return await analytics.time_distribution(store, f, group)
     if intent == Intent.SESSIONS:
-        return await analytics.sessions(store, f, limit=limit)
+        # "les sessions les plus longues": the NLP puts the ranking wish in entities["sort"]
+        wished = [s for s in analysis.entities.get("sort", []) if s in analytics.SESSION_SORTS]
+        return await analytics.sessions(store, f, limit=limit, sort=wished[0] if wished else "-start")
     if intent == Intent.LIST_USERS:
         return await analytics.distinct_values(store, f, _group_field(analysis, "dbusername"), limit=100)
     if analysis.count_only and group is None:
@@ -896,6 +898,10 @@ def not_understood_answer(analysis: Analysis, close: list[str]) -> str:
     text += f" (j'ai seulement reconnu : {understood})." if understood else "."
     if missing:
         text += f" {_names(missing, 'ni')} n'apparaît pas dans la piste d'audit."
+    unknown_terms = analysis.entities.get("unknown_terms") or []
+    if unknown_terms:
+        terms = ", ".join(f"« {t} »" for t in unknown_terms)
+        text += f" Je ne connais pas {terms} dans une piste d'audit."
     text += (
         " Je réponds sur les utilisateurs, connexions, actions, objets, privilèges, erreurs, sessions et "
         "activités suspectes. Essayez par exemple :\n" + "\n".join(f"- {q}" for q in close[:3])

@@ -166,3 +166,18 @@ async def test_empty_period_answer_and_its_wider_follow_up(client, auditor_heade
     assert wider["answer"].startswith("SCOTT les 30 derniers jours") or wider["answer"].startswith(
         "SCOTT sur"
     )
+
+
+async def test_longest_sessions_are_ranked_by_duration(client, auditor_headers, demo):
+    body = await ask(client, auditor_headers, "Quelles sessions ont duré le plus longtemps cette semaine ?")
+    assert body["intent"] == "sessions"
+    columns, rows = body["data"]["columns"], body["data"]["rows"]
+    durations = [row[columns.index("duration_seconds")] for row in rows]
+    assert durations and durations == sorted(durations, reverse=True)
+
+
+async def test_not_understood_names_the_unknown_words(client, auditor_headers, demo):
+    body = await ask(client, auditor_headers, "combien de patates hier ?")
+    assert body["intent"] == "unknown"
+    assert "« patates »" in body["answer"]
+    assert body["data"] is None
