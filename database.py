@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 AUDIT_COLLECTION = "actions_audit"
+AUDIT_VERSION_MAX_AGE = 1.0  # seconds
 
 # Indexes the audit queries rely on: every time-bounded query can lead with a filter field and
 # range-scan event_timestamp.
@@ -168,6 +169,7 @@ class Store:
         self.data_dir = data_dir
         self.timeout_ms = timeout_ms
         self.audit_name = AUDIT_COLLECTION  # tests point this at a scratch collection
+        self._version: tuple[float, int] | None = None  # (read at, audit version)
         self.embedded: EmbeddedMongo | None = None
         self.client: AsyncMongoClient | None = None
         self.db: AsyncDatabase | None = None
@@ -240,9 +242,18 @@ class Store:
         return (time.perf_counter() - started) * 1000
 
     async def audit_version(self) -> int:
-        """A counter bumped by every write to the audit trail; caches key on it."""
+        """A counter bumped by every write to the audit trail; caches key on it.
+
+        Read at most once a second: writes made by this process update it at once, an import made
+        by another process (the CLI, another worker) is seen within AUDIT_VERSION_MAX_AGE.
+        """
+        now = time.monotonic()
+        if self._version is not None and now - self._version[0] < AUDIT_VERSION_MAX_AGE:
+            return self._version[1]
         doc = await self.meta.find_one({"_id": "audit"})
-        return int(doc["version"]) if doc else 0
+        version = int(doc["version"]) if doc else 0
+        self._version = (now, version)
+        return version
 
     async def bump_audit_version(self) -> int:
         doc = await self.meta.find_one_and_update(
@@ -251,7 +262,8 @@ class Store:
             upsert=True,
             return_document=True,
         )
-        return int(doc["version"])
+        self._version = (time.monotonic(), int(doc["version"]))
+        return self._version[1]
 
 
 def _redact(uri: str) -> str:

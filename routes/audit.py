@@ -93,7 +93,7 @@ def _words(text: str | None) -> list[str]:
 ListParam = Annotated[list[str] | None, Query()]
 
 
-def audit_filters(
+async def audit_filters(
     timeframe: Annotated[
         str | None, Query(description="1h, 24h, 7d, 30d or all (default 7d unless start is given)")
     ] = None,

@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await cache.close()
 
 
-def get_cache(request: Request) -> AnswerCache:
+async def get_cache(request: Request) -> AnswerCache:
     cache = getattr(request.app.state, "answer_cache", None)
     if cache is None:
         raise ApiError(503, "cache_unavailable", "Le cache des réponses est indisponible.")

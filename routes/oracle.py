@@ -42,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.close()
 
 
-def get_oracle(request: Request) -> svc.OracleService:
+async def get_oracle(request: Request) -> svc.OracleService:
     return request.app.state.oracle
 
 

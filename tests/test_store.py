@@ -94,3 +94,22 @@ async def test_a_second_process_shares_the_running_embedded_server(monkeypatch, 
             await other.close()
         assert owner.embedded.is_running()
     assert not (tmp_path / "embedded-mongo.uri").exists()
+
+
+async def test_audit_version_is_read_at_most_once_per_max_age(store, mongo_uri, monkeypatch):
+    import database
+
+    other = database.Store(uri=mongo_uri, db_name=store.db_name)  # another process, say the CLI
+    await other.start()
+    try:
+        monkeypatch.setattr(database, "AUDIT_VERSION_MAX_AGE", 3600)
+        before = await store.audit_version()
+        bumped = await other.bump_audit_version()
+        assert await store.audit_version() == before  # within the max age: the remembered value
+        monkeypatch.setattr(database, "AUDIT_VERSION_MAX_AGE", 0)
+        assert await store.audit_version() == bumped  # past it: read again
+        assert await store.bump_audit_version() == bumped + 1  # own writes are seen at once
+        monkeypatch.setattr(database, "AUDIT_VERSION_MAX_AGE", 3600)
+        assert await store.audit_version() == bumped + 1
+    finally:
+        await other.close()
