@@ -130,3 +130,13 @@ def _reset_login_throttle(request):
         throttle = getattr(request.getfixturevalue("app").state, "login_throttle", None)
         if throttle is not None:
             throttle.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    """The OpenAI-compatible test server (tests/fake_openai.py) on a loopback port."""
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()

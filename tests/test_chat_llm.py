@@ -5,17 +5,9 @@ import json
 import pytest
 
 from config import settings
-from tests.fake_openai import FakeOpenAI
 from tests.test_chat import parse_sse
 
 QUESTION = "Combien de connexions échouées cette semaine ?"
-
-
-@pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

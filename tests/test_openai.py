@@ -4,17 +4,9 @@ import pytest
 
 import openai_service
 from config import settings
-from tests.fake_openai import FakeOpenAI
 
 TEMPLATE = "Il y a eu 36 échecs de connexion sur SYSTEM depuis WS-EXT-4471."
 DATA = {"columns": ["dbusername", "count"], "rows": [["SYSTEM", 36]], "total": 1}
-
-
-@pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
