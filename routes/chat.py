@@ -2,7 +2,7 @@
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
@@ -34,13 +34,20 @@ def _not_found() -> ApiError:
     return ApiError(404, "conversation_not_found", "Conversation introuvable.")
 
 
-async def _prepare(store, cache, user, body: ChatRequest) -> chat_service.Prepared:
+@contextlib.contextmanager
+def _chat_errors() -> Iterator[None]:
+    """A conversation or file of someone else (or unknown) is a 404."""
     try:
-        return await chat_service.prepare(store, cache=cache, owner=user["username"], request=body)
+        yield
     except conversations.ConversationNotFound:
         raise _not_found() from None
     except files_service.FileNotFound as exc:
         raise ApiError(404, "file_not_found", str(exc)) from None
+
+
+async def _prepare(store, cache, user, body: ChatRequest) -> chat_service.Prepared:
+    with _chat_errors():
+        return await chat_service.prepare(store, cache=cache, owner=user["username"], request=body)
 
 
 @router.post("/message", response_model=ChatResponse)
@@ -48,12 +55,8 @@ async def chat_message(
     body: ChatRequest, user: CurrentUser, store: StoreDep, cache: CacheDep
 ) -> ChatResponse:
     """Answer a question in French, with the figures' table (`data`) and the query that ran."""
-    try:
+    with _chat_errors():
         return await chat_service.answer(store, cache=cache, owner=user["username"], request=body)
-    except conversations.ConversationNotFound:
-        raise _not_found() from None
-    except files_service.FileNotFound as exc:
-        raise ApiError(404, "file_not_found", str(exc)) from None
 
 
 @router.post("/stream", response_class=EventSourceResponse)
