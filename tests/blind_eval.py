@@ -1,0 +1,135 @@
+"""Scores the question reader on the blind set (tests/data/blind_fr.jsonl), per theme.
+
+The set was written, with its expected plans, by someone who had not read the rules. Each question is
+read with the clock the set was written for; its outcome is:
+- right: the plan gives the same figures as the expected plan (computed in Python over the demo
+  trail by tests/plan_oracle.py), or an out-of-scope question is answered as such;
+- wrong: figures for another question (the dangerous class), or figures for an out-of-scope question;
+- refused: "not understood" (honest, but no answer).
+
+`python -m tests.blind_eval [--heldout|--all] [--misses]` prints the table.
+"""
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nlp_lexicon import Gazetteer, gazetteer_from_events
+from plan import Plan
+from understand import Reading, read
+
+BLIND = Path(__file__).parent / "data" / "blind_fr.jsonl"
+TZ = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
+
+
+@dataclass
+class Outcome:
+    record: dict[str, Any]
+    reading: Reading
+    verdict: str  # right, wrong, refused
+
+
+def records(part: str = "all") -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in BLIND.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if part == "dev":
+        return [r for r in rows if not r.get("heldout")]
+    if part == "heldout":
+        return [r for r in rows if r.get("heldout")]
+    return rows
+
+
+@cache
+def trail() -> tuple[list[dict[str, Any]], Gazetteer]:
+    from demo_data import generate
+
+    events = generate(end=NOW)
+    return events, gazetteer_from_events(events)
+
+
+def _figures(plan: Plan) -> Any:
+    from tests.plan_oracle import evaluate
+
+    events, _ = trail()
+    result = evaluate(plan, events, tz=TZ)
+    rows = result.rows if hasattr(result, "rows") else result[1]
+    return [[round(c, 1) if isinstance(c, float) else c for c in row] for row in rows]
+
+
+def same_question(got: Plan, expected: Plan) -> bool:
+    """Same figures: the plans may differ in form (a category or its actions, a default order)."""
+    if got.model_dump(exclude_defaults=True) == expected.model_dump(exclude_defaults=True):
+        return True
+    if got.measure != expected.measure or got.detail != expected.detail:
+        return False
+    if [g for g in got.group_by] != [g for g in expected.group_by]:
+        return False
+    try:
+        return _figures(got) == _figures(expected)
+    except Exception:
+        return False
+
+
+def judge(record: dict[str, Any]) -> Outcome:
+    _, gaz = trail()
+    previous = None
+    for q in record.get("previous") or []:
+        before = read(q, gaz, now=NOW, tz=TZ, previous=previous)
+        previous = before.plan if before.kind == "plan" else previous
+    reading = read(record["question"], gaz, now=NOW, tz=TZ, previous=previous)
+    if record["expect"] == "out_of_scope":
+        verdict = {"out_of_scope": "right", "plan": "wrong"}.get(reading.kind, "refused")
+    elif reading.kind != "plan" or reading.plan is None:
+        verdict = "refused"
+    else:
+        verdict = "right" if same_question(reading.plan, Plan(**record["plan"])) else "wrong"
+    return Outcome(record, reading, verdict)
+
+
+def score(part: str = "all") -> dict[str, Counter]:
+    by_theme: dict[str, Counter] = defaultdict(Counter)
+    for r in records(part):
+        outcome = judge(r)
+        by_theme[r["theme"]][outcome.verdict] += 1
+        by_theme["ALL"][outcome.verdict] += 1
+    return by_theme
+
+
+def table(by_theme: dict[str, Counter]) -> str:
+    lines = [f"{'theme':28} {'n':>4} {'right':>7} {'wrong':>7} {'refused':>8}"]
+    for theme in sorted(by_theme, key=lambda t: (t == "ALL", t)):
+        c = by_theme[theme]
+        n = sum(c.values())
+        pct = {k: 100 * c[k] / n for k in ("right", "wrong", "refused")}
+        lines.append(f"{theme:28} {n:>4} {pct['right']:>6.1f}% {pct['wrong']:>6.1f}% {pct['refused']:>7.1f}%")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=["dev", "heldout", "all"], default="dev")
+    parser.add_argument("--misses", action="store_true", help="print the wrong and refused questions")
+    args = parser.parse_args()
+    if args.misses:
+        for r in records(args.part):
+            o = judge(r)
+            if o.verdict != "right":
+                got = (
+                    o.reading.plan.model_dump(exclude_defaults=True, mode="json") if o.reading.plan else None
+                )
+                print(f"[{o.verdict}] {r['id']} {r['theme']}: {r['question']}")
+                print(
+                    f"   kind={o.reading.kind} unknown={o.reading.unknown} got={json.dumps(got, ensure_ascii=False)}"
+                )
+                print(f"   expected={json.dumps(r['plan'], ensure_ascii=False)}")
+    print(table(score(args.part)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,710 @@
+# ruff: noqa: E501 (rule tables and regular expressions read better unwrapped)
+"""Reading a French question into a query plan, word by word, or saying what was not understood.
+
+`read(question, gaz, now=..., tz=..., previous=None) -> Reading`. Every rule that applies marks the
+words it used; the words left must all be fillers (understand_lexicon.FILLERS), otherwise the reading
+is `not_understood` and names them. A plan is returned only when the whole question was read.
+Values named in the question are linked to the values stored in the trail (the gazetteer); a value
+named after its column word ("le schéma XYZ") but absent from the trail stays a filter and is
+reported in `absent`, so the answer is 0 and says so. Topics an audit trail does not record
+(CPU, sizes, backups...) are `out_of_scope`.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from rapidfuzz import fuzz, process
+
+import understand_lexicon as lx
+from nlp_lexicon import Gazetteer, fold_key
+from plan import INT_FIELDS, Filters, Having, Period, Plan, Sequence, Threshold
+from time_parser import NUMBERS, WEEKDAYS, fold, parse_time
+
+Kind = Literal["plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies"]
+
+
+@dataclass
+class Reading:
+    kind: Kind
+    plan: Plan | None = None  # the whole reading; for not_understood, the partial one (never answered)
+    unknown: list[str] = field(default_factory=list)  # words not understood, as typed
+    absent: dict[str, list[Any]] = field(default_factory=dict)  # field -> named values absent from the trail
+    closest: dict[str, list[Any]] = field(default_factory=dict)  # field -> existing values close to them
+    notes: list[str] = field(default_factory=list)  # interpretations said out loud
+    topic: str | None = None  # out_of_scope: what the question is about
+    follow_up: bool = False
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w$#])(?:" + pattern + r")(?![\w$#])")
+
+
+_FIELD_RX = [(_rx(p), f) for p, f in lx.FIELD_WORDS]
+_BUCKET_RX = [(_rx(p), b) for p, b in lx.BUCKET_WORDS]
+_CATEGORY_RX = [(_rx(p), cats, acts, note) for p, cats, acts, note in lx.CATEGORY_WORDS]
+_OUT_RX = [(_rx(p), topic) for p, topic in lx.OUT_OF_SCOPE]
+_DAYPART_RX = [(_rx(p), hours) for p, hours in lx.DAYPARTS.items()]
+_R = {name: _rx(getattr(lx, name)) for name in (
+    "FAILED_WORDS", "SUCCESS_WORDS", "COUNT_WORDS", "DISTINCT_WORDS", "SHARE_WORDS", "LAST_WORDS", "FIRST_WORDS",
+    "COVERAGE_WORDS", "DETAIL_WORDS", "RANK_MOST", "RANK_LEAST", "GROUP_WORDS", "SESSION_OPEN", "DURATION_WORDS",
+    "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS",
+    "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
+    "FILLER_PHRASES", "ORA_CODE", "PEAK_WORDS", "ANOMALY_WORDS",
+)}  # fmt: skip
+_WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
+_COLUMN_OP = re.compile(
+    r"(?P<col>[a-z_]+)\s*(?P<op>!=|<>|=|\bnot in\b|\bin\b)\s*\(?\s*(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+))*)\s*\)?"
+)
+_QUOTED = re.compile(
+    r"(?:contenant|contient|contiennent|avec|mentionnant|incluant|qui parlent? de|sur)?\s*(?:le mot |le texte |la chaine )?[\"«]\s*(?P<q>[^\"»]{1,200}?)\s*[\"»]"
+)
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<n>\d{1,4}|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")(?![\w.])"
+)
+_SCHEMA_OBJECT = re.compile(r"(?<![\w$#.])(?P<s>[A-Za-z_][\w$#]*)\.(?P<o>[A-Za-z_][\w$#]*)(?![\w$#.])")
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_$#.@-]*[A-Za-z0-9_$#]|[A-Za-z]")
+_BOUNDARY = re.compile(
+    r"[,;?.!]|(?<![\w])(?:par|pour|depuis|entre|hier|aujourd'hui|cette|ce|cet|durant|pendant|dans|en|avec|qui|dont|mais)(?![\w])"
+)
+_ACTION_NOUN_FIELDS = {"action_name": "actions?|operations?|commandes?|commandes? sql|ordres? sql",
+                       "sql_text": "requetes?"}  # fmt: skip
+_KIND_OF_CATEGORY = {
+    "index": "INDEX",
+    "temporary": "TABLE",
+    "table": "TABLE",
+    "view": "VIEW",
+    "procedure": "PROCEDURE",
+}
+NUM_WORDS = {**NUMBERS, "dix": 10, "cent": 100}
+
+
+@dataclass
+class _Item:
+    start: int
+    end: int
+    kind: str
+    value: Any = None
+    negated: bool = False
+
+
+class _Text:
+    """The folded question, with the characters already read by a rule."""
+
+    def __init__(self, question: str) -> None:
+        self.raw = question.strip()
+        self.low = fold(self.raw)
+        self.used = bytearray(len(self.low))
+        self.items: list[_Item] = []
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(self.used[start:end])
+
+    def take(self, start: int, end: int) -> None:
+        self.used[start:end] = b"\x01" * (end - start)
+
+    def visible(self) -> str:
+        return "".join(" " if u else c for c, u in zip(self.low, self.used, strict=True))
+
+    def matches(self, rx: re.Pattern[str]) -> list[re.Match[str]]:
+        text = self.visible()
+        return [m for m in rx.finditer(text) if m.end() > m.start() and self.free(m.start(), m.end())]
+
+    def add(self, m: re.Match[str] | tuple[int, int], kind: str, value: Any = None) -> _Item:
+        start, end = (m.start(), m.end()) if isinstance(m, re.Match) else m
+        self.take(start, end)
+        item = _Item(start, end, kind, value)
+        self.items.append(item)
+        return item
+
+    def of(self, kind: str) -> list[_Item]:
+        return sorted((i for i in self.items if i.kind == kind), key=lambda i: i.start)
+
+    def before(self, pos: int, n: int = 30) -> str:
+        return self.low[max(0, pos - n) : pos]
+
+    def after(self, pos: int, n: int = 30) -> str:
+        return self.low[pos : pos + n]
+
+
+def _num(word: str) -> int | None:
+    word = word.strip()
+    if word.isdigit():
+        return int(word)
+    return NUM_WORDS.get(word)
+
+
+# --------------------------------------------------------------------------- the rules, in order
+
+
+def _hours(t: _Text) -> None:
+    for m in t.matches(_R["HOUR_WINDOW"]):
+        a, b = int(m["a"]), int(m["b"])
+        if (
+            a <= 24
+            and b <= 24
+            and (a > b or not re.search(r"\d{1,2}\s*(?:h|heures?)", t.low[m.end() : m.end() + 8]))
+        ):
+            t.add(m, "hours", (a % 24, b if b else 24) if a != b else None)
+    for m in t.matches(_R["HOUR_AFTER"]):
+        t.add(m, "hours", (int(m["a"]) % 24, 24))
+    for m in t.matches(_R["HOUR_BEFORE"]):
+        t.add(m, "hours", (0, int(m["b"])))
+    for m in t.matches(_R["OFF_HOURS"]):
+        t.add(m, "off_hours", True)
+    for m in t.matches(_R["IN_HOURS"]):
+        t.add(m, "off_hours", False)
+
+
+def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
+    for m in _WEEKDAY_BEFORE_DATE.finditer(t.low):  # "le lundi 23 novembre": the date wins
+        t.take(m.start(), m.end())
+    for _ in range(2):
+        found = parse_time(t.visible(), now=now, tz=tz, folded=True)
+        if found is None:
+            break
+        start, end = found.span
+        if found.invalid:
+            t.add((start, end), "invalid_date", t.raw[start:end])
+            continue
+        period = (
+            None
+            if found.all_time
+            else Period(start=found.start, end=found.end, label=t.raw[start:end].strip())
+        )
+        if period and period.start and period.end and period.end <= period.start:
+            t.add((start, end), "invalid_date", t.raw[start:end])
+            continue
+        t.add((start, end), "period", period)
+    for rx, hours in _DAYPART_RX:
+        for m in t.matches(rx):
+            t.add(m, "hours", hours)
+
+
+def _literals(t: _Text, gaz: Gazetteer) -> None:
+    for m in _QUOTED.finditer(t.low):
+        if t.free(m.start(), m.end()):
+            t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
+    for m in t.matches(_COLUMN_OP):
+        col = fold_key(m["col"])
+        fld = next((f for rx, f in _FIELD_RX if rx.fullmatch(col)), None)
+        if fld is None:
+            continue
+        raw_vals = re.findall(r"'([^']*)'|\"([^\"]*)\"|([\w$#.@-]+)", t.raw[m.start("vals") : m.end("vals")])
+        vals = [next(v for v in g if v) for g in raw_vals if any(g)]
+        negated = m["op"] in ("!=", "<>", "not in")
+        for v in vals:
+            value: Any = int(v) if fld in INT_FIELDS and v.lstrip("-").isdigit() else v
+            if fld == "return_code" and value == 0 and negated:
+                t.add(m, "failed", True)
+                continue
+            item = t.add(m, "value", (fld, value, False))
+            item.negated = negated
+    for m in _SCHEMA_OBJECT.finditer(t.raw):
+        schema, obj = gaz.canonical("object_schema", m["s"]), gaz.canonical("object_name", m["o"])
+        if schema and t.free(m.start(), m.end()):
+            t.add(m, "value", ("object_schema", schema, False))
+            t.add(m, "value", ("object_name", obj or m["o"].upper(), False))
+    for m in t.matches(_R["ORA_CODE"]):
+        t.add(m, "value", ("return_code", int(m["code"] or m["code2"]), True))
+
+
+def _categories(t: _Text, gaz: Gazetteer) -> None:
+    actions = [str(a) for a in gaz.values.get("action_name", [])]
+    for rx, cats, acts, note in _CATEGORY_RX:
+        for m in t.matches(rx):
+            if acts == ("<literal>",):
+                acts = (m.group(0).upper(),)
+            resolved: list[str] = []
+            for a in acts:
+                if a.endswith("*"):
+                    resolved += [x for x in actions if x.startswith(a[:-1])] or [a[:-1]]
+                else:
+                    resolved.append(a)
+            t.add(m, "category", (cats, tuple(resolved), note))
+
+
+def _outcome(t: _Text) -> None:
+    for m in t.matches(_R["SUCCESS_WORDS"]):
+        t.add(m, "failed", False)
+    for m in t.matches(_R["FAILED_WORDS"]):
+        t.add(m, "failed", True)
+
+
+def _shape_words(t: _Text) -> None:
+    for name in ("SESSION_OPEN", "COVERAGE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER",
+                 "SEQUENCE_WORDS", "COMPARE_WORDS", "EXCLUDE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
+                 "DURATION_WORDS", "LAST_WORDS", "FIRST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
+        for m in t.matches(_R[name]):
+            t.add(m, name)
+
+
+def _threshold(t: _Text) -> None:
+    for m in t.matches(_R["THRESHOLD"]):
+        op = {"plus de": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt", "excedant": "gt",
+              "au-dela de": "gt", "au moins": "gte", ">=": "gte", "moins de": "lt", "inferieur a": "lt",
+              "inferieure a": "lt", "<": "lt", "au plus": "lte", "<=": "lte"}.get(m["op"], "gt")  # fmt: skip
+        window = None
+        if m["unit"]:
+            n = _num(m["w"]) if m["w"] else 1
+            unit = m["unit"]
+            window = (n or 1) * (60 if unit.startswith("h") else 1)
+            if unit.startswith("s"):
+                window = max(1, (n or 1) // 60)
+        t.add(m, "threshold", Threshold(op=op, value=int(m["n"]), window_minutes=window))  # type: ignore[arg-type]
+
+
+def _fields(t: _Text) -> None:
+    for m in t.matches(_R["PEAK_WORDS"]):
+        t.add(m, "bucket", "hour")
+    for rx, bucket in _BUCKET_RX:
+        for m in t.matches(rx):
+            if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)):
+                t.add(m, "bucket", bucket)
+    for rx, fld in _FIELD_RX:
+        for m in t.matches(rx):
+            t.add(m, "field", fld)
+
+
+_CAPS_IDENT = re.compile(r"^[A-Z0-9_$#.@-]*[A-Z][A-Z0-9_$#.@-]*$")
+
+
+def _compound_values(t: _Text, gaz: Gazetteer) -> None:
+    """Stored values spelled with - _ . $ # or digits (pc-aroux, WS-EXT-4471), before any word rule."""
+    for m in _IDENT.finditer(t.raw):
+        typed = m.group(0)
+        if re.search(r"[-_.$#@\d]", typed) and t.free(m.start(), m.end()):
+            hit = gaz.lookup(fold_key(typed))
+            if hit:
+                fld = _pick(hit)
+                t.add(m, "value", (fld, hit[fld][0], False))
+
+
+def _values(t: _Text, gaz: Gazetteer) -> None:
+    """Values present in the trail, and values named right after their column word."""
+    spans = [(m.start(), m.end()) for m in _IDENT.finditer(t.raw) if t.free(m.start(), m.end())]
+    i = 0
+    while i < len(spans):
+        done = False
+        for width in range(min(gaz.max_words, 4), 0, -1):
+            if i + width > len(spans):
+                continue
+            start, end = spans[i][0], spans[i + width - 1][1]
+            if not t.free(start, end):
+                continue
+            key = fold_key(t.raw[start:end])
+            hit = gaz.lookup(key)
+            if not hit:
+                continue
+            typed = t.raw[start:end]
+            field_item = _field_before(t, start)
+            if key in lx.COMMON_VALUES and not _CAPS_IDENT.match(typed) and field_item is None:
+                continue
+            fld = field_item.value if field_item and field_item.value in hit else _pick(hit)
+            if field_item and field_item.value in hit:
+                field_item.kind = "introducer"
+            t.add((start, end), "value", (fld, hit[fld][0], False))
+            i += width
+            done = True
+            break
+        if done:
+            continue
+        start, end = spans[i]
+        typed = t.raw[start:end]
+        field_item = _field_before(t, start)
+        if (
+            field_item is not None
+            and field_item.value not in ("sql_text",)
+            and fold(typed) not in lx.FILLERS
+            and not _R["EVENT_NOUNS"].fullmatch(fold(typed))
+            and (_CAPS_IDENT.match(typed) or re.search(r"[\d_$#.-]", typed))
+        ):
+            field_item.kind = "introducer"
+            value: Any = int(typed) if field_item.value in INT_FIELDS and typed.isdigit() else typed.upper()
+            if field_item.value in ("userhost", "os_username", "client_program_name", "terminal"):
+                value = typed
+            t.add((start, end), "value", (field_item.value, value, False))
+        i += 1
+
+
+def _field_before(t: _Text, pos: int) -> _Item | None:
+    """The column word right before `pos` ("le schéma XYZ", "utilisateur SCOTT", "DBUSERNAME XYZ")."""
+    for item in t.of("field"):
+        gap = t.low[item.end : pos]
+        if 0 <= pos - item.end <= 4 and re.fullmatch(r"\s*(?::|=|nomme|appele)?\s*", gap):
+            return item
+    return None
+
+
+def _pick(hit: dict[str, list[str]]) -> str:
+    return next((f for f in lx.VALUE_PRIORITY if f in hit), next(iter(hit)))
+
+
+# --------------------------------------------------------------------------- assembling the plan
+
+
+def _negated(t: _Text, item: _Item) -> bool:
+    """An exclusion word before the item, with nothing but values, categories and fillers between."""
+    for ex in t.of("EXCLUDE_WORDS"):
+        if ex.end <= item.start:
+            gap = t.low[ex.end : item.start]
+            boundary = _BOUNDARY.search(gap)
+            if not boundary and len(gap) <= 60:
+                return True
+    return item.negated
+
+
+def _is_follow_up(t: _Text, previous: Plan | None) -> bool:
+    if previous is None:
+        return False
+    if re.match(
+        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose)\b", t.low
+    ):
+        return True
+    heads = t.of("field") + t.of("category") + t.of("COUNT_WORDS") + t.of("bucket")
+    return not heads and len(t.low.split()) <= 6
+
+
+def _leftover(t: _Text) -> list[str]:
+    for m in _R["FILLER_PHRASES"].finditer(t.low):
+        if t.free(m.start(), m.end()):
+            t.take(m.start(), m.end())
+    text = t.visible()
+    unknown = []
+    for m in lx.TOKEN.finditer(text):
+        word = m.group(0).strip("'-.")
+        parts = [p for p in re.split(r"[-']", word) if p]
+        if all(p in lx.FILLERS or len(p) == 1 or _R["EVENT_NOUNS"].fullmatch(p) for p in parts):
+            continue
+        unknown.append(t.raw[m.start() : m.end()])
+    return unknown
+
+
+def _closest(gaz: Gazetteer, fld: str, value: Any) -> list[Any]:
+    choices = [str(v) for v in gaz.values.get(fld, [])]
+    if not choices:
+        return []
+    found = process.extract(str(value), choices, scorer=fuzz.WRatio, limit=3, score_cutoff=60)
+    return [c for c, _, _ in found]
+
+
+def read(
+    question: str,
+    gaz: Gazetteer,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    previous: Plan | None = None,
+) -> Reading:
+    """The plan of `question`, or why there is none."""
+    t = _Text(question)
+    if not t.low.strip(" ?!."):
+        return Reading("not_understood")
+    if _R["SMALL_TALK"].search(t.low):
+        return Reading("small_talk")
+    if _R["HELP"].search(t.low):
+        return Reading("help")
+    for rx, topic in _OUT_RX:
+        if rx.search(t.low):
+            return Reading("out_of_scope", topic=topic)
+
+    if _R["ANOMALY_WORDS"].search(t.low):
+        return Reading("anomalies")
+    _literals(t, gaz)
+    _compound_values(t, gaz)
+    _hours(t)
+    _periods(t, now, tz)
+    _threshold(t)
+    _categories(t, gaz)
+    _outcome(t)
+    _shape_words(t)
+    _fields(t)
+    _values(t, gaz)
+    return _assemble(t, gaz, previous)
+
+
+def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
+    notes: list[str] = []
+    absent: dict[str, list[Any]] = {}
+    include: dict[str, list[Any]] = {}
+    exclude: dict[str, list[Any]] = {}
+    categories: list[str] = []
+    exclude_categories: list[str] = []
+    action_items: list[tuple[_Item, tuple[str, ...], tuple[str, ...]]] = []
+    failed: bool | None = None
+    follow_up = _is_follow_up(t, previous)
+
+    for item in t.of("category"):
+        cats, acts, note = item.value
+        action_items.append((item, cats, acts))
+        if note:
+            notes.append(note)
+    for item in t.of("failed"):
+        failed = item.value
+    ora_codes = [i for i in t.of("value") if i.value[2]]
+    if ora_codes and failed is None:
+        failed = True
+
+    # share: the part is what is named right after the share word (or "failed" when it is asked)
+    share_items: list[_Item] = []
+    share = t.of("SHARE_WORDS")
+    if share:
+        after = [i for i in t.of("category") + t.of("value") if i.start > share[0].start]
+        if failed is not None and (after or t.of("category")):
+            share_items = []
+        elif after:
+            share_items = [min(after, key=lambda i: i.start)]
+    share_filters = Filters()
+    share_failed = share and failed is not None and not share_items
+
+    sel_actions: list[str] = []
+    for item, cats, acts in action_items:
+        neg = _negated(t, item)
+        target_cats = exclude_categories if neg else categories
+        if item in share_items:
+            share_filters = Filters(
+                categories=list(cats), include={"action_name": list(acts)} if acts else {}
+            )
+            continue
+        target_cats += [c for c in cats if c not in target_cats]
+        if acts:
+            if neg:
+                exclude.setdefault("action_name", []).extend(acts)
+            else:
+                sel_actions += [a for a in acts if a not in sel_actions]
+    for cat, kind in _KIND_OF_CATEGORY.items():
+        narrowed = [a for a in sel_actions if a.endswith(" " + kind)]
+        if cat in categories and narrowed and len(narrowed) < len(sel_actions):
+            sel_actions = narrowed
+            if cat != "temporary":
+                categories.remove(cat)
+    if sel_actions:
+        include["action_name"] = sel_actions
+        present = {str(a) for a in gaz.values.get("action_name", [])}
+        missing = [a for a in sel_actions if a not in present]
+        if missing and len(missing) == len(sel_actions):
+            absent["action_name"] = missing
+    # "connexions" with an explicit LOGON action, or a category that the actions already say
+    if "logon" in categories and include.get("action_name") == ["LOGON"]:
+        include.pop("action_name")
+
+    for item in t.of("value"):
+        fld, value, _ = item.value
+        if item in share_items:
+            share_filters = Filters(include={fld: [value]})
+            continue
+        target = exclude if _negated(t, item) else include
+        if value not in target.setdefault(fld, []):
+            target[fld].append(value)
+        present_vals = {str(v).upper() for v in gaz.values.get(fld, [])} if fld not in INT_FIELDS else None
+        if fld in INT_FIELDS:
+            if fld == "return_code" and value not in gaz.values.get("return_code", [value]):
+                absent.setdefault(fld, []).append(value)
+        elif present_vals is not None and str(value).upper() not in present_vals:
+            absent.setdefault(fld, []).append(value)
+
+    contains = [i.value for i in t.of("contains")]
+    hours = next((i.value for i in t.of("hours") if i.value), None)
+    off = next((i.value for i in t.of("off_hours")), None)
+    if share_failed:
+        share_filters = Filters(failed=failed)
+        failed = None
+    filters = Filters(
+        include=include, exclude=exclude, categories=categories, exclude_categories=exclude_categories,
+        failed=failed, sql_contains=contains, hours=hours, off_hours=off,
+    )  # fmt: skip
+
+    periods = [i.value for i in t.of("period")]
+    invalid = t.of("invalid_date")
+    if invalid:
+        notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")
+
+    # fields: grouping, distinct count, or the head of "quels X" / rankings
+    group_by: list[str] = []
+    distinct_field: str | None = None
+    head: _Item | None = None
+    counting = bool(t.of("COUNT_WORDS"))
+    for item in t.of("bucket"):
+        group_by.append(item.value)
+    values_at = [v.start for v in t.of("value")]
+    for item in t.of("field"):
+        if any(0 <= pos - item.end <= 4 for pos in values_at):
+            continue  # "la table SALES.ORDERS": the word introduces its value
+        before = t.before(item.start, 24)
+        word = t.low[item.start : item.end]
+        noun_only = item.value in _ACTION_NOUN_FIELDS and re.fullmatch(_ACTION_NOUN_FIELDS[item.value], word)
+        if re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before):
+            if item.value not in group_by:
+                group_by.append(item.value)
+            continue
+        distinct_after = any(d.start >= item.end and d.start - item.end <= 3 for d in t.of("DISTINCT_WORDS"))
+        rank_after = any(
+            r.start >= item.end and r.start - item.end <= 3 for r in t.of("RANK_MOST") + t.of("RANK_LEAST")
+        )
+        asked = re.search(r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs )\s*$", before)
+        if noun_only and not distinct_after and not rank_after and not asked:
+            continue  # "combien d'actions": events
+        if counting and re.search(
+            r"(?:combien|nombre|nb|total)\s*(?:de |d'|des )?(?:les |la |le )?$", before
+        ):
+            distinct_field = item.value
+            continue
+        if head is None:
+            head = item
+    ranked = t.of("RANK_MOST") or t.of("RANK_LEAST")
+    order = "asc" if t.of("RANK_LEAST") else ("desc" if ranked else None)
+    limit = None
+    if head is not None and head.value not in group_by:
+        word = t.low[head.start : head.end]
+        plural = word.endswith(("s", "x")) or word == "gens"
+        singular = re.search(
+            r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul)\s*$", t.before(head.start, 12)
+        )
+        if word == "qui" or (singular and not plural):
+            limit = 1 if ranked else None
+        if head.value == "session_id" and not ranked:
+            pass
+        else:
+            group_by.insert(0, head.value)
+    for m in _NUMBER.finditer(t.visible()):
+        n = _num(m["n"])
+        if n and (
+            ranked
+            or t.of("LAST_WORDS")
+            or t.of("FIRST_WORDS")
+            or t.of("DETAIL_WORDS")
+            or re.search(r"top\s*$", t.before(m.start(), 5))
+        ):
+            limit = n
+            t.take(m.start(), m.end())
+            break
+
+    measure = "events"
+    detail = False
+    session_state = None
+    fld_for_distinct = None
+    if distinct_field == "session_id" or (head and head.value == "session_id" and not ranked):
+        measure = "sessions"
+        if head and head.value == "session_id" and head.value in group_by:
+            group_by.remove("session_id")
+        distinct_field = None
+    if t.of("DURATION_WORDS") and (
+        measure == "sessions" or "session_id" in group_by or (head and head.value == "session_id")
+    ):
+        measure = "duration"
+        if "session_id" in group_by:
+            group_by.remove("session_id")
+    if t.of("SESSION_OPEN"):
+        measure, session_state = "sessions", "open"
+    if distinct_field and (t.of("DISTINCT_WORDS") or distinct_field not in group_by):
+        measure, fld_for_distinct = "distinct", distinct_field
+    if t.of("COVERAGE_WORDS"):
+        measure = "coverage"
+        group_by = []
+    if share:
+        measure = "share"
+        if share_filters.is_empty():
+            return _not_understood(t, ["part de quoi"], None, notes)
+    lasts, firsts = t.of("LAST_WORDS"), t.of("FIRST_WORDS")
+    if measure == "events" and (lasts or firsts):
+        plural = (
+            bool(re.search(r"(?:les|des)\s+(?:\d+\s+)?(?:derniers|dernieres|premiers|premieres)", t.low))
+            or limit
+        )
+        if plural:
+            detail, order = True, "newest" if lasts else "oldest"
+        else:
+            measure = "last" if lasts else "first"
+            order = None
+    details = t.of("DETAIL_WORDS")
+    if details and not group_by and measure in ("events",):
+        detail = True
+        order = order if order in ("newest", "oldest") else "newest"
+    if detail and measure in ("sessions", "duration"):
+        pass
+    if ranked and not group_by and measure == "events":
+        return _not_understood(
+            t, [t.low[ranked[0].start : ranked[0].end]], None, notes, why="le plus de quoi ?"
+        )
+
+    threshold = next((i.value for i in t.of("threshold")), None)
+    having = None
+    for kind, name in (("both", "HAVING_BOTH"), ("only", "HAVING_ONLY"), ("never", "HAVING_NEVER")):
+        if t.of(name) and group_by and include.get("action_name"):
+            having = Having(kind=kind, field="action_name", values=include.pop("action_name"))  # type: ignore[arg-type]
+            filters = filters.model_copy(update={"include": include})
+            break
+    sequence = None
+    if t.of("SEQUENCE_WORDS") and len(action_items) >= 2:
+        firsts_acts = action_items[0][2]
+        thens = action_items[1][2]
+        if firsts_acts and thens:
+            sequence = Sequence(first=list(firsts_acts), then=list(thens))
+            include.pop("action_name", None)
+            filters = filters.model_copy(update={"include": include})
+
+    if t.of("COMPARE_WORDS") and len(periods) < 2 and not group_by:
+        several = [f for f, vals in include.items() if len(vals) >= 2]
+        if several:
+            group_by = [several[0]]
+    period = periods[0] if periods else None
+    compare = periods[1] if len(periods) > 1 else None
+
+    plan_args: dict[str, Any] = dict(
+        measure=measure, field=fld_for_distinct, group_by=group_by[:2], filters=filters,
+        share_of=share_filters if measure == "share" else None, threshold=threshold, having=having,
+        sequence=sequence, session_state=session_state, order=order, limit=limit, period=period,
+        compare=compare, detail=detail,
+    )  # fmt: skip
+    if follow_up and previous is not None:
+        plan_args = _merge(previous, plan_args, t)
+    try:
+        plan = Plan(**plan_args)
+    except ValueError:
+        return _not_understood(t, _leftover(t) or [t.raw], None, notes)
+    unknown = _leftover(t)
+    closest = {f: _closest(gaz, f, vals[0]) for f, vals in absent.items() if f not in INT_FIELDS}
+    if unknown:
+        return Reading(
+            "not_understood", plan=plan, unknown=unknown, absent=absent, closest=closest, notes=notes
+        )
+    return Reading("plan", plan=plan, absent=absent, closest=closest, notes=notes, follow_up=follow_up)
+
+
+def _merge(previous: Plan, new: dict[str, Any], t: _Text) -> dict[str, Any]:
+    """A follow-up: what the new question says replaces the same part of the previous plan."""
+    merged = previous.model_dump()
+    nf: Filters = new["filters"]
+    pf = previous.filters.model_copy(deep=True)
+    include = {**pf.include, **nf.include}
+    exclude = {
+        k: list(dict.fromkeys([*pf.exclude.get(k, []), *nf.exclude.get(k, [])]))
+        for k in {*pf.exclude, *nf.exclude}
+    }
+    merged["filters"] = Filters(
+        include=include, exclude=exclude,
+        categories=nf.categories or pf.categories,
+        exclude_categories=list(dict.fromkeys([*pf.exclude_categories, *nf.exclude_categories])),
+        failed=nf.failed if nf.failed is not None else pf.failed,
+        sql_contains=nf.sql_contains or pf.sql_contains, hours=nf.hours or pf.hours,
+        off_hours=nf.off_hours if nf.off_hours is not None else pf.off_hours,
+    )  # fmt: skip
+    if t.of("period"):
+        merged["period"], merged["compare"] = new["period"], new["compare"]
+    if new["detail"]:
+        merged.update(detail=True, group_by=[], measure="events", order=new["order"] or "newest",
+                      limit=new["limit"], threshold=None)  # fmt: skip
+    elif new["group_by"]:
+        merged.update(group_by=new["group_by"], limit=new["limit"], order=new["order"])
+    if new["measure"] != "events":
+        merged.update(measure=new["measure"], field=new["field"], share_of=new["share_of"])
+    merged["filters"] = merged["filters"]
+    return merged
+
+
+def _not_understood(
+    t: _Text, words: list[str], plan: Plan | None, notes: list[str], why: str = ""
+) -> Reading:
+    return Reading("not_understood", plan=plan, unknown=words, notes=[*notes, why] if why else notes)
