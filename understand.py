@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from rapidfuzz import fuzz, process
 
 import understand_lexicon as lx
-from nlp_lexicon import Gazetteer, fold_key
+from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
 from plan import INT_FIELDS, Filters, Having, Period, Plan, Sequence, Threshold
 from time_parser import NUMBERS, WEEKDAYS, fold, parse_time
 
@@ -226,6 +226,20 @@ def _categories(t: _Text, gaz: Gazetteer) -> None:
             t.add(m, "category", (cats, tuple(resolved), note))
 
 
+def _account_classes(t: _Text, gaz: Gazetteer) -> None:
+    """ "comptes applicatifs", "comptes de service": the stored users of that class."""
+    users = [str(u) for u in gaz.values.get("dbusername", [])]
+    for rx, parts in ACCOUNT_CLASSES:
+        for m in t.matches(rx):
+            for user in accounts_of_class(users, parts):
+                t.add(m, "value", ("dbusername", user, False))
+            t.add(
+                m,
+                "class_note",
+                f"« {t.raw[m.start() : m.end()]} » lu comme : {', '.join(accounts_of_class(users, parts))}",
+            )
+
+
 def _outcome(t: _Text) -> None:
     for m in t.matches(_R["SUCCESS_WORDS"]):
         t.add(m, "failed", False)
@@ -360,7 +374,8 @@ def _is_follow_up(t: _Text, previous: Plan | None) -> bool:
     if previous is None:
         return False
     if re.match(
-        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose)\b", t.low
+        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose|par|pour chaque)\b",
+        t.low,
     ):
         return True
     heads = t.of("field") + t.of("category") + t.of("COUNT_WORDS") + t.of("bucket")
@@ -417,6 +432,7 @@ def read(
     _hours(t)
     _periods(t, now, tz)
     _threshold(t)
+    _account_classes(t, gaz)
     _categories(t, gaz)
     _outcome(t)
     _shape_words(t)
@@ -443,6 +459,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             notes.append(note)
     for item in t.of("failed"):
         failed = item.value
+    notes += [i.value for i in t.of("class_note")]
     ora_codes = [i for i in t.of("value") if i.value[2]]
     if ora_codes and failed is None:
         failed = True

@@ -124,9 +124,8 @@ def main() -> None:
                     o.reading.plan.model_dump(exclude_defaults=True, mode="json") if o.reading.plan else None
                 )
                 print(f"[{o.verdict}] {r['id']} {r['theme']}: {r['question']}")
-                print(
-                    f"   kind={o.reading.kind} unknown={o.reading.unknown} got={json.dumps(got, ensure_ascii=False)}"
-                )
+                print(f"   kind={o.reading.kind} unknown={o.reading.unknown}")
+                print(f"   got={json.dumps(got, ensure_ascii=False)}")
                 print(f"   expected={json.dumps(r['plan'], ensure_ascii=False)}")
     print(table(score(args.part)))
 
