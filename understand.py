@@ -248,8 +248,8 @@ def _outcome(t: _Text) -> None:
 
 
 def _shape_words(t: _Text) -> None:
-    for name in ("SESSION_OPEN", "COVERAGE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER",
-                 "SEQUENCE_WORDS", "COMPARE_WORDS", "EXCLUDE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
+    for name in ("SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
+                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
                  "DURATION_WORDS", "LAST_WORDS", "FIRST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(_R[name]):
             t.add(m, name)

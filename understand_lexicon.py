@@ -141,7 +141,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     (r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|combien de lignes (?:contient|dans|a)|nombre de lignes (?:de|dans)", "la taille des objets et l'espace disque"),
     (r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo", "les sauvegardes et journaux de reprise"),
     (r"parametres? (?:d'init|de la base|oracle)|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*", "la configuration de la base"),
-    (r"performances?|lenteurs?|lents?|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?", "les performances"),
+    (r"performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?", "les performances"),
     (r"salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde", "les valeurs métier contenues dans les tables"),
     (r"licences?|couts? de licence", "les licences"),
     (r"meteo|football|recette", "un sujet sans rapport avec la base"),

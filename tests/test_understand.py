@@ -1,0 +1,220 @@
+"""The question reader's honesty rules: every content word accounted for, absent values stated,
+out-of-scope topics refused, ambiguous words interpreted out loud, follow-ups kept."""
+
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from nlp_lexicon import Gazetteer, gazetteer_from_events
+from plan import Plan
+from understand import Reading, read
+
+TZ = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
+
+
+@cache
+def gaz() -> Gazetteer:
+    from demo_data import generate
+
+    return gazetteer_from_events(generate(n_events=4000, end=NOW))
+
+
+def ask(question: str, previous: Plan | None = None) -> Reading:
+    return read(question, gaz(), now=NOW, tz=TZ, previous=previous)
+
+
+def plan_of(question: str, previous: Plan | None = None) -> Plan:
+    reading = ask(question, previous)
+    assert reading.kind == "plan", (question, reading)
+    assert reading.plan is not None
+    return reading.plan
+
+
+# --------------------------------------------------------------------------- rule 1: every word read
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [
+        ("combien de patates hier ?", ["patates"]),
+        ("quels utilisateurs ont fait des trucs bizarroïdes ?", ["bizarroïdes"]),
+        ("nombre de connexions des licornes", ["licornes"]),
+        ("activité de la semaine de la mort", ["mort"]),
+    ],
+)
+def test_unknown_words_are_named_and_no_plan_is_answered(question: str, words: list[str]) -> None:
+    reading = ask(question)
+    assert reading.kind == "not_understood"
+    for word in words:
+        assert word in reading.unknown
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Est-ce que tu peux me dire combien de connexions ont échoué hier ?",
+        "Dis-moi, s'il te plaît, combien de connexions échouées il y a eu hier",
+        "combien de connexions échouées hier dans la base ?",
+    ],
+)
+def test_filler_words_do_not_block_a_reading(question: str) -> None:
+    plan = plan_of(question)
+    assert plan.filters.categories == ["logon"]
+    assert plan.filters.failed is True
+    assert plan.period is not None and plan.period.start == datetime(2026, 11, 26, tzinfo=TZ)
+
+
+# --------------------------------------------------------------------------- rule 2: absent values
+
+
+@pytest.mark.parametrize(
+    ("question", "field", "value"),
+    [
+        ("combien d'actions sur le schéma XYZ ?", "object_schema", "XYZ"),
+        ("connexions depuis le host ZZTOP01", "userhost", "ZZTOP01"),
+        ("qu'a fait l'utilisateur DUPOND_X hier ?", "dbusername", "DUPOND_X"),
+        ("combien d'ALTER SYSTEM ce mois-ci ?", "action_name", "ALTER SYSTEM"),
+    ],
+)
+def test_a_value_absent_from_the_trail_stays_a_filter_and_is_reported(question: str, field: str, value: str) -> None:
+    reading = ask(question)
+    assert reading.kind == "plan"
+    assert reading.plan is not None
+    assert value in reading.plan.filters.include[field]
+    assert value in reading.absent[field]
+
+
+def test_alter_system_is_an_action_not_the_user_system() -> None:
+    plan = plan_of("qui a fait un ALTER SYSTEM ?")
+    assert "dbusername" not in plan.filters.include
+    assert plan.filters.include["action_name"] == ["ALTER SYSTEM"]
+
+
+def test_absent_values_come_with_the_closest_existing_ones() -> None:
+    reading = ask("activité de l'utilisateur SCOTTY")
+    assert reading.absent == {"dbusername": ["SCOTTY"]}
+    assert "SCOTT" in reading.closest["dbusername"]
+
+
+# --------------------------------------------------------------------------- rule 3: out of scope
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Quelle est la plus grosse table ?",
+        "quelle est la charge CPU du serveur ?",
+        "combien de mémoire utilise la base",
+        "la dernière sauvegarde RMAN a-t-elle réussi ?",
+        "quel est le salaire de JDUPONT ?",
+        "quels paramètres de la base ont été changés dans le spfile ?",
+        "pourquoi la base est lente ce matin ?",
+        "quelle est la taille du tablespace USERS ?",
+    ],
+)
+def test_what_the_trail_does_not_record_is_out_of_scope(question: str) -> None:
+    reading = ask(question)
+    assert reading.kind == "out_of_scope"
+    assert reading.topic
+    assert reading.plan is None
+
+
+# --------------------------------------------------------------------------- rule 4: ambiguous words
+
+
+def test_modified_is_read_as_dml_and_ddl_out_loud() -> None:
+    reading = ask("qui a modifié des objets hier ?")
+    assert reading.plan is not None and reading.plan.filters.categories == ["change"]
+    assert any("DML et DDL" in note for note in reading.notes)
+
+
+def test_deletions_are_read_as_drop_truncate_delete_out_loud() -> None:
+    reading = ask("combien de suppressions hier soir ?")
+    assert reading.plan is not None and reading.plan.filters.categories == ["destructive"]
+    assert any("DROP, TRUNCATE et DELETE" in note for note in reading.notes)
+
+
+# --------------------------------------------------------------------------- constraints kept
+
+
+@pytest.mark.parametrize(
+    ("question", "category"),
+    [
+        ("combien de DML hier ?", "dml"),
+        ("opérations DDL cette semaine", "ddl"),
+        ("opérations destructives sur FINANCE", "destructive"),
+        ("accès aux vues du dictionnaire", "dictionary"),
+        ("qui a fait un SET ROLE ?", "set_role"),
+        ("UPDATE sans WHERE", "no_where"),
+        ("activité sur les tables temporaires", "temporary"),
+    ],
+)
+def test_category_words_become_filters(question: str, category: str) -> None:
+    assert category in plan_of(question).filters.categories
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "connexions sauf SCOTT",
+        "connexions hors SCOTT",
+        "connexions sans compter SCOTT",
+        "connexions des utilisateurs autres que SCOTT",
+        "connexions à part SCOTT",
+        "connexions en excluant SCOTT",
+        "connexions des utilisateurs qui ne sont pas SCOTT",
+        "connexions où DBUSERNAME != 'SCOTT'",
+    ],
+)
+def test_every_way_of_excluding_a_value(question: str) -> None:
+    plan = plan_of(question)
+    assert plan.filters.exclude == {"dbusername": ["SCOTT"]}
+    assert "dbusername" not in plan.filters.include
+
+
+def test_an_exclusion_added_in_a_follow_up() -> None:
+    first = plan_of("combien de connexions échouées hier ?")
+    plan = plan_of("sauf SYSTEM", first)
+    assert plan.filters.exclude == {"dbusername": ["SYSTEM"]}
+    assert plan.filters.failed is True and plan.period == first.period
+
+
+def test_a_follow_up_asking_for_the_detail_behind_a_count() -> None:
+    first = plan_of("combien de DROP TABLE cette semaine ?")
+    plan = plan_of("montre-les", first)
+    assert plan.detail is True
+    assert plan.filters == first.filters and plan.period == first.period
+
+
+def test_a_date_with_its_weekday_keeps_the_date() -> None:
+    plan = plan_of("connexions le lundi 23 novembre")
+    assert plan.period is not None and plan.period.start == datetime(2026, 11, 23, tzinfo=TZ)
+
+
+def test_oracle_column_names_as_words() -> None:
+    assert plan_of("nombre d'événements par USERHOST").group_by == ["userhost"]
+    assert plan_of("combien de OS_USERNAME distincts").field == "os_username"
+    assert plan_of("connexions par AUTHENTICATION_TYPE").group_by == ["authentication_type"]
+
+
+def test_measures_and_shapes() -> None:
+    assert plan_of("combien de terminaux différents ?").measure == "distinct"
+    share = plan_of("part des SELECT cette semaine")
+    assert share.measure == "share" and share.share_of is not None
+    assert plan_of("durée moyenne des sessions").measure == "duration"
+    assert plan_of("sessions encore ouvertes").session_state == "open"
+    assert plan_of("dernier accès à la table SALES.ORDERS").measure == "last"
+    assert plan_of("quelle période couvrent les données ?").measure == "coverage"
+    two = plan_of("erreurs par code et par utilisateur")
+    assert two.group_by == ["return_code", "dbusername"] and two.filters.failed is True
+    assert plan_of("utilisateurs les moins actifs").order == "asc"
+    threshold = plan_of("qui a fait plus de 100 requêtes en 5 minutes ?").threshold
+    assert threshold is not None and threshold.window_minutes == 5 and threshold.value == 100
+    both = plan_of("utilisateurs ayant fait à la fois SELECT et UPDATE").having
+    assert both is not None and both.kind == "both"
+    compare = plan_of("connexions cette semaine par rapport à la semaine dernière")
+    assert compare.period is not None and compare.compare is not None
+    assert plan_of("activité entre 20h et 6h").filters.hours == (20, 6)
