@@ -39,7 +39,7 @@ class Reading:
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w$#])(?:" + pattern + r")(?![\w$#])")
+    return re.compile(r"(?<![\w$#])(?:" + pattern + r")(?:(?<=['\s])|(?![\w$#]))")
 
 
 _FIELD_RX = [(_rx(p), f) for p, f in lx.FIELD_WORDS]
@@ -52,12 +52,13 @@ _R = {name: _rx(getattr(lx, name)) for name in (
     "COVERAGE_WORDS", "DETAIL_WORDS", "RANK_MOST", "RANK_LEAST", "GROUP_WORDS", "SESSION_OPEN", "DURATION_WORDS",
     "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS",
     "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
-    "FILLER_PHRASES", "ORA_CODE", "PEAK_WORDS", "ANOMALY_WORDS",
+    "FILLER_PHRASES", "ORA_CODE", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
 )}  # fmt: skip
 _WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
 _COLUMN_OP = re.compile(
     r"(?P<col>[a-z_]+)\s*(?P<op>!=|<>|=|\bnot in\b|\bin\b)\s*\(?\s*(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+))*)\s*\)?"
 )
+_SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
 _QUOTED = re.compile(
     r"(?:contenant|contient|contiennent|avec|mentionnant|incluant|qui parlent? de|sur)?\s*(?:le mot |le texte |la chaine )?[\"«]\s*(?P<q>[^\"»]{1,200}?)\s*[\"»]"
 )
@@ -78,6 +79,8 @@ _KIND_OF_CATEGORY = {
     "view": "VIEW",
     "procedure": "PROCEDURE",
 }
+_SAME_FIELDS = {r"objet|table": ["object_schema", "object_name"], r"utilisateur|user|compte": ["dbusername"],
+               r"session": ["session_id"], r"machine|poste|host": ["userhost"]}  # fmt: skip
 NUM_WORDS = {**NUMBERS, "dix": 10, "cent": 100}
 
 
@@ -88,6 +91,7 @@ class _Item:
     kind: str
     value: Any = None
     negated: bool = False
+    asked: bool = False
 
 
 class _Text:
@@ -184,9 +188,6 @@ def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
 
 
 def _literals(t: _Text, gaz: Gazetteer) -> None:
-    for m in _QUOTED.finditer(t.low):
-        if t.free(m.start(), m.end()):
-            t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
     for m in t.matches(_COLUMN_OP):
         col = fold_key(m["col"])
         fld = next((f for rx, f in _FIELD_RX if rx.fullmatch(col)), None)
@@ -202,6 +203,10 @@ def _literals(t: _Text, gaz: Gazetteer) -> None:
                 continue
             item = t.add(m, "value", (fld, value, False))
             item.negated = negated
+    for rx in (_QUOTED, _SINGLE_QUOTED):
+        for m in rx.finditer(t.low):
+            if t.free(m.start(), m.end()):
+                t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
     for m in _SCHEMA_OBJECT.finditer(t.raw):
         schema, obj = gaz.canonical("object_schema", m["s"]), gaz.canonical("object_name", m["o"])
         if schema and t.free(m.start(), m.end()):
@@ -215,10 +220,11 @@ def _categories(t: _Text, gaz: Gazetteer) -> None:
     actions = [str(a) for a in gaz.values.get("action_name", [])]
     for rx, cats, acts, note in _CATEGORY_RX:
         for m in t.matches(rx):
-            if acts == ("<literal>",):
-                acts = (m.group(0).upper(),)
+            named = (m.group(0).upper(),) if acts == ("<literal>",) else acts
+            if named == ("EXECUTE",) and not t.raw[m.start() : m.end()].isupper():
+                continue  # "exécuté" is a French verb, EXECUTE an Oracle action
             resolved: list[str] = []
-            for a in acts:
+            for a in named:
                 if a.endswith("*"):
                     resolved += [x for x in actions if x.startswith(a[:-1])] or [a[:-1]]
                 else:
@@ -231,6 +237,10 @@ def _account_classes(t: _Text, gaz: Gazetteer) -> None:
     users = [str(u) for u in gaz.values.get("dbusername", [])]
     for rx, parts in ACCOUNT_CLASSES:
         for m in t.matches(rx):
+            named = re.match(r"\s*(?:comme |tels? que |:)?\s*([A-Za-z][\w$#]*)", t.raw[m.end() :])
+            if named and gaz.canonical("dbusername", named.group(1)):
+                t.take(m.start(), m.end())  # "les comptes de service MONITOR et ETL_BATCH": the names say it
+                continue
             for user in accounts_of_class(users, parts):
                 t.add(m, "value", ("dbusername", user, False))
             t.add(
@@ -248,7 +258,7 @@ def _outcome(t: _Text) -> None:
 
 
 def _shape_words(t: _Text) -> None:
-    for name in ("SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
+    for name in ("WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
                  "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
                  "DURATION_WORDS", "LAST_WORDS", "FIRST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(_R[name]):
@@ -279,6 +289,9 @@ def _fields(t: _Text) -> None:
                 t.add(m, "bucket", bucket)
     for rx, fld in _FIELD_RX:
         for m in t.matches(rx):
+            typed = t.raw[m.start() : m.end()]
+            if typed.isupper() and "_" not in typed and _field_before(t, m.start()) is not None:
+                continue  # "la table CLIENTS": a name, not the word "clients"
             t.add(m, "field", fld)
 
 
@@ -286,7 +299,12 @@ _CAPS_IDENT = re.compile(r"^[A-Z0-9_$#.@-]*[A-Z][A-Z0-9_$#.@-]*$")
 
 
 def _compound_values(t: _Text, gaz: Gazetteer) -> None:
-    """Stored values spelled with - _ . $ # or digits (pc-aroux, WS-EXT-4471), before any word rule."""
+    """Stored values spelled with - _ . $ # or digits (pc-aroux, WS-EXT-4471), and system privileges
+    ("GRANT ANY ROLE"), before any word rule."""
+    for value in gaz.values.get("system_privilege_used", []):
+        for m in re.finditer(r"(?<!\w)" + re.escape(fold_key(str(value))) + r"(?!\w)", t.low):
+            if t.free(m.start(), m.end()):
+                t.add(m, "value", ("system_privilege_used", value, False))
     for m in _IDENT.finditer(t.raw):
         typed = m.group(0)
         if re.search(r"[-_.$#@\d]", typed) and t.free(m.start(), m.end()):
@@ -298,6 +316,11 @@ def _compound_values(t: _Text, gaz: Gazetteer) -> None:
 
 def _values(t: _Text, gaz: Gazetteer) -> None:
     """Values present in the trail, and values named right after their column word."""
+    for m in re.finditer(r"\d+", t.low):
+        item = _field_before(t, m.start())
+        if item is not None and item.value in INT_FIELDS and t.free(m.start(), m.end()):
+            item.kind = "introducer"
+            t.add(m, "value", (item.value, int(m.group(0)), False))
     spans = [(m.start(), m.end()) for m in _IDENT.finditer(t.raw) if t.free(m.start(), m.end())]
     i = 0
     while i < len(spans):
@@ -421,6 +444,8 @@ def read(
         return Reading("small_talk")
     if _R["HELP"].search(t.low):
         return Reading("help")
+    if _R["COMMANDS"].search(t.low):
+        return Reading("out_of_scope", topic="une action sur la base (je lis seulement la piste d'audit)")
     for rx, topic in _OUT_RX:
         if rx.search(t.low):
             return Reading("out_of_scope", topic=topic)
@@ -431,10 +456,10 @@ def read(
     _compound_values(t, gaz)
     _hours(t)
     _periods(t, now, tz)
-    _threshold(t)
     _account_classes(t, gaz)
     _categories(t, gaz)
     _outcome(t)
+    _threshold(t)
     _shape_words(t)
     _fields(t)
     _values(t, gaz)
@@ -491,6 +516,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 exclude.setdefault("action_name", []).extend(acts)
             else:
                 sel_actions += [a for a in acts if a not in sel_actions]
+    if ("dml" in categories and "ddl" in categories) or "change" in categories:
+        categories = [c for c in categories if c not in ("dml", "ddl", "change")] + ["change"]
     for cat, kind in _KIND_OF_CATEGORY.items():
         narrowed = [a for a in sel_actions if a.endswith(" " + kind)]
         if cat in categories and narrowed and len(narrowed) < len(sel_actions):
@@ -538,53 +565,72 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if invalid:
         notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")
 
-    # fields: grouping, distinct count, or the head of "quels X" / rankings
-    group_by: list[str] = []
+    # fields: grouping ("pour chaque X" first, then "par X"), distinct count, or the head of "quels X"
+    each: list[str] = []
+    per: list[str] = []
+    heads: list[_Item] = []
     distinct_field: str | None = None
-    head: _Item | None = None
     counting = bool(t.of("COUNT_WORDS"))
     for item in t.of("bucket"):
-        group_by.append(item.value)
-    values_at = [v.start for v in t.of("value")]
+        per.append(item.value)
+    values_at = [(v.start, v.value[0]) for v in t.of("value")]
+    group_starts = [m.start() for m in re.finditer(r"\bpar\b|\bpour chaque\b|/", t.low)]
     for item in t.of("field"):
-        if any(0 <= pos - item.end <= 4 for pos in values_at):
+        fields = {item.value, "object_schema"} if item.value == "object_name" else {item.value}
+        if any(0 <= pos - item.end <= 4 and fld in fields for pos, fld in values_at):
             continue  # "la table SALES.ORDERS": the word introduces its value
         before = t.before(item.start, 24)
         word = t.low[item.start : item.end]
         noun_only = item.value in _ACTION_NOUN_FIELDS and re.fullmatch(_ACTION_NOUN_FIELDS[item.value], word)
-        if re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before):
-            if item.value not in group_by:
-                group_by.append(item.value)
+        grouped = re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before)
+        if grouped:
+            target = (
+                each
+                if re.search(r"(?:chaque|chacun\w*)\s*(?:des |de )?(?:les |la |le |l')?$", before)
+                else per
+            )
+            if item.value not in target:
+                target.append(item.value)
             continue
         distinct_after = any(d.start >= item.end and d.start - item.end <= 3 for d in t.of("DISTINCT_WORDS"))
         rank_after = any(
             r.start >= item.end and r.start - item.end <= 3 for r in t.of("RANK_MOST") + t.of("RANK_LEAST")
         )
+        group_after = any(0 <= g - item.end <= 2 for g in group_starts)
         asked = re.search(r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs )\s*$", before)
-        if noun_only and not distinct_after and not rank_after and not asked:
+        if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
         if counting and re.search(
             r"(?:combien|nombre|nb|total)\s*(?:de |d'|des )?(?:les |la |le )?$", before
         ):
             distinct_field = item.value
             continue
-        if head is None:
-            head = item
+        item.asked = bool(asked) or bool(re.search(r"(?:de |d')?quels?\s*$", before))
+        heads.append(item)
+    for item in t.of("WHAT_DONE"):
+        heads.append(_Item(item.start, item.end, "field", "action_name"))
+    asked_heads = [h for h in heads if h.asked]
+    if asked_heads:
+        heads = asked_heads + [h for h in heads if h not in asked_heads and h.value == "dbusername"]
+    heads = heads[:2]
+    head = heads[0] if heads else None
     ranked = t.of("RANK_MOST") or t.of("RANK_LEAST")
     order = "asc" if t.of("RANK_LEAST") else ("desc" if ranked else None)
     limit = None
-    if head is not None and head.value not in group_by:
-        word = t.low[head.start : head.end]
+    group_by: list[str] = [*each, *(g for g in per if g not in each)]
+    session_head = head is not None and head.value == "session_id"
+    for h in heads:
+        if h.value in group_by or (h.value == "session_id" and not ranked):
+            continue
+        group_by.append(h.value)
+    if head is not None:
+        word = t.low[head.start : head.end].split(" ")[0]
         plural = word.endswith(("s", "x")) or word == "gens"
         singular = re.search(
             r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul)\s*$", t.before(head.start, 12)
         )
-        if word == "qui" or (singular and not plural):
-            limit = 1 if ranked else None
-        if head.value == "session_id" and not ranked:
-            pass
-        else:
-            group_by.insert(0, head.value)
+        if ranked and (word == "qui" or (singular and not plural)):
+            limit = 1
     for m in _NUMBER.finditer(t.visible()):
         n = _num(m["n"])
         if n and (
@@ -602,16 +648,12 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     detail = False
     session_state = None
     fld_for_distinct = None
-    if distinct_field == "session_id" or (head and head.value == "session_id" and not ranked):
+    if distinct_field == "session_id" or (session_head and not ranked):
         measure = "sessions"
-        if head and head.value == "session_id" and head.value in group_by:
-            group_by.remove("session_id")
         distinct_field = None
-    if t.of("DURATION_WORDS") and (
-        measure == "sessions" or "session_id" in group_by or (head and head.value == "session_id")
-    ):
+    if t.of("DURATION_WORDS") and (measure == "sessions" or session_head or "session_id" in group_by):
         measure = "duration"
-        if "session_id" in group_by:
+        if "session_id" in group_by and not ranked:
             group_by.remove("session_id")
     if t.of("SESSION_OPEN"):
         measure, session_state = "sessions", "open"
@@ -625,12 +667,19 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if share_filters.is_empty():
             return _not_understood(t, ["part de quoi"], None, notes)
     lasts, firsts = t.of("LAST_WORDS"), t.of("FIRST_WORDS")
+    if firsts and all(re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end]) for i in lasts):
+        lasts = []
     if measure == "events" and (lasts or firsts):
         plural = (
             bool(re.search(r"(?:les|des)\s+(?:\d+\s+)?(?:derniers|dernieres|premiers|premieres)", t.low))
             or limit
         )
-        if plural:
+        which = re.search(
+            r"quel(?:le)? (?:est|etait|a ete|fut) (?:le |la |l')?(?:dernier|derniere|premier|premiere)", t.low
+        )
+        if which:
+            limit = 1
+        if plural or which:
             detail, order = True, "newest" if lasts else "oldest"
         else:
             measure = "last" if lasts else "first"
@@ -648,9 +697,22 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
 
     threshold = next((i.value for i in t.of("threshold")), None)
     having = None
+    both_by_and = (
+        re.search(r"\b(?:des?|d')\s*\S+\s+et\s+(?:des?|d')\s*\S+", t.low)
+        and len(include.get("action_name", [])) == 2
+    )
     for kind, name in (("both", "HAVING_BOTH"), ("only", "HAVING_ONLY"), ("never", "HAVING_NEVER")):
-        if t.of(name) and group_by and include.get("action_name"):
-            having = Having(kind=kind, field="action_name", values=include.pop("action_name"))  # type: ignore[arg-type]
+        words = t.of(name)
+        if not (words or (kind == "both" and both_by_and and heads)) or not group_by:
+            continue
+        near = [v for v in t.of("value") if not v.value[2] and v.value[0] != group_by[0]]
+        at = words[0].start if words else 0
+        near.sort(key=lambda v: abs(v.start - at))
+        fld = (
+            near[0].value[0] if near and (kind != "both" or not include.get("action_name")) else "action_name"
+        )
+        if include.get(fld):
+            having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
             filters = filters.model_copy(update={"include": include})
             break
     sequence = None
@@ -658,7 +720,15 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         firsts_acts = action_items[0][2]
         thens = action_items[1][2]
         if firsts_acts and thens:
+            same: list[str] = []
+            for i in t.of("SAME_WORDS"):
+                said = t.low[i.start : i.end]
+                for pattern, fields in _SAME_FIELDS.items():
+                    if re.search(pattern, said):
+                        same += fields
             sequence = Sequence(first=list(firsts_acts), then=list(thens))
+            if same:
+                sequence.same = list(dict.fromkeys(same))
             include.pop("action_name", None)
             filters = filters.model_copy(update={"include": include})
 
@@ -711,7 +781,8 @@ def _merge(previous: Plan, new: dict[str, Any], t: _Text) -> dict[str, Any]:
     if t.of("period"):
         merged["period"], merged["compare"] = new["period"], new["compare"]
     if new["detail"]:
-        merged.update(detail=True, group_by=[], measure="events", order=new["order"] or "newest",
+        keep = previous.measure if previous.measure in ("sessions", "duration") else "events"
+        merged.update(detail=True, group_by=[], measure=keep, order=new["order"] or "newest",
                       limit=new["limit"], threshold=None)  # fmt: skip
     elif new["group_by"]:
         merged.update(group_by=new["group_by"], limit=new["limit"], order=new["order"])

@@ -13,21 +13,51 @@ import re
 # Words that name a column: as a grouping ("par machine"), a distinct count ("combien de terminaux"),
 # a ranking head ("quel utilisateur ... le plus") or before a value ("le schéma XYZ").
 FIELD_WORDS: list[tuple[str, str]] = [
-    (r"utilisateurs? (?:systemes?|os|unix|windows)|comptes? (?:os|systeme)|os[_ ]?users?(?:names?)?|os_username", "os_username"),
-    (r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes?|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui", "dbusername"),
-    (r"userhost|user_host|hotes?|hosts?|machines?|serveurs?|postes?(?: de travail)?|ordinateurs?|pcs?|adresses?(?: ip)?|ip", "userhost"),
+    (
+        r"utilisateurs? (?:systemes?|os|unix|windows)|comptes? (?:os|systeme)|os[_ ]?users?(?:names?)?|os_username",
+        "os_username",
+    ),
+    (
+        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes?|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui",
+        "dbusername",
+    ),
+    (
+        r"userhost|user_host|hotes?|hosts?|machines?|serveurs?|postes?(?: de travail)?|ordinateurs?|pcs?|adresses?(?: ip)?|ip",
+        "userhost",
+    ),
     (r"terminaux|terminals?|terminal", "terminal"),
-    (r"client_program_name|program(?:me)?_name|programmes?(?: clients?)?|programs?|applications? clientes?|applications?|outils?|logiciels?|clients?", "client_program_name"),
-    (r"action_name|types? d'actions?|types? d'operations?|actions?|operations?|commandes? sql|commandes?|ordres? sql|types? de requetes?", "action_name"),
+    (
+        r"client_program_name|program(?:me)?_name|programmes?(?: clients?)?|programs?|applications? clientes?|applications?|outils?|logiciels?|clients?",
+        "client_program_name",
+    ),
+    (
+        r"action_name|types? d'actions?|types? d'operations?|actions?|operations?|commandes? sql|commandes?|ordres? sql|types? de requetes?",
+        "action_name",
+    ),
     (r"object_schema|schemas?|owners?|proprietaires?", "object_schema"),
     (r"object_name|objets?|tables?", "object_name"),
-    (r"return_code|codes? (?:de )?retour|codes? d'erreurs?|codes? ora|codes? erreurs?|codes?|types? d'erreurs?", "return_code"),
+    (
+        r"return_code|codes? (?:de )?retour|codes? d'erreurs?|codes? ora|codes? erreurs?|codes?|types? d'erreurs?",
+        "return_code",
+    ),
     (r"session_?id|sessionid|sessions?", "session_id"),
-    (r"authentication_type|types? d'authentification|modes? d'authentification|methodes? d'authentification|modes? de connexion", "authentication_type"),
-    (r"unified_audit_polic(?:y|ies)|politiques? d'audit|politiques?|polic(?:y|ies)|regles? d'audit", "unified_audit_policies"),
-    (r"system_privilege_used|system_privilege|privileges? systemes?|privileges? (?:systeme )?utilises?|privileges?", "system_privilege_used"),
+    (
+        r"authentication_type|types? d'authentification|modes? d'authentification|methodes? d'authentification|modes? de connexion",
+        "authentication_type",
+    ),
+    (
+        r"unified_audit_polic(?:y|ies)|politiques? d'audit|politiques?|polic(?:y|ies)|regles? d'audit",
+        "unified_audit_policies",
+    ),
+    (
+        r"system_privilege_used|system_privilege|privileges? systemes?|privileges? (?:systeme )?utilises?|privileges?",
+        "system_privilege_used",
+    ),
     (r"instance_id|instances?", "instance_id"),
-    (r"sql_text|requetes? sql|textes? sql|instructions? sql|ordres? sql|requetes?(?= (?:les plus|la plus))|statements? sql|sql", "sql_text"),
+    (
+        r"sql_text|requetes? sql|textes? sql|instructions? sql|ordres? sql|requetes?(?= (?:les plus|la plus))|statements? sql|sql",
+        "sql_text",
+    ),
 ]
 # Said alone, without "par": a time grouping all the same.
 PEAK_WORDS = r"heures? de pointe|heures? (?:les plus )?chargees?|pics? d'activite|heures? d'affluence|heures? les plus actives"
@@ -50,47 +80,126 @@ COMMON_VALUES = {"oracle", "unknown", "help", "dba", "os", "password", "system",
 
 # (pattern, categories, exact actions, note said out loud). Longest and most specific first.
 CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
-    (r"(?:update|delete|mises? a jour|suppressions?)s? sans (?:clause )?where|sans (?:clause )?where", ("no_where",), (), ""),
+    (
+        r"(?:update|delete|mises? a jour|suppressions?)s? sans (?:clause )?where|sans (?:clause )?where",
+        ("no_where",),
+        (),
+        "",
+    ),
     (r"set role|activations? de roles?|roles? actives?", ("set_role",), (), ""),
     (r"alter system", (), ("ALTER SYSTEM",), ""),
     (r"alter session", (), ("ALTER SESSION",), ""),
-    (r"(?:create|alter|drop|truncate|rename) (?:table|index|view|user|role|procedure|package|function|trigger|sequence|synonym|tablespace|profile)", (), ("<literal>",), ""),
-    (r"grant any (?:object privilege|role|privilege)", (), (), ""),
+    (
+        r"(?:create|alter|drop|truncate|rename) (?:table|index|view|user|role|procedure|package|function|trigger|sequence|synonym|tablespace|profile)",
+        (),
+        ("<literal>",),
+        "",
+    ),
     (r"\bdml\b", ("dml",), (), ""),
     (r"\bddl\b", ("ddl",), (), ""),
-    (r"operations? (?:destructrices?|dangereuses?)|actions? (?:destructrices?|dangereuses?)|destructi(?:ve|f|ves|fs|ons?)", ("destructive",), (), ""),
+    (
+        r"operations? (?:destructrices?|dangereuses?)|actions? (?:destructrices?|dangereuses?)|destructi(?:ve|f|ves|fs|ons?)",
+        ("destructive",),
+        (),
+        "",
+    ),
     (r"tables? temporaires?|temporaires?|\btmp\b|tables? tmp", ("temporary",), (), ""),
-    (r"vues? (?:systemes?|du dictionnaire)|tables? (?:systemes?|du dictionnaire)|objets? (?:systemes?|du dictionnaire)|dictionnaire(?: de donnees)?|catalogue", ("dictionary",), (), ""),
-    (r"\bvues?\b|\bviews?\b", ("view",), (), ""),
-    (r"procedures?(?: stockees?)?|packages?|fonctions? pl/?sql|pl/?sql|appels? de procedures?", ("procedure",), (), ""),
+    (
+        r"vues? (?:systemes?|du dictionnaire)|tables? (?:systemes?|du dictionnaire)|objets? (?:systemes?|du dictionnaire)|dictionnaire(?: de donnees)?|catalogue",
+        ("dictionary",),
+        (),
+        "",
+    ),
+    (r"(?:(?<=les )|(?<=des )|(?<=une )|(?<=aux )|(?<=la )|(?<=sur ))vues?|\bviews?\b", ("view",), (), ""),
+    (
+        r"procedures?(?: stockees?)?|packages?|fonctions? pl/?sql|pl/?sql|appels? de procedures?",
+        ("procedure",),
+        (),
+        "",
+    ),
     (r"\bindex\b|\bindexes\b", ("index",), (), ""),
-    (r"changements? de (?:mots? de passe|comptes?)|comptes? (?:crees?|modifies?|supprimes?)|mots? de passe (?:change|modifie|reinitialise)s?", ("account",), (), ""),
-    (r"\bgrants?\b|accorde\w*|octroye\w*|attributions? de (?:droits?|privileges?)|droits? (?:accordes?|donnes?|attribues?)|privileges? (?:accordes?|donnes?|attribues?)|accord\w* des? (?:droits?|privileges?)|octroi\w*", (), ("GRANT",), ""),
-    (r"\brevokes?\b|retraits? de (?:droits?|privileges?)|droits? (?:retires?|revoques?)|privileges? (?:retires?|revoques?)|revoqu\w*", (), ("REVOKE",), ""),
+    (
+        r"changements? de (?:mots? de passe|comptes?)|comptes? (?:crees?|modifies?|supprimes?)|mots? de passe (?:change|modifie|reinitialise)s?",
+        ("account",),
+        (),
+        "",
+    ),
+    (
+        r"\bgrants?\b|accorde\w*|octroye\w*|attributions? de (?:droits?|privileges?)|droits? (?:accordes?|donnes?|attribues?)|privileges? (?:accordes?|donnes?|attribues?)|accord\w* des? (?:droits?|privileges?)|octroi\w*",
+        (),
+        ("GRANT",),
+        "",
+    ),
+    (
+        r"\brevokes?\b|retraits? de (?:droits?|privileges?)|droits? (?:retires?|revoques?)|privileges? (?:retires?|revoques?)|revoqu\w*",
+        (),
+        ("REVOKE",),
+        "",
+    ),
     (r"\broles?\b", ("role",), (), ""),
     (r"deconnexions?|deconnecte\w*|\blogoffs?\b|\blogouts?\b|log off", ("logoff",), (), ""),
-    (r"tentatives? de connexions?|connexions?|connections?|conexions?|\blogons?\b|\blogins?\b|(?<!d')authentifications?|(?:se |s'|me |m')?(?:sont |est |etre |a |ont )?connecte\w*|se connecter|s'est logge|ouvertures? de sessions?", ("logon",), (), ""),
-    (r"\bselects?\b|lectures?|consultations?|(?:ont |a |avoir )?(?:lu|lus|consulte\w*)\b|\blire\b|acces en lecture", (), ("SELECT",), ""),
+    (
+        r"tentatives? de connexions?|connexions?|connections?|conexions?|\blogons?\b|\blogins?\b|(?<!d')authentifications?|(?:se |s'|me |m')?(?:sont |est |etre |a |ont )?connecte\w*|se connecter|s'est logge|ouvertures? de sessions?",
+        ("logon",),
+        (),
+        "",
+    ),
+    (
+        r"\bselects?\b|lectures?|consultations?|(?:ont |a |avoir )?(?:lu|lus|consulte\w*)\b|\blire\b|acces en lecture",
+        (),
+        ("SELECT",),
+        "",
+    ),
     (r"ecritures?|acces en ecriture", ("write",), (), ""),
-    (r"\binserts?\b|insertions?|insere\w*|ajouts? de lignes?|lignes? (?:ajoutees?|inserees?)", (), ("INSERT",), ""),
-    (r"\bupdates?\b|mises? a jour|\bmaj\b|lignes? (?:modifiees?|mises? a jour)|donnees? modifiees?", (), ("UPDATE",), ""),
-    (r"\bdeletes?\b|lignes? supprimees?|suppressions? de lignes?|donnees? supprimees?|effacements? de lignes?", (), ("DELETE",), ""),
+    (
+        r"\binserts?\b|insertions?|insere\w*|ajouts? de lignes?|lignes? (?:ajoutees?|inserees?)",
+        (),
+        ("INSERT",),
+        "",
+    ),
+    (
+        r"\bupdates?\b|mises? a jour|\bmaj\b|lignes? (?:modifiees?|mises? a jour)|donnees? modifiees?",
+        (),
+        ("UPDATE",),
+        "",
+    ),
+    (
+        r"\bdeletes?\b|lignes? supprimees?|suppressions? de lignes?|donnees? supprimees?|effacements? de lignes?",
+        (),
+        ("DELETE",),
+        "",
+    ),
     (r"\btruncates?\b|vidages?|(?:tables? )?videes?", (), ("TRUNCATE*",), ""),
-    (r"\bdrops?\b|tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la )?tables?", (), ("DROP*",), ""),
+    (
+        r"\bdrops?\b|tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la )?tables?",
+        (),
+        ("DROP*",),
+        "",
+    ),
     (r"\bcreates?\b|creations?|(?:ont |a )?cree\w*", (), ("CREATE*",), ""),
     (r"\balters?\b", (), ("ALTER*",), ""),
     (r"\bexecutes?\b|executions? de procedures?", (), ("EXECUTE",), ""),
     (r"\bmerges?\b", (), ("MERGE",), ""),
-    (r"suppressions?|supprime\w*|effac\w*", ("destructive",), (),
-     "« suppression » lu comme DROP, TRUNCATE et DELETE ; pour les seules lignes supprimées, demandez « DELETE »"),
-    (r"modifications?|modifie\w*|changements?|change\w*", ("change",), (),
-     "« modifié » lu comme DML et DDL ; pour les seules modifications de structure, demandez « DDL »"),
+    (
+        r"suppressions?|supprime\w*|effac\w*",
+        ("destructive",),
+        (),
+        "« suppression » lu comme DROP, TRUNCATE et DELETE ; pour les seules lignes supprimées, demandez « DELETE »",
+    ),
+    (
+        r"modifications?|modifie\w*|changements?|change\w*",
+        ("change",),
+        (),
+        "« modifié » lu comme DML et DDL ; pour les seules modifications de structure, demandez « DDL »",
+    ),
 ]
 
 # --------------------------------------------------------------------------- outcome
 
-FAILED_WORDS = (r"echou\w*|echecs?|ratee?s?|refusee?s?|rejetee?s?|infructueu\w*|en erreurs?|erreurs?|errors?|failed|failures?|\bko\b|"
-                r"non abouti\w*|invalides?|a echoue|n'ont pas abouti|n'a pas abouti|plante\w*")
+FAILED_WORDS = (
+    r"echou\w*|echecs?|ratee?s?|refusee?s?|rejetee?s?|infructueu\w*|en erreurs?|erreurs?|errors?|failed|failures?|\bko\b|"
+    r"non abouti\w*|invalides?|a echoue|n'ont pas abouti|n'a pas abouti|plante\w*"
+)
 SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|\bok\b|valides?"
 ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*(?P<code2>\d{3,5})\b"
 
@@ -99,31 +208,47 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 COUNT_WORDS = r"combien|nombre|nb|total|compte[rz]?|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
-LAST_WORDS = r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
-FIRST_WORDS = r"la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
-COVERAGE_WORDS = (r"quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste)|"
-                  r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
-                  r"debut et (?:la )?fin des donnees|anciennete des donnees|quelles? dates?")
-DETAIL_WORDS = (r"montre[rz]?(?:-les|-moi| moi| les)?|affiche[rz]?(?:-les|-moi)?|liste[rz]?(?:-les|-moi)?|detaille[rz]?|details?|"
-                r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne(?:-moi|z)?(?: les)?|sors?(?:-moi)?|le detail|extrait")
-RANK_MOST = (r"(?:le|la|les) plus (?:d'|de )?|(?:le|la|les) plus (?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|nombreu(?:x|ses))|"
-             r"top|principaux|principales|majoritaires?|(?:le|la|les) plus grand nombre d'|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement")
-RANK_LEAST = r"(?:le|la|les) moins (?:d'|de )?(?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent)?|(?:le )?minimum d'|rarement"
-GROUP_WORDS = r"par|pour chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
+LAST_WORDS = (
+    r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
+)
+FIRST_WORDS = (
+    r"(?:a |ont )?commence\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
+)
+COVERAGE_WORDS = (
+    r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste)|"
+    r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
+    r"debut et (?:la )?fin des donnees|anciennete des donnees|quelles? dates?"
+)
+DETAIL_WORDS = (
+    r"montre[rz]?(?:-les|-moi| moi| les)?|affiche[rz]?(?:-les|-moi)?|liste[rz]?(?:-les|-moi)?|detaille[rz]?|details?|"
+    r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne(?:-moi|z)?(?: les)?|sors?(?:-moi)?|le detail|extrait"
+)
+RANK_MOST = (
+    r"(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:d'|de )?|(?:le|la|les) plus (?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|nombreu(?:x|ses))|"
+    r"top|principaux|principales|majoritaires?|(?:le|la|les) plus grand nombre d'|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
+)
+RANK_LEAST = r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:d'|de )?(?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent)?|(?:le )?minimum d'|rarement"
+GROUP_WORDS = r"par|/|\bx\b|pour chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
 SESSION_OPEN = r"sessions? (?:encore |toujours )?(?:ouvertes?|actives?|en cours|non fermees?|pas fermees?)|sans deconnexion|jamais deconnecte\w*"
 DURATION_WORDS = r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|durees?|combien de temps|longues?|longtemps|courtes?|longest"
-EVENT_NOUNS = (r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
-               r"lignes? d'audit|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?")
-EXCLUDE_WORDS = (r"sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
-                 r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in|ni")
+EVENT_NOUNS = (
+    r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
+    r"lignes? d'audit|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
+)
+EXCLUDE_WORDS = (
+    r"sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
+    r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in|ni"
+)
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
 HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que|ne\b.{0,30}\bque"
 HAVING_NEVER = r"jamais|aucune? fois"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
-THRESHOLD = (r"(?P<op>plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|excedant|au-dela de)\s*(?P<n>\d+)"
-             r"(?:\s+(?:" + EVENT_NOUNS + r"|fois|connexions?|echecs?|tentatives?|sessions?|select|delete|requetes?))?"
-             r"(?:\s+(?:en|dans|sur|par|pendant|en moins de)\s+(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?(?P<unit>minutes?|mn|min|secondes?|sec|s|heures?|h)\b)?")
+THRESHOLD = (
+    r"(?P<op>plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|excedant|au-dela de)\s*(?P<n>\d+)"
+    r"(?:\s+(?:" + EVENT_NOUNS + r"|fois|connexions?|echecs?|tentatives?|sessions?|select|delete|requetes?))?"
+    r"(?:\s+(?:en|dans|sur|par|pendant|en moins de)\s+(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?(?P<unit>minutes?|mn|min|secondes?|sec|s|heures?|h)\b)?"
+)
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
 HOUR_WINDOW = r"(?:entre|de)\s+(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?\s+(?:et|a)\s+(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?"
@@ -138,11 +263,26 @@ DAYPARTS = {r"(?:la|de) nuit|nocturnes?|pendant la nuit|durant la nuit": (0, 6),
 OUT_OF_SCOPE: list[tuple[str, str]] = [
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
-    (r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|combien de lignes (?:contient|dans|a)|nombre de lignes (?:de|dans)", "la taille des objets et l'espace disque"),
-    (r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo", "les sauvegardes et journaux de reprise"),
-    (r"parametres? (?:d'init|de la base|oracle)|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*", "la configuration de la base"),
-    (r"performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?", "les performances"),
-    (r"salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde", "les valeurs métier contenues dans les tables"),
+    (
+        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|combien de lignes (?:contient|dans|a)|nombre de lignes (?:de|dans)",
+        "la taille des objets et l'espace disque",
+    ),
+    (
+        r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo",
+        "les sauvegardes et journaux de reprise",
+    ),
+    (
+        r"parametres? (?:d'init|de la base|oracle)|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*",
+        "la configuration de la base",
+    ),
+    (
+        r"performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
+        "les performances",
+    ),
+    (
+        r"salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
+        "les valeurs métier contenues dans les tables",
+    ),
     (r"licences?|couts? de licence", "les licences"),
     (r"meteo|football|recette", "un sujet sans rapport avec la base"),
 ]
@@ -150,6 +290,16 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
 # --------------------------------------------------------------------------- small talk, help
 
 ANOMALY_WORDS = r"anomalies?|anorma\w*|suspect\w*|inhabituel\w*|bizarres?|etranges?|louche\w*|intrusions?|attaques?|menaces?"
+WHAT_DONE = (
+    r"(?:fait|font|faisait|faisaient|a fait|ont fait|fabrique\w*) quoi|qu'(?:a|ont|avait|avaient)(?:-t)?-?(?:il|elle|ils|elles|on)? ?fait|"
+    r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait|qui fait quoi"
+)
+SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
+COMMANDS = (
+    r"^\W*(?:cree[zr]?|creons|supprime[zr]?|efface[zr]?|ajoute[zr]?|donne[zr]? (?:le|les|un) (?:droits?|roles?|privileges?)|accorde[zr]?|"
+    r"revoque[zr]?|modifie[zr]?|change[zr]? le mot de passe|reinitialise[zr]?|lance[zr]? (?:une|un|la|le)|tue[zr]?|kill|"
+    r"verrouille[zr]?|deverrouille[zr]?|bloque[zr]?|debloque[zr]?|arrete[zr]?|redemarre[zr]?|desactive[zr]?|active[zr]?)\b"
+)
 HELP = r"\baide\b|\bhelp\b|que (?:sais|peux)[- ]tu|tu (?:sais|peux) faire|comment (?:ca marche|t'utiliser)|quelles? questions|exemples? de questions"
 SMALL_TALK = r"^\W*(?:bonjour|salut|bonsoir|hello|coucou|merci|ok|d'accord|au revoir|bye|ca va|bravo|super|parfait|cool)\W*$"
 
@@ -180,11 +330,13 @@ jour
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
 """.split())  # noqa: SIM905  # fmt: skip
-FILLER_PHRASES = (r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
-                  r"dans la base(?: de donnees)?|de la base|sur la base|dans (?:la piste|le journal|les logs|l'audit)|d'audit|"
-                  r"peux-tu|pouvez-vous|pourrais-tu|je (?:veux|voudrais|souhaite) (?:savoir|connaitre|voir)|dis-moi|donne-moi|montre-moi|"
-                  r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
-                  r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
-                  r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit")
+FILLER_PHRASES = (
+    r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
+    r"dans la base(?: de donnees)?|de la base|sur la base|dans (?:la piste|le journal|les logs|l'audit)|d'audit|"
+    r"peux-tu|pouvez-vous|pourrais-tu|je (?:veux|voudrais|souhaite) (?:savoir|connaitre|voir)|dis-moi|donne-moi|montre-moi|"
+    r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
+    r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
+    r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit"
+)
 
 TOKEN = re.compile(r"[a-z0-9_$#@][a-z0-9_$#@./'-]*[a-z0-9_$#]|[a-z0-9_$#%]")
