@@ -30,6 +30,18 @@ import nlp_service
 import openai_service
 from cache_service import AnswerCache, cache_key, normalize_question
 from config import settings
+from french import as_datetime as _when
+from french import fmt_clock as _clock
+from french import fmt_day as _day
+from french import (
+    fmt_dt,
+    fmt_int,
+    local,
+    ora,
+    plural,
+    span_text,
+)
+from french import join_words as _names
 from models import (
     DIMENSIONS,
     TIME_BUCKETS,
@@ -121,22 +133,6 @@ class Prepared:
 # ---------------------------------------------------------------------------- formatting
 
 
-def fmt_int(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
-    return f"{int(value):,}".replace(",", "\u202f")
-
-
-def local(value: datetime) -> datetime:
-    return value.astimezone(settings.tz) if value.tzinfo else value.replace(tzinfo=settings.tz)
-
-
-def fmt_dt(value: datetime) -> str:
-    return local(value).strftime("%d/%m/%Y %H:%M")
-
-
 def jsonable(value: Any) -> Any:
     """A cell of `data`: datetimes as ISO strings in local time; ids as strings."""
     if isinstance(value, datetime):
@@ -154,58 +150,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-MONTHS = (
-    "janvier", "février", "mars", "avril", "mai", "juin",
-    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-)  # fmt: skip
-WEEKDAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-
-
-def plural(n: Any, one: str, many: str) -> str:
-    """'1 connexion', '39 connexions', '0 connexion' (French: 0 and 1 take the singular)."""
-    return f"{fmt_int(n)} {one if isinstance(n, int | float) and abs(n) < 2 else many}"
-
-
-def _is_midnight(value: datetime) -> bool:
-    return local(value).timetz().replace(tzinfo=None) == dt_time()
-
-
-def _day(value: datetime) -> str:
-    return local(value).strftime("%d/%m/%Y")
-
-
-def _clock(value: datetime) -> str:
-    return local(value).strftime("%H:%M")
-
-
-def span_text(start: datetime | None, end: datetime | None) -> str:
-    """The absolute window in short French: 'vendredi 20/11/2026', 'du 16 au 22/11/2026', 'novembre 2026'."""
-    if start and end:
-        s, e = local(start), local(end)
-        if _is_midnight(s) and _is_midnight(e):
-            last = e - timedelta(days=1)
-            if last.date() == s.date():
-                return f"{WEEKDAY_NAMES[s.weekday()]} {_day(s)}"
-            if s.day == 1 and e.day == 1 and (e.year * 12 + e.month) - (s.year * 12 + s.month) == 1:
-                return f"{MONTHS[s.month - 1]} {s.year}"
-            if s.month == 1 and s.day == 1 and e.month == 1 and e.day == 1 and e.year == s.year + 1:
-                return f"année {s.year}"
-            if (s.year, s.month) == (last.year, last.month):
-                return f"du {s.day:02d} au {_day(last)}"
-            if s.year == last.year:
-                return f"du {s.strftime('%d/%m')} au {_day(last)}"
-            return f"du {_day(s)} au {_day(last)}"
-        if s.date() == e.date() or (_is_midnight(e) and (e - timedelta(days=1)).date() == s.date()):
-            until = "minuit" if _is_midnight(e) else _clock(e)
-            return f"le {_day(s)} de {_clock(s)} à {until}"
-        return f"du {fmt_dt(s)} au {fmt_dt(e)}"
-    if start:
-        return f"depuis le {_day(start) if _is_midnight(start) else fmt_dt(start)}"
-    if end:
-        return f"avant le {_day(end) if _is_midnight(end) else fmt_dt(end)}"
-    return ""
-
-
 def period_text(filters: AuditFilters, analysis: Analysis | None = None) -> str:
     """' hier (vendredi 20/11/2026)': the period as said, then the absolute window it was read as."""
     start, end = filters.start, filters.end
@@ -220,18 +164,6 @@ def period_text(filters: AuditFilters, analysis: Analysis | None = None) -> str:
     if span.startswith("année") and span[-4:] in said:
         return f" {said}"  # 'en 2019'
     return f" {said} ({span})"
-
-
-def ora(code: Any) -> str:
-    """Oracle's error name for a return code: 942 → 'ORA-00942'."""
-    return (
-        f"ORA-{code:05d}" if isinstance(code, int) and not isinstance(code, bool) and code > 0 else str(code)
-    )
-
-
-def _names(values: list[Any], word: str = "ou") -> str:
-    values = [str(v) for v in values]
-    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + f" {word} " + values[-1]
 
 
 # How each filter reads in a sentence: (one value, several values), the values follow.
@@ -538,17 +470,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_cell(v) for v in value[:4])
     return str(value)
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _name(value: Any, column: str | None = None) -> str:
