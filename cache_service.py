@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from plan import Plan
+
 import aiosqlite
 from rapidfuzz import fuzz, process
 
@@ -83,6 +85,22 @@ def cache_key(analysis: Analysis, *, audit_version: int, extra: str = "") -> str
         "group_by": analysis.group_by,
         "top_n": analysis.top_n,
         "count_only": analysis.count_only,
+        "v": audit_version,
+        "extra": extra,
+    }
+    raw = json.dumps(resolved, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def plan_cache_key(
+    plan: Plan, *, notes: list[str], absent: dict[str, list[Any]], audit_version: int, extra: str = ""
+) -> str:
+    """The key of a planned answer: the plan with absolute times, what the answer says of the reading
+    (notes, absent values), and the trail's version. Questions read into the same plan share it."""
+    resolved = {
+        "plan": plan.model_dump(mode="json", exclude_defaults=True),
+        "notes": notes,
+        "absent": absent,
         "v": audit_version,
         "extra": extra,
     }

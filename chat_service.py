@@ -26,9 +26,13 @@ import analytics
 import anomalies
 import conversations
 import files_service
+import answers
 import nlp_service
 import openai_service
-from cache_service import AnswerCache, cache_key, normalize_question
+import plan_compiler
+import replies
+import understand
+from cache_service import AnswerCache, cache_key, normalize_question, plan_cache_key
 from config import settings
 from french import as_datetime as _when
 from french import fmt_clock as _clock
@@ -42,6 +46,8 @@ from french import (
     span_text,
 )
 from french import join_words as _names
+from nlp_lexicon import gazetteer
+from plan import Plan
 from models import (
     DIMENSIONS,
     TIME_BUCKETS,
@@ -128,6 +134,8 @@ class Prepared:
     started: float = field(default_factory=time.perf_counter)
     analysis: Analysis | None = None
     files_text: str | None = None  # the attached files' text, for the LLM
+    plan: Plan | None = None  # the question's reading, kept in the conversation for follow-ups
+    question: str = ""
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -1045,19 +1053,161 @@ async def _analyze(store, question: str, previous: Analysis | None, now: datetim
     return await nlp_service.analyze(question, store=store, previous=previous, now=now)
 
 
+def _previous_plan(turn: dict[str, Any] | None) -> Plan | None:
+    if not turn or not turn.get("plan"):
+        return None
+    try:
+        return Plan.model_validate(turn["plan"])
+    except ValueError:  # a turn written by an older version
+        return None
+
+
+def _previous_analysis(turn: dict[str, Any] | None) -> Analysis | None:
+    if not turn or not turn.get("analysis"):
+        return None
+    try:
+        return Analysis.model_validate(turn["analysis"])
+    except ValueError:
+        return None
+
+
+# Plan → the `intent` clients see: one row per shape of question.
+def plan_intent(plan: Plan) -> str:
+    if plan.detail:
+        return "search_events" if plan.measure not in ("sessions", "duration") else "sessions"
+    if plan.compare is not None:
+        return "compare"
+    if plan.measure != "events":
+        return plan.measure
+    if plan.group_by:
+        return "breakdown"
+    return "count_events"
+
+
+ENTITY_KEYS = {"dbusername": "users", "os_username": "os_users", "userhost": "hosts", "terminal": "terminals",
+               "client_program_name": "programs", "action_name": "actions", "object_schema": "schemas",
+               "object_name": "objects", "session_id": "sessions", "return_code": "return_codes"}  # fmt: skip
+
+
+def reading_entities(reading: understand.Reading) -> dict[str, list[Any]]:
+    """What the question named, for display: values, period words, absent values, unknown words."""
+    out: dict[str, list[Any]] = {}
+    plan = reading.plan
+    if plan is not None:
+        for name, values in plan.filters.include.items():
+            out.setdefault(ENTITY_KEYS.get(name, name), []).extend(values)
+        for name, values in plan.filters.exclude.items():
+            out.setdefault(f"excluded_{ENTITY_KEYS.get(name, name)}", []).extend(values)
+        if plan.filters.categories:
+            out["categories"] = list(plan.filters.categories)
+        if plan.period and plan.period.label:
+            out["time"] = [plan.period.label]
+    if reading.absent:
+        out["not_found"] = [v for values in reading.absent.values() for v in values]
+    if reading.unknown:
+        out["unknown_terms"] = list(reading.unknown)
+    return jsonable(out)
+
+
+async def _read(store, question: str, previous: Plan | None, now: datetime | None) -> understand.Reading:
+    gaz = await gazetteer(store)
+    at = now or datetime.now(settings.tz)
+    return await asyncio.to_thread(understand.read, question, gaz, now=at, tz=settings.tz, previous=previous)
+
+
 async def prepare(
     store, *, cache: AnswerCache, owner: str, request: ChatRequest, now: datetime | None = None
 ) -> Prepared:
-    """Everything but the wording: analysis, cached answer or query and template answer."""
+    """Everything but the wording: the question read into a plan, its figures and the answer."""
+    prepared = await _prepare(store, cache=cache, owner=owner, request=request, now=now)
+    prepared.question = request.message
+    return prepared
+
+
+async def _prepare(
+    store, *, cache: AnswerCache, owner: str, request: ChatRequest, now: datetime | None
+) -> Prepared:
     started = time.perf_counter()
     conversation_id = request.conversation_id or conversations.new_id()
-    previous = await conversations.previous_analysis(
-        store, owner=owner, conversation_id=request.conversation_id
-    )
+    turn = await conversations.previous_turn(store, owner=owner, conversation_id=request.conversation_id)
     if request.file_ids:
         return await _prepare_files(store, owner=owner, request=request, conversation_id=conversation_id)
+    reading = await _read(store, request.message, _previous_plan(turn), now)
+    if reading.kind == "anomalies":
+        return await _prepare_analysis(
+            store, cache=cache, request=request, previous=_previous_analysis(turn), now=now,
+            conversation_id=conversation_id, started=started,
+        )  # fmt: skip
+    base: dict[str, Any] = {
+        "conversation_id": conversation_id,
+        "entities": reading_entities(reading),
+    }
+    plan = reading.plan
+    if reading.kind != "plan" or plan is None:
+        if reading.kind == "help":
+            text, suggestions, intent = replies.help_answer(), replies.EXAMPLES[:3], Intent.HELP
+        elif reading.kind == "small_talk":
+            text, suggestions, intent = replies.small_talk_answer(), replies.EXAMPLES[:3], Intent.SMALL_TALK
+        elif reading.kind == "out_of_scope":
+            text, suggestions = replies.out_of_scope_answer(reading.topic or "ce sujet")
+            intent = "out_of_scope"
+        else:
+            text = replies.not_understood_answer(reading.unknown, plan, reading.notes)
+            close = replies.partial_question(plan)
+            suggestions = [q for q in [close, *replies.EXAMPLES] if q][:3]
+            intent = Intent.UNKNOWN
+        response = ChatResponse(
+            answer=text, suggestions=suggestions, intent=str(intent),
+            confidence=0.3 if reading.kind == "not_understood" else 1.0, **base,
+        )  # fmt: skip
+        return Prepared(response=response, template=text, started=started)
+
+    base.update(intent=plan_intent(plan), confidence=1.0, plan=answers.plan_view(plan))
+    version = await store.audit_version()
+    llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
+    key = plan_cache_key(
+        plan, notes=reading.notes, absent=reading.absent, audit_version=version,
+        extra=f"{store.audit_name}|{llm}|{TEMPLATES_VERSION}",
+    )  # fmt: skip
+    hit = await cache.get(key)
+    if hit is not None:
+        response = ChatResponse(**{**hit, **base, "cached": True})
+        return Prepared(response=response, template=hit["template"], started=started, plan=plan)
+    try:
+        result = await plan_compiler.run_plan(store, plan)
+    except PyMongoError:
+        raise  # the store is down: a 503 for the route
+    except ValueError as exc:  # PlanError: a French message for the user
+        text = f"Je ne peux pas répondre à cette question telle quelle : {exc}"
+        response = ChatResponse(answer=text, suggestions=replies.EXAMPLES[:3], **base)
+        return Prepared(response=response, template=text, started=started, plan=plan)
+    result.rows = [[jsonable(c) for c in row] for row in result.rows]
+    text = answers.write(plan, result, notes=reading.notes, absent=reading.absent, closest=reading.closest)
+    response = ChatResponse(
+        answer=text,
+        data=ChatData(columns=result.columns, rows=result.rows, total=result.total),
+        suggestions=answers.next_questions(plan, result),
+        query=jsonable(result.query),
+        **base,
+    )
+    return Prepared(response=response, template=text, key=key, started=started, plan=plan)
+
+
+async def _prepare_analysis(
+    store,
+    *,
+    cache: AnswerCache,
+    request: ChatRequest,
+    previous: Analysis | None,
+    now: datetime | None,
+    conversation_id: str,
+    started: float,
+) -> Prepared:
+    """Anomaly questions: the detectors of anomalies.py, through the earlier analysis path."""
     version = await store.audit_version()
     analysis = await _analysis(store, request.message, previous, now, version)
+    if analysis.intent != Intent.ANOMALIES:  # the reader saw anomaly words: nothing else is answered here
+        analysis = with_default_window(analysis.model_copy(update={"intent": Intent.ANOMALIES}), now)
     base = {
         "conversation_id": conversation_id,
         "intent": str(analysis.intent),
@@ -1065,17 +1215,6 @@ async def prepare(
         "entities": jsonable(analysis.entities),
         "analysis": analysis,
     }
-    if analysis.intent in (Intent.HELP, Intent.SMALL_TALK, Intent.UNKNOWN):
-        if analysis.intent == Intent.HELP:
-            text, suggestions = help_answer(), EXAMPLES[:3]
-        elif analysis.intent == Intent.SMALL_TALK:
-            text, suggestions = small_talk_answer(), EXAMPLES[:3]
-        else:
-            suggestions = await close_questions(cache, analysis)
-            text = not_understood_answer(analysis, suggestions)
-        response = ChatResponse(answer=text, suggestions=suggestions, **base)
-        return Prepared(response=response, template=text, started=started, analysis=analysis)
-
     llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
     key = cache_key(analysis, audit_version=version, extra=f"{store.audit_name}|{llm}|{TEMPLATES_VERSION}")
     hit = await cache.get(key)
@@ -1155,7 +1294,7 @@ def _wants_llm(prepared: Prepared) -> bool:
     return (
         openai_service.enabled()
         and not prepared.response.cached
-        and prepared.response.intent not in (Intent.HELP, Intent.SMALL_TALK, Intent.UNKNOWN)
+        and prepared.response.intent not in (Intent.HELP, Intent.SMALL_TALK, Intent.UNKNOWN, "out_of_scope")
     )
 
 
@@ -1166,12 +1305,13 @@ async def finish(store, *, cache: AnswerCache, owner: str, prepared: Prepared) -
         value = response.model_dump(mode="json", exclude={"conversation_id", "analysis", "cached"})
         await cache.put(prepared.key, {**value, "template": prepared.template}, intent=response.intent)
     turn = {
-        "question": prepared.analysis.question if prepared.analysis else response.answer,
+        "question": prepared.question or response.answer,
         "answer": response.answer,
         "intent": response.intent,
         "source": response.source,
         "cached": response.cached,
         "analysis": _stored_analysis(prepared.analysis) if prepared.analysis else None,
+        "plan": prepared.plan.model_dump(mode="json") if prepared.plan else None,
         "data_total": response.data.total if response.data else None,
     }
     await conversations.append_turn(store, owner=owner, conversation_id=response.conversation_id, turn=turn)

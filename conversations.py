@@ -1,4 +1,4 @@
-"""Chat conversations in MongoDB (`conversations`): per user, their turns with the analyses.
+"""Chat conversations in MongoDB (`conversations`): per user, their turns with the plans they were read into.
 
 A TTL index on `updated_at` removes a conversation CONVERSATION_TTL_DAYS after its last turn.
 Every read and write filters on the owner, so another user's conversation is simply not found.
@@ -10,8 +10,6 @@ from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError, OperationFailure
-
-from models import Analysis
 
 COLLECTION = "conversations"
 MAX_TURNS = 200  # older turns are dropped from a very long conversation
@@ -44,8 +42,8 @@ async def get(store, *, owner: str, conversation_id: str) -> dict[str, Any]:
     return doc
 
 
-async def previous_analysis(store, *, owner: str, conversation_id: str | None) -> Analysis | None:
-    """The analysis of the last turn of this user's conversation (None for a new one)."""
+async def previous_turn(store, *, owner: str, conversation_id: str | None) -> dict[str, Any] | None:
+    """The last turn of this user's conversation (None for a new one)."""
     if not conversation_id:
         return None
     doc = await store[COLLECTION].find_one(
@@ -57,9 +55,7 @@ async def previous_analysis(store, *, owner: str, conversation_id: str | None) -
             raise ConversationNotFound(conversation_id)
         return None  # an id the client chose: the conversation starts with this turn
     turns = doc.get("turns") or []
-    if not turns or not turns[-1].get("analysis"):
-        return None
-    return Analysis.model_validate(turns[-1]["analysis"])
+    return turns[-1] if turns else None
 
 
 async def append_turn(store, *, owner: str, conversation_id: str, turn: dict[str, Any]) -> None:

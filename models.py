@@ -287,7 +287,8 @@ class ChatResponse(BaseModel):
     data: ChatData | None = None
     suggestions: list[str] = Field(default_factory=list)
     cached: bool = False
-    source: Literal["template", "llm"] = "template"
+    source: Literal["template", "llm", "llm_plan"] = "template"
+    plan: dict[str, Any] | None = None  # what was understood: measure, grouping, filters, period (chips)
     analysis: Analysis | None = None
     query: dict[str, Any] | None = None  # the store query that produced `data`
 

@@ -240,7 +240,10 @@ def _hashable(value: Any) -> Any:
 
 
 def _open_sessions(events: list[dict[str, Any]]) -> set[Any]:
-    logon = {e.get("session_id") for e in events if e.get("action_name") == "LOGON"}
+    # a session is open after a successful LOGON (a failed attempt opens nothing) with no LOGOFF
+    logon = {
+        e.get("session_id") for e in events if e.get("action_name") == "LOGON" and e.get("return_code") == 0
+    }
     logoff = {e.get("session_id") for e in events if e.get("action_name") == "LOGOFF"}
     return (logon - logoff) - {None}
 
@@ -545,7 +548,7 @@ def _evaluate_grouped(plan, events, periods, tz, bh) -> Result:
             # DECISION: compare order follows the first period's figures.
             union = _sorted_keys(plan, union, lambda k: value(0, k))
         ordered = [union for _ in periods]
-    elif time_only:
+    elif time_only and not (plan.order or plan.limit):
         # DECISION (compare with day/week/month): each period lists its own buckets.
         ordered = kept
     else:
