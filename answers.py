@@ -1147,4 +1147,5 @@ def plan_view(plan: Plan) -> dict[str, Any]:
         "session_state": plan.session_state,
         "detail": plan.detail,
         "text": understood(plan),
+        "spec": plan.model_dump(mode="json", exclude_defaults=True),  # the plan itself, to ask it again
     }

@@ -19,12 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from plan import Plan
-
 import aiosqlite
 from rapidfuzz import fuzz, process
 
 from models import Analysis
+from plan import Plan
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -1,9 +1,11 @@
-"""The chat: a French question → its analysis → the matching analytics query → a French answer.
+"""The chat: a French question → its plan (understand) → one store query (plan_compiler) → French
+(answers), or an honest answer without figures (replies): not understood, out of scope, help.
 
-The answer is written from the query's table by templates (every figure comes from that table),
-then optionally reworded by the LLM (openai_service), which is checked against the same figures.
-Answers are cached by the resolved analysis (cache_service); conversations keep each turn's
-analysis so a follow-up question ("et hier ?") reuses the previous context.
+The answer is written from the query's table (every figure comes from that table), then optionally
+reworded by the LLM (openai_service), which is checked against the same figures. Answers are cached by
+the resolved plan (cache_service); conversations keep each turn's plan so a follow-up question
+("et hier ?", "sauf SYS", "montre-les") starts from the previous one. Anomaly questions still go
+through the earlier analysis path (nlp_service → anomalies).
 """
 
 import asyncio
@@ -24,9 +26,9 @@ from pymongo.errors import PyMongoError
 
 import analytics
 import anomalies
+import answers
 import conversations
 import files_service
-import answers
 import nlp_service
 import openai_service
 import plan_compiler
@@ -46,8 +48,6 @@ from french import (
     span_text,
 )
 from french import join_words as _names
-from nlp_lexicon import gazetteer
-from plan import Plan
 from models import (
     DIMENSIONS,
     TIME_BUCKETS,
@@ -60,6 +60,8 @@ from models import (
     QueryResult,
     TimeRange,
 )
+from nlp_lexicon import gazetteer
+from plan import Plan
 from time_parser import fold
 
 # Questions known to work on an ordinary audit trail (suggestions, help, "not understood").
@@ -1152,9 +1154,9 @@ async def _prepare(
             text, suggestions = replies.out_of_scope_answer(reading.topic or "ce sujet")
             intent = "out_of_scope"
         else:
-            text = replies.not_understood_answer(reading.unknown, plan, reading.notes)
             close = replies.partial_question(plan)
             suggestions = [q for q in [close, *replies.EXAMPLES] if q][:3]
+            text = replies.not_understood_answer(reading.unknown, plan, reading.notes, suggestions)
             intent = Intent.UNKNOWN
         response = ChatResponse(
             answer=text, suggestions=suggestions, intent=str(intent),
@@ -1390,7 +1392,9 @@ def chatbot_shape(response: ChatResponse) -> dict[str, Any]:
     columns = response.data.columns if response.data else []
     rows = [dict(zip(columns, row, strict=False)) for row in response.data.rows] if response.data else []
     explanation = f"Intention : {response.intent} (confiance {response.confidence:.2f})"
-    if response.analysis:
+    if response.plan:
+        explanation += f" ; compris : {response.plan['text']}"
+    elif response.analysis:
         understood = entities_text(response.analysis)
         if understood:
             explanation += f" ; {understood}"

@@ -55,7 +55,10 @@ NEARBY: dict[str, list[str]] = {
         "Quelles tables ont été modifiées hier ?",
     ],
 }
-DEFAULT_NEARBY = ["Quels sont les utilisateurs les plus actifs cette semaine ?", "Combien de connexions échouées hier ?"]
+DEFAULT_NEARBY = [
+    "Quels sont les utilisateurs les plus actifs cette semaine ?",
+    "Combien de connexions échouées hier ?",
+]
 
 
 def help_answer() -> str:
@@ -63,8 +66,8 @@ def help_answer() -> str:
     return (
         "Je réponds en français aux questions sur la piste d'audit Oracle : qui a fait quoi, quand, d'où, "
         "avec quel résultat ; comptes, parts, classements, répartitions, comparaisons de périodes, sessions, "
-        "premières et dernières occurrences, activités suspectes. Quand je ne comprends pas un mot, je le dis "
-        "plutôt que de répondre à une autre question. Par exemple :\n" + examples
+        "premières et dernières occurrences, activités suspectes. Quand je ne comprends pas un mot, "
+        "je le dis plutôt que de répondre à une autre question. Par exemple :\n" + examples
     )
 
 
@@ -79,18 +82,21 @@ def out_of_scope_answer(topic: str) -> tuple[str, list[str]]:
     """One sentence saying the trail does not record it, what it records, two questions that help."""
     nearby = NEARBY.get(topic, DEFAULT_NEARBY)
     text = (
-        f"La piste d'audit ne contient pas d'information sur {topic} : je ne peux donc pas donner de chiffre. "
-        f"{RECORDED} Ces questions peuvent vous aider : « {nearby[0]} » ou « {nearby[1]} »"
+        f"La piste d'audit ne contient pas d'information sur {topic} : "
+        f"je ne peux donc pas donner de chiffre. {RECORDED} "
+        f"Ces questions peuvent vous aider : « {nearby[0]} » ou « {nearby[1]} »"
     )
     return text, nearby
 
 
-def not_understood_answer(unknown: list[str], partial: Plan | None, notes: list[str]) -> str:
+def not_understood_answer(
+    unknown: list[str], partial: Plan | None, notes: list[str], suggestions: list[str]
+) -> str:
     """Names the words not understood; the partial reading is offered, never answered."""
     words = ", ".join(f"« {w} »" for w in dict.fromkeys(unknown)) or "votre question"
     text = f"Je n'ai pas compris {words}"
     text += " dans votre question." if unknown else "."
-    if partial is not None and not partial.filters.is_empty() or partial is not None and partial.period:
+    if (partial is not None and not partial.filters.is_empty()) or (partial is not None and partial.period):
         text += (
             f" J'ai seulement compris : {understood(partial)}. Je ne donne pas ce chiffre, "
             "car il ne répondrait pas à toute la question."
@@ -98,7 +104,8 @@ def not_understood_answer(unknown: list[str], partial: Plan | None, notes: list[
     for note in notes:
         if note:
             text += f" ({note})"
-    return text + " Reformulez-la, ou choisissez une des questions proposées."
+    asks = " ; ".join(f"« {q} »" for q in suggestions)
+    return text + f" Reformulez-la, ou essayez : {asks}."
 
 
 def partial_question(partial: Plan | None) -> str | None:

@@ -55,8 +55,11 @@ _R = {name: _rx(getattr(lx, name)) for name in (
     "FILLER_PHRASES", "ORA_CODE", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
 )}  # fmt: skip
 _WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
+# "DBUSERNAME != 'X'", "action_name in (SELECT, DELETE)": matched on the typed text; unquoted items after a
+# comma must look like values (capitals, digits), so "RETURN_CODE = 1017, combien ?" keeps its French.
 _COLUMN_OP = re.compile(
-    r"(?P<col>[a-z_]+)\s*(?P<op>!=|<>|=|\bnot in\b|\bin\b)\s*\(?\s*(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+))*)\s*\)?"
+    r"(?P<col>(?i:[a-z_]+))\s*(?P<op>!=|<>|=|\b(?i:not in)\b|\b(?i:in)\b)\s*\(?\s*"
+    r"(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[A-Z0-9_$#.@-]+\b))*)\s*\)?"
 )
 _SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
 _QUOTED = re.compile(
@@ -188,14 +191,16 @@ def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
 
 
 def _literals(t: _Text, gaz: Gazetteer) -> None:
-    for m in t.matches(_COLUMN_OP):
+    for m in _COLUMN_OP.finditer(t.raw):
+        if not t.free(m.start(), m.end()):
+            continue
         col = fold_key(m["col"])
         fld = next((f for rx, f in _FIELD_RX if rx.fullmatch(col)), None)
         if fld is None:
             continue
         raw_vals = re.findall(r"'([^']*)'|\"([^\"]*)\"|([\w$#.@-]+)", t.raw[m.start("vals") : m.end("vals")])
         vals = [next(v for v in g if v) for g in raw_vals if any(g)]
-        negated = m["op"] in ("!=", "<>", "not in")
+        negated = m["op"].lower() in ("!=", "<>", "not in")
         for v in vals:
             value: Any = int(v) if fld in INT_FIELDS and v.lstrip("-").isdigit() else v
             if fld == "return_code" and value == 0 and negated:
@@ -301,6 +306,16 @@ _CAPS_IDENT = re.compile(r"^[A-Z0-9_$#.@-]*[A-Z][A-Z0-9_$#.@-]*$")
 def _compound_values(t: _Text, gaz: Gazetteer) -> None:
     """Stored values spelled with - _ . $ # or digits (pc-aroux, WS-EXT-4471), and system privileges
     ("GRANT ANY ROLE"), before any word rule."""
+    for width in range(min(gaz.max_words, 4), 1, -1):  # "SQL Developer", "JDBC Thin Client"
+        words = list(re.finditer(r"\S+", t.low))
+        for i in range(len(words) - width + 1):
+            start, end = words[i].start(), words[i + width - 1].end()
+            while end > start and t.low[end - 1] in "?!.,;:":
+                end -= 1
+            hit = gaz.lookup(fold_key(t.low[start:end]))
+            if hit and t.free(start, end):
+                fld = _pick(hit)
+                t.add((start, end), "value", (fld, hit[fld][0], False))
     for value in gaz.values.get("system_privilege_used", []):
         for m in re.finditer(r"(?<!\w)" + re.escape(fold_key(str(value))) + r"(?!\w)", t.low):
             if t.free(m.start(), m.end()):
@@ -684,6 +699,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         else:
             measure = "last" if lasts else "first"
             order = None
+    if measure == "sessions" and session_head and head is not None and head.asked and not counting:
+        detail = True  # "quelles sessions ...": the sessions themselves
     details = t.of("DETAIL_WORDS")
     if details and not group_by and measure in ("events",):
         detail = True

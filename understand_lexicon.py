@@ -223,14 +223,17 @@ DETAIL_WORDS = (
     r"montre[rz]?(?:-les|-moi| moi| les)?|affiche[rz]?(?:-les|-moi)?|liste[rz]?(?:-les|-moi)?|detaille[rz]?|details?|"
     r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne(?:-moi|z)?(?: les)?|sors?(?:-moi)?|le detail|extrait"
 )
+_ADJ = (r"actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|"
+        r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|modifiee?s?|lue?s?|courante?s?|repandue?s?")
 RANK_MOST = (
-    r"(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:d'|de )?|(?:le|la|les) plus (?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|nombreu(?:x|ses))|"
-    r"top|principaux|principales|majoritaires?|(?:le|la|les) plus grand nombre d'|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
+    r"(?:le|la|les) plus longtemps|(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:" + _ADJ + r")|(?:le|la|les) plus grand nombre d'|(?:le|la|les) plus (?:d'|de )?|"
+    r"top|principaux|principales|majoritaires?|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
 )
-RANK_LEAST = r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:d'|de )?(?:actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent)?|(?:le )?minimum d'|rarement"
+RANK_LEAST = (r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
+              r"(?:le )?minimum d'|rarement")
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
 SESSION_OPEN = r"sessions? (?:encore |toujours )?(?:ouvertes?|actives?|en cours|non fermees?|pas fermees?)|sans deconnexion|jamais deconnecte\w*"
-DURATION_WORDS = r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|durees?|combien de temps|longues?|longtemps|courtes?|longest"
+DURATION_WORDS = r"(?:a |ont |avait |avaient )?dure\w*|durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|durees?|combien de temps|longues?|longtemps|courtes?|longest"
 EVENT_NOUNS = (
     r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
     r"lignes? d'audit|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
@@ -328,6 +331,7 @@ quelqu'un quelqu un personne
 au total en tout au global globalement
 jour
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
+correspondants correspondantes correspondant concernes concernees associes associees lies liees
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (

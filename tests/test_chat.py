@@ -1,142 +1,16 @@
 """The chat without LLM: figures checked against the demo events, conversations, cache, SSE, /chatbot."""
 
-import asyncio
 import json
-from collections import Counter
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-import analytics
 import chat_service
 from config import settings
-from models import Analysis, AuditFilters, ChatRequest, Intent
-
-QUESTIONS = Path(__file__).parent / "data" / "questions_fr.jsonl"
-SKIPPED = {"anomalies", "help", "small_talk", "unknown"}  # no table computed from the events
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-
-
-def pick_questions(n: int = 40) -> list[str]:
-    """n stand-alone questions of the NLP test set, spread over the intents (round robin)."""
-    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-    per_intent: dict[str, list[str]] = {}
-    for row in rows:
-        if not row.get("follow_up") and row["intent"] not in SKIPPED:
-            per_intent.setdefault(row["intent"], []).append(row["question"])
-    picked: list[str] = []
-    while len(picked) < n:
-        for questions in per_intent.values():
-            if questions and len(picked) < n:
-                picked.append(questions.pop(0))
-    return picked
-
-
-# ---------------------------------------------------------------------------- a Python oracle
-
-
-def _utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def matches(event: dict[str, Any], f: AuditFilters) -> bool:
-    ts = _utc(event["event_timestamp"])
-    if (f.start and ts < f.start) or (f.end and ts >= f.end):
-        return False
-    for name in AuditFilters.model_fields:
-        values = getattr(f, name)
-        if (
-            isinstance(values, list)
-            and values
-            and name != "sql_text_contains"
-            and event.get(name) not in values
-        ):
-            return False
-    for name, excluded in (getattr(f, "exclude", None) or {}).items():
-        if excluded and event.get(name) in excluded:
-            return False
-    if f.failed is not None and not f.return_code and (event.get("return_code", 0) != 0) != f.failed:
-        return False
-    text = (event.get("sql_text") or "").lower()
-    return all(word.lower() in text for word in f.sql_text_contains)
-
-
-def local(ts: datetime) -> datetime:
-    return _utc(ts).astimezone(settings.tz)
-
-
-def off_hours(ts: datetime) -> bool:
-    t = local(ts)
-    return t.weekday() >= 5 or not settings.BUSINESS_HOURS_START <= t.hour < settings.BUSINESS_HOURS_END
-
-
-def bucket(ts: datetime, name: str) -> Any:
-    t = local(ts)
-    return {"hour": t.hour, "weekday": WEEKDAYS[t.weekday()], "day": t.date().isoformat()}[name]
-
-
-def _sort_key(value: Any) -> Any:
-    # MongoDB's order: null first, then numbers and strings; compound keys field by field
-    if isinstance(value, tuple):
-        return tuple(_sort_key(v) for v in value)
-    return (0, "") if value is None else (1, value)
-
-
-def ranked(counter: Counter, n: int) -> list[list[Any]]:
-    return [[k, v] for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], _sort_key(kv[0])))[:n]]
-
-
-def check_figures(events: list[dict[str, Any]], analysis: Analysis, data: dict[str, Any]) -> None:
-    """The table the chat returned equals what the events give for the same filters."""
-    f = chat_service.effective_filters(analysis)
-    hit = [e for e in events if matches(e, f)]
-    cols, rows, total = data["columns"], data["rows"], data["total"]
-    if cols == ["count"]:
-        assert rows == [[len(hit)]] and total == len(hit)
-    elif len(cols) == 2 and cols[1] == "count" and cols[0] in ("hour", "weekday", "day"):
-        expected = Counter(bucket(e["event_timestamp"], cols[0]) for e in hit)
-        assert {k: v for k, v in rows if v} == dict(expected)
-        assert total == len(hit)
-    elif len(cols) == 2 and cols[1] == "count":
-        counts = Counter(e.get(cols[0]) for e in hit if e.get(cols[0]) is not None)
-        assert rows == ranked(counts, len(rows))
-        assert total == (len(counts) if analysis.intent == Intent.LIST_USERS else len(hit))
-    elif cols[0] == "id":  # events, newest first
-        expected = sorted(hit, key=lambda e: (_utc(e["event_timestamp"]), e["_id"]), reverse=True)
-        assert [r[0] for r in rows] == [e["_id"] for e in expected[: len(rows)]]
-        assert total == len(hit)
-    elif cols[:3] == ["object_schema", "object_name", "count"]:
-        counts = Counter((e["object_schema"], e["object_name"]) for e in hit if e.get("object_name"))
-        assert [[s, o, n] for s, o, n, *_ in rows] == [[*k, v] for k, v in ranked(counts, len(rows))]
-    elif cols[0] == "event_timestamp":  # object changes
-        changes = [e for e in hit if e["action_name"] in analytics.CHANGE_ACTIONS]
-        assert total == len(changes)
-        assert (
-            sorted(r[0] for r in rows)
-            == sorted(local(e["event_timestamp"]).isoformat(timespec="seconds") for e in changes)[
-                -len(rows) :
-            ]
-        )
-    elif cols[:2] == ["dbusername", "events"] and "weekend_events" in cols:
-        late = [e for e in hit if off_hours(e["event_timestamp"])]
-        assert total == len(late)
-        per_user = Counter(e["dbusername"] for e in late)
-        assert {r[0]: r[1] for r in rows} == dict(ranked(per_user, len(rows)))
-    elif cols[:2] == ["dbusername", "events"]:
-        per_user = Counter(e["dbusername"] for e in hit)
-        failed = Counter(e["dbusername"] for e in hit if e["return_code"] != 0)
-        assert total == len(per_user)
-        assert [[r[0], r[1], r[2]] for r in rows] == [
-            [u, n, failed[u]] for u, n in ranked(per_user, len(rows))
-        ]
-    elif cols[0] == "session_id":
-        per_session = Counter(e["session_id"] for e in hit if e.get("session_id") is not None)
-        assert total == len(per_session)
-        assert all(per_session[r[0]] == r[9] for r in rows)
-    else:
-        raise AssertionError(f"no check for the columns {cols}")
+from models import ChatRequest
+from plan import Plan
+from tests.plan_oracle import evaluate
 
 
 async def ask(client, headers, message: str, **extra) -> dict[str, Any]:
@@ -145,34 +19,16 @@ async def ask(client, headers, message: str, **extra) -> dict[str, Any]:
     return r.json()
 
 
-# ---------------------------------------------------------------------------- tests
-
-
-async def test_figures_of_40_questions_match_the_events(client, auditor_headers, demo):
-    questions = pick_questions(40)
-    assert len(set(questions)) == 40
-    intents = Counter()
-    answers = []
-    for i in range(0, len(questions), 4):  # a few at a time: the store works beside the app
-        batch = questions[i : i + 4]
-        answers += await asyncio.gather(*(ask(client, auditor_headers, q) for q in batch))
-    for question, body in zip(questions, answers, strict=True):
-        assert body["source"] == "template" and body["answer"]
-        assert len(body["suggestions"]) == 3
-        if body["intent"] in SKIPPED:
-            continue
-        analysis = Analysis.model_validate(body["analysis"])
-        assert body["data"] is not None, question
-        assert body["query"], question
-        check_figures(demo.events, analysis, body["data"])
-        json.dumps(body["data"])  # JSON as is
-        intents[body["intent"]] += 1
-    assert sum(intents.values()) >= 36 and len(intents) >= 12
+def check_figures(events: list[dict[str, Any]], body: dict[str, Any]) -> None:
+    """The table of the answer equals Python's, computed from the events for the plan it states."""
+    expected = evaluate(Plan(**body["plan"]["spec"]), events, tz=settings.tz)
+    assert body["data"]["columns"] == list(expected.columns)
+    assert body["data"]["rows"] == [[chat_service.jsonable(c) for c in row] for row in expected.rows]
 
 
 async def test_figures_in_the_answer_come_from_the_table(client, auditor_headers, demo):
     body = await ask(client, auditor_headers, "Combien de connexions échouées cette semaine ?")
-    assert body["intent"] == "failed_logins"
+    assert body["intent"] == "count_events"
     count = body["data"]["rows"][0][0]
     assert body["data"]["columns"] == ["count"]
     assert f"{count:,}".replace(",", "\u202f") in body["answer"]
@@ -185,35 +41,36 @@ async def test_five_turn_conversation_keeps_context(client, auditor_headers, dem
     tz = settings.tz
     today = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday())
+    iso = lambda d: d.isoformat()  # noqa: E731
     turns = [
-        ("Quels sont les utilisateurs les plus actifs cette semaine ?", "top_users",
-         {"start": monday, "end": monday + timedelta(days=7)}),
-        ("et la semaine dernière ?", "top_users",
-         {"start": monday - timedelta(days=7), "end": monday}),
-        ("seulement les DELETE", "top_users",
-         {"action_name": ["DELETE"], "start": monday - timedelta(days=7), "end": monday}),
-        ("et pour TPETIT ?", None,
-         {"action_name": ["DELETE"], "dbusername": ["TPETIT"], "start": monday - timedelta(days=7)}),
-        ("et hier ?", None,
-         {"action_name": ["DELETE"], "dbusername": ["TPETIT"], "start": today - timedelta(days=1),
-          "end": today}),
+        ("Quels sont les utilisateurs les plus actifs cette semaine ?",
+         {"group_by": ["dbusername"], "period": {"start": iso(monday), "end": iso(monday + timedelta(days=7))}}),
+        ("et la semaine dernière ?",
+         {"group_by": ["dbusername"], "period": {"start": iso(monday - timedelta(days=7)), "end": iso(monday)}}),
+        ("seulement les DELETE",
+         {"group_by": ["dbusername"], "filters": {"include": {"action_name": ["DELETE"]}}}),
+        ("et pour TPETIT ?",
+         {"filters": {"include": {"action_name": ["DELETE"], "dbusername": ["TPETIT"]}}}),
+        ("et hier ?",
+         {"filters": {"include": {"action_name": ["DELETE"], "dbusername": ["TPETIT"]}},
+          "period": {"start": iso(today - timedelta(days=1)), "end": iso(today)}}),
     ]  # fmt: skip
     conversation_id = None
-    for i, (question, intent, expected) in enumerate(turns):
+    for question, expected in turns:
         body = await ask(client, auditor_headers, question, conversation_id=conversation_id)
         conversation_id = body["conversation_id"]
-        analysis = Analysis.model_validate(body["analysis"])
-        assert analysis.follow_up == (i > 0), question
-        if intent:
-            assert body["intent"] == intent, question
+        spec = body["plan"]["spec"]
         for name, value in expected.items():
-            assert getattr(analysis.filters, name) == value, (question, name)
-        check_figures(demo.events, analysis, body["data"])
+            got = spec.get(name)
+            if name == "period":
+                got = {k: spec["period"][k] for k in value}
+            assert got == value, (question, name, spec)
+        check_figures(demo.events, body)
     r = await client.get(f"/api/chat/conversations/{conversation_id}", headers=auditor_headers)
     assert r.status_code == 200
     stored = r.json()
     assert [t["question"] for t in stored["turns"]] == [t[0] for t in turns]
-    assert stored["turns"][-1]["analysis"]["filters"]["dbusername"] == ["TPETIT"]
+    assert stored["turns"][-1]["plan"]["filters"]["include"]["dbusername"] == ["TPETIT"]
 
 
 async def test_conversations_belong_to_their_owner(client, auditor_headers, admin_headers, demo):
@@ -317,9 +174,9 @@ async def test_chatbot_shape_for_the_spa(client, auditor_headers, demo):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"type", "data", "summary", "explanation", "columns"}
-    assert body["type"] == "top_users" and body["columns"] == ["dbusername", "count"]
+    assert body["type"] == "breakdown" and body["columns"] == ["dbusername", "count"]
     assert len(body["data"]) == 5 and set(body["data"][0]) == {"dbusername", "count"}
-    assert body["summary"] and "top_users" in body["explanation"]
+    assert body["summary"] and "par utilisateur" in body["explanation"]
     assert (await client.post("/api/chatbot", json={}, headers=auditor_headers)).status_code == 422
 
 

@@ -158,21 +158,19 @@ async def test_not_understood_offers_questions_that_work(client, auditor_headers
 
 async def test_empty_period_answer_and_its_wider_follow_up(client, auditor_headers, demo):
     body = await ask(client, auditor_headers, "Qu'a fait SCOTT le 3 janvier 2020 ?")
-    assert body["intent"] == "user_activity" and body["data"]["rows"] == []
-    assert re.match(r"Aucune activité pour SCOTT le 3 janvier 2020 \(vendredi 03/01/2020\)\.", body["answer"])
+    assert body["intent"] == "breakdown" and body["data"]["rows"] == []
+    assert re.match(r"Aucun événement de SCOTT le 3 janvier 2020 \(03/01/2020\)\.", body["answer"])
     assert body["suggestions"][0] == "Et sur les 30 derniers jours ?"
     wider = await ask(client, auditor_headers, body["suggestions"][0], body["conversation_id"])
-    assert wider["intent"] == "user_activity" and _has_data(wider)
-    assert wider["answer"].startswith("SCOTT les 30 derniers jours") or wider["answer"].startswith(
-        "SCOTT sur"
-    )
+    assert wider["intent"] == "breakdown" and _has_data(wider)
+    assert wider["answer"].startswith("Événements de SCOTT par action sur les 30 derniers jours")
 
 
 async def test_longest_sessions_are_ranked_by_duration(client, auditor_headers, demo):
     body = await ask(client, auditor_headers, "Quelles sessions ont duré le plus longtemps cette semaine ?")
-    assert body["intent"] == "sessions"
+    assert body["intent"] == "duration" and body["plan"]["group_by"] == ["session_id"]
     columns, rows = body["data"]["columns"], body["data"]["rows"]
-    durations = [row[columns.index("duration_seconds")] for row in rows]
+    durations = [row[columns.index("avg_s")] for row in rows]
     assert durations and durations == sorted(durations, reverse=True)
 
 

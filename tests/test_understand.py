@@ -79,7 +79,9 @@ def test_filler_words_do_not_block_a_reading(question: str) -> None:
         ("combien d'ALTER SYSTEM ce mois-ci ?", "action_name", "ALTER SYSTEM"),
     ],
 )
-def test_a_value_absent_from_the_trail_stays_a_filter_and_is_reported(question: str, field: str, value: str) -> None:
+def test_a_value_absent_from_the_trail_stays_a_filter_and_is_reported(
+    question: str, field: str, value: str
+) -> None:
     reading = ask(question)
     assert reading.kind == "plan"
     assert reading.plan is not None
