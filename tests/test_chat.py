@@ -42,11 +42,13 @@ async def test_five_turn_conversation_keeps_context(client, auditor_headers, dem
     today = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday())
     iso = lambda d: d.isoformat()  # noqa: E731
+    this_week = {"start": iso(monday), "end": iso(monday + timedelta(days=7))}
+    last_week = {"start": iso(monday - timedelta(days=7)), "end": iso(monday)}
     turns = [
         ("Quels sont les utilisateurs les plus actifs cette semaine ?",
-         {"group_by": ["dbusername"], "period": {"start": iso(monday), "end": iso(monday + timedelta(days=7))}}),
+         {"group_by": ["dbusername"], "period": this_week}),
         ("et la semaine dernière ?",
-         {"group_by": ["dbusername"], "period": {"start": iso(monday - timedelta(days=7)), "end": iso(monday)}}),
+         {"group_by": ["dbusername"], "period": last_week}),
         ("seulement les DELETE",
          {"group_by": ["dbusername"], "filters": {"include": {"action_name": ["DELETE"]}}}),
         ("et pour TPETIT ?",
