@@ -12,7 +12,8 @@ reported in `absent`, so the answer is 0 and says so. Topics an audit trail does
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from rapidfuzz import fuzz, process
 import understand_lexicon as lx
 from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
 from plan import INT_FIELDS, Filters, Having, Period, Plan, Sequence, Threshold
-from time_parser import NUMBERS, WEEKDAYS, fold, parse_time
+from time_parser import MONTHS, NUMBERS, WEEKDAYS, fold, parse_time
 
 Kind = Literal["plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies"]
 
@@ -45,14 +46,15 @@ def _rx(pattern: str) -> re.Pattern[str]:
 _FIELD_RX = [(_rx(p), f) for p, f in lx.FIELD_WORDS]
 _BUCKET_RX = [(_rx(p), b) for p, b in lx.BUCKET_WORDS]
 _CATEGORY_RX = [(_rx(p), cats, acts, note) for p, cats, acts, note in lx.CATEGORY_WORDS]
-_OUT_RX = [(_rx(p), topic) for p, topic in lx.OUT_OF_SCOPE]
+_OUT_RX = [(re.compile(r"(?<![\w$#-])(?:" + p + r")(?![\w$#-])"), topic) for p, topic in lx.OUT_OF_SCOPE]
+_AUTH_RX = [(_rx(p), value) for p, value in lx.AUTH_WORDS.items()]
 _DAYPART_RX = [(_rx(p), hours) for p, hours in lx.DAYPARTS.items()]
 _R = {name: _rx(getattr(lx, name)) for name in (
     "FAILED_WORDS", "SUCCESS_WORDS", "COUNT_WORDS", "DISTINCT_WORDS", "SHARE_WORDS", "LAST_WORDS", "FIRST_WORDS",
     "COVERAGE_WORDS", "DETAIL_WORDS", "RANK_MOST", "RANK_LEAST", "GROUP_WORDS", "SESSION_OPEN", "DURATION_WORDS",
     "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS",
     "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
-    "FILLER_PHRASES", "ORA_CODE", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
+    "FILLER_PHRASES", "ORA_CODE", "WINDOW", "WHO_WHAT", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
 )}  # fmt: skip
 _WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
 # "DBUSERNAME != 'X'", "action_name in (SELECT, DELETE)": matched on the typed text; unquoted items after a
@@ -60,6 +62,14 @@ _WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d
 _COLUMN_OP = re.compile(
     r"(?P<col>(?i:[a-z_]+))\s*(?P<op>!=|<>|=|\b(?i:not in)\b|\b(?i:in)\b)\s*\(?\s*"
     r"(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[A-Z0-9_$#.@-]+\b))*)\s*\)?"
+)
+_CONTAINS_VERB = re.compile(
+    r"(?i:qui\s+)?(?i:citent|cite|mentionnent|mentionne|contiennent|contient|font r[ée]f[ée]rence [àa]|fait r[ée]f[ée]rence [àa]|"
+    r"parlent de|parle de|avec un|avec le mot|contenant)\s+(?P<q>[A-Z][A-Z0-9_$#.]+)\b"
+)
+_SHARE_PIVOT = re.compile(
+    r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
+    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi)\b"
 )
 _SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
 _QUOTED = re.compile(
@@ -165,10 +175,53 @@ def _hours(t: _Text) -> None:
         t.add(m, "off_hours", False)
 
 
+_WEEKEND = re.compile(
+    r"(?:le |ce |du |au |les? )?week-?ends?(?: (?:dernier|passe|precedent))?(?P<before> d'avant| precedent)?"
+)
+_PREVIOUS = re.compile(
+    r"(?:a |aux |au |les |la |le )?(?:(?:\d+ )?(?:jours?|semaines?|mois|heures?) )?(?:precedente?s?|d'avant)|(?:a |a la )?periode precedente"
+)
+
+
+def _weekend(t: _Text, now: datetime, tz: ZoneInfo) -> None:
+    """ "le week-end dernier" (or "ce week-end" at the weekend): Saturday 00:00 to Monday 00:00."""
+    for m in _WEEKEND.finditer(t.low):
+        if not t.free(m.start(), m.end()):
+            continue
+        today = now.astimezone(tz).date()
+        saturday = today - timedelta(days=(today.weekday() - 5) % 7)
+        if m["before"]:
+            saturday -= timedelta(days=7)
+        start = datetime.combine(saturday, dt_time(), tzinfo=tz)
+        t.add(
+            m,
+            "period",
+            Period(start=start, end=start + timedelta(days=2), label=t.raw[m.start() : m.end()].strip()),
+        )
+
+
+def _previous_period(t: _Text) -> None:
+    """ "comparé aux 7 jours précédents", "... au WE d'avant": the period just before the first one."""
+    periods = t.of("period")
+    if len(periods) != 1 or periods[0].value is None:
+        return
+    first: Period = periods[0].value
+    for m in t.matches(_PREVIOUS):
+        if first.start and first.end:
+            span = first.end - first.start
+            t.add(
+                m,
+                "period",
+                Period(start=first.start - span, end=first.start, label=t.raw[m.start() : m.end()].strip()),
+            )
+        return
+
+
 def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
+    _weekend(t, now, tz)
     for m in _WEEKDAY_BEFORE_DATE.finditer(t.low):  # "le lundi 23 novembre": the date wins
         t.take(m.start(), m.end())
-    for _ in range(2):
+    for _ in range(2 - len(t.of("period"))):
         found = parse_time(t.visible(), now=now, tz=tz, folded=True)
         if found is None:
             break
@@ -185,6 +238,8 @@ def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
             t.add((start, end), "invalid_date", t.raw[start:end])
             continue
         t.add((start, end), "period", period)
+    if t.of("period"):
+        _previous_period(t)
     for rx, hours in _DAYPART_RX:
         for m in t.matches(rx):
             t.add(m, "hours", hours)
@@ -211,7 +266,21 @@ def _literals(t: _Text, gaz: Gazetteer) -> None:
     for rx in (_QUOTED, _SINGLE_QUOTED):
         for m in rx.finditer(t.low):
             if t.free(m.start(), m.end()):
-                t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
+                quoted = t.raw[m.start("q") : m.end("q")]
+                word = re.search(r"(\S+)\s*$", t.low[: m.start()])
+                fld = next((f for rx2, f in _FIELD_RX if word and rx2.fullmatch(word.group(1))), None)
+                if fld and fld != "sql_text":  # "l'utilisateur os 'root'": a value of that column
+                    t.take(word.start(1), word.end(1))
+                    t.add(
+                        m,
+                        "value",
+                        (fld, int(quoted) if fld in INT_FIELDS and quoted.isdigit() else quoted, False),
+                    )
+                else:
+                    t.add(m, "contains", quoted)
+    for m in _CONTAINS_VERB.finditer(t.raw):
+        if t.free(m.start(), m.end()):
+            t.add(m, "contains", m["q"])
     for m in _SCHEMA_OBJECT.finditer(t.raw):
         schema, obj = gaz.canonical("object_schema", m["s"]), gaz.canonical("object_name", m["o"])
         if schema and t.free(m.start(), m.end()):
@@ -255,6 +324,12 @@ def _account_classes(t: _Text, gaz: Gazetteer) -> None:
             )
 
 
+def _auth(t: _Text) -> None:
+    for rx, value in _AUTH_RX:
+        for m in t.matches(rx):
+            t.add(m, "value", ("authentication_type", value, False))
+
+
 def _outcome(t: _Text) -> None:
     for m in t.matches(_R["SUCCESS_WORDS"]):
         t.add(m, "failed", False)
@@ -263,26 +338,38 @@ def _outcome(t: _Text) -> None:
 
 
 def _shape_words(t: _Text) -> None:
-    for name in ("WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
+    for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
                  "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
                  "DURATION_WORDS", "LAST_WORDS", "FIRST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(_R[name]):
             t.add(m, name)
 
 
+_THRESHOLD_OPS = {"plus de": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt",
+                  "depasse": "gt", "excedant": "gt", "au-dela de": "gt", "au moins": "gte", ">=": "gte",
+                  "moins de": "lt", "inferieur a": "lt", "inferieure a": "lt", "<": "lt", "au plus": "lte",
+                  "<=": "lte"}  # fmt: skip
+
+
+def _window_minutes(m: re.Match[str]) -> int:
+    unit, n = m["unit"], (_num(m["w"]) if m["w"] else 1) or 1
+    if unit.startswith("quart"):
+        return 15
+    if unit.startswith("h"):
+        return n * 60
+    if unit.startswith("s"):
+        return max(1, n // 60)
+    return n
+
+
 def _threshold(t: _Text) -> None:
+    """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(_R["THRESHOLD"]):
-        op = {"plus de": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt", "excedant": "gt",
-              "au-dela de": "gt", "au moins": "gte", ">=": "gte", "moins de": "lt", "inferieur a": "lt",
-              "inferieure a": "lt", "<": "lt", "au plus": "lte", "<=": "lte"}.get(m["op"], "gt")  # fmt: skip
-        window = None
-        if m["unit"]:
-            n = _num(m["w"]) if m["w"] else 1
-            unit = m["unit"]
-            window = (n or 1) * (60 if unit.startswith("h") else 1)
-            if unit.startswith("s"):
-                window = max(1, (n or 1) // 60)
-        t.add(m, "threshold", Threshold(op=op, value=int(m["n"]), window_minutes=window))  # type: ignore[arg-type]
+        t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=int(m["n"])))  # type: ignore[arg-type]
+    if t.of("threshold"):
+        for m in t.matches(_R["WINDOW"]):
+            t.add(m, "window", _window_minutes(m))
+            break
 
 
 def _fields(t: _Text) -> None:
@@ -295,7 +382,13 @@ def _fields(t: _Text) -> None:
     for rx, fld in _FIELD_RX:
         for m in t.matches(rx):
             typed = t.raw[m.start() : m.end()]
-            if typed.isupper() and "_" not in typed and _field_before(t, m.start()) is not None:
+            previous_word = re.search(r"(\S+)\s+$", t.low[: m.start()])
+            if (
+                typed.isupper()
+                and "_" not in typed
+                and previous_word
+                and any(rx2.fullmatch(previous_word.group(1)) for rx2, _ in _FIELD_RX)
+            ):
                 continue  # "la table CLIENTS": a name, not the word "clients"
             t.add(m, "field", fld)
 
@@ -312,7 +405,8 @@ def _compound_values(t: _Text, gaz: Gazetteer) -> None:
             start, end = words[i].start(), words[i + width - 1].end()
             while end > start and t.low[end - 1] in "?!.,;:":
                 end -= 1
-            hit = gaz.lookup(fold_key(t.low[start:end]))
+            key = fold_key(t.low[start:end])
+            hit = gaz.lookup(key) if " " in key else None
             if hit and t.free(start, end):
                 fld = _pick(hit)
                 t.add((start, end), "value", (fld, hit[fld][0], False))
@@ -443,6 +537,50 @@ def _closest(gaz: Gazetteer, fld: str, value: Any) -> list[Any]:
     return [c for c, _, _ in found]
 
 
+def _vocabulary() -> frozenset[str]:
+    """Every word the rules know, for the spelling pass."""
+    words: set[str] = set(lx.FILLERS) | set(MONTHS) | set(WEEKDAYS) | set(NUMBERS)
+    sources = [p for p, _ in lx.FIELD_WORDS + lx.BUCKET_WORDS + lx.OUT_OF_SCOPE]
+    sources += [p for p, *_ in lx.CATEGORY_WORDS] + [str(getattr(lx, n)) for n in dir(lx) if n.isupper()]
+    for source in sources:
+        words.update(re.findall(r"[a-z]{4,}", source))
+    words.update(_TIME_WORDS)
+    return frozenset(words)
+
+
+_TIME_WORDS = ("semaine", "semaines", "mois", "hier", "aujourd'hui", "dernier", "derniere", "derniers", "dernieres",
+               "precedent", "precedents", "precedente", "matin", "soir", "nuit", "heure", "heures", "minute",
+               "minutes", "jour", "jours", "annee", "week-end")  # fmt: skip
+_VOCAB: frozenset[str] | None = None
+_WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]*")
+
+
+def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list[str]]:
+    """The question with its unknown words read as the abbreviations or the words the rules know."""
+    global _VOCAB
+    if _VOCAB is None:
+        _VOCAB = _vocabulary()
+    vocab = _VOCAB
+    out, notes, last = [], [], 0
+    for m in _WORD.finditer(question):
+        typed = m.group(0)
+        word = fold(typed).strip("'-")
+        if typed not in unknown or gaz.lookup(word):
+            continue
+        fixed = lx.ABBREVIATIONS.get(word)
+        lower = typed.lower() == typed or (not question[: m.start()].strip() and typed[1:].lower() == typed[1:])
+        if fixed is None and len(word) >= 4 and lower:  # not names: "Excel", "SCOTTY"
+            cutoff = 88 if len(word) == 4 else 80
+            found = process.extractOne(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff)
+            fixed = found[0] if found else None
+        if fixed:
+            out.append(question[last : m.start()] + fixed)
+            last = m.end()
+            notes.append(f"« {typed} » lu comme « {fixed} »")
+    out.append(question[last:])
+    return "".join(out), notes
+
+
 def read(
     question: str,
     gaz: Gazetteer,
@@ -452,6 +590,20 @@ def read(
     previous: Plan | None = None,
 ) -> Reading:
     """The plan of `question`, or why there is none."""
+    reading = _read(question, gaz, now=now, tz=tz, previous=previous)
+    if reading.kind != "not_understood" or not reading.unknown:
+        return reading
+    fixed, spelled = _spell(question, reading.unknown, gaz)
+    if not spelled:
+        return reading
+    again = _read(fixed, gaz, now=now, tz=tz, previous=previous)
+    if again.kind not in ("plan", "not_understood"):
+        return reading  # a correction that changes the topic is not a reading
+    again.notes = [*spelled, *again.notes]
+    return again
+
+
+def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previous: Plan | None) -> Reading:
     t = _Text(question)
     if not t.low.strip(" ?!."):
         return Reading("not_understood")
@@ -467,11 +619,14 @@ def read(
 
     if _R["ANOMALY_WORDS"].search(t.low):
         return Reading("anomalies")
+    for m in re.finditer(r"(?:qu')?est[- ]ce qu(?:e|'|i)", t.low):  # before "que des" can read it as "only"
+        t.take(m.start(), m.end())
     _literals(t, gaz)
     _compound_values(t, gaz)
     _hours(t)
     _periods(t, now, tz)
     _account_classes(t, gaz)
+    _auth(t)
     _categories(t, gaz)
     _outcome(t)
     _threshold(t)
@@ -505,15 +660,23 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         failed = True
 
     # share: the part is what is named right after the share word (or "failed" when it is asked)
+    # share: "la part des X [de Y] qui/dans/vient... Z": X, Y the whole, Z the part; "Z, quelle part des X":
+    # Z the part; with nothing else, X is the part of every event; "taux d'échec des connexions": failed
     share_items: list[_Item] = []
     share = t.of("SHARE_WORDS")
     if share:
-        after = [i for i in t.of("category") + t.of("value") if i.start > share[0].start]
-        if failed is not None and (after or t.of("category")):
-            share_items = []
-        elif after:
-            share_items = [min(after, key=lambda i: i.start)]
-    share_filters = Filters()
+        at = share[0].start
+        named = sorted(
+            (i for i in t.of("category") + t.of("value") if not _negated(t, i)), key=lambda i: i.start
+        )
+        pivot = _SHARE_PIVOT.search(t.low, share[0].end)
+        cut = pivot.start() if pivot else len(t.low)
+        share_items = [i for i in named if i.start < at or i.start >= cut]
+        after = [i for i in named if at < i.start < cut]
+        if not share_items and not (failed is not None and (after or t.of("category"))) and after:
+            share_items = after[:1]
+    share_cats: list[str] = []
+    share_include: dict[str, list[Any]] = {}
     share_failed = share and failed is not None and not share_items
 
     sel_actions: list[str] = []
@@ -521,9 +684,9 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         neg = _negated(t, item)
         target_cats = exclude_categories if neg else categories
         if item in share_items:
-            share_filters = Filters(
-                categories=list(cats), include={"action_name": list(acts)} if acts else {}
-            )
+            share_cats += list(cats)
+            if acts:
+                share_include.setdefault("action_name", []).extend(acts)
             continue
         target_cats += [c for c in cats if c not in target_cats]
         if acts:
@@ -552,7 +715,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     for item in t.of("value"):
         fld, value, _ = item.value
         if item in share_items:
-            share_filters = Filters(include={fld: [value]})
+            share_include.setdefault(fld, []).append(value)
             continue
         target = exclude if _negated(t, item) else include
         if value not in target.setdefault(fld, []):
@@ -567,6 +730,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     contains = [i.value for i in t.of("contains")]
     hours = next((i.value for i in t.of("hours") if i.value), None)
     off = next((i.value for i in t.of("off_hours")), None)
+    share_filters = Filters(categories=share_cats, include=share_include)
     if share_failed:
         share_filters = Filters(failed=failed)
         failed = None
@@ -620,19 +784,35 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         ):
             distinct_field = item.value
             continue
+        measured = [
+            i
+            for i in t.of("RANK_MOST") + t.of("RANK_LEAST") + t.of("threshold")
+            if 0 <= item.start - i.end <= 4
+        ]
+        if measured and not noun_only and re.search(r"(?:de |d'|\d )\s*$", before):
+            distinct_field = item.value  # "le plus de sessions", "plus de 50 machines": what is counted
+            continue
         item.asked = bool(asked) or bool(re.search(r"(?:de |d')?quels?\s*$", before))
         heads.append(item)
+    for item in t.of("WHO_WHAT"):
+        heads += [_Item(item.start, item.end, "field", "dbusername", asked=True),
+                  _Item(item.start, item.end, "field", "action_name", asked=True)]  # fmt: skip
     for item in t.of("WHAT_DONE"):
         heads.append(_Item(item.start, item.end, "field", "action_name"))
     asked_heads = [h for h in heads if h.asked]
     if asked_heads:
-        heads = asked_heads + [h for h in heads if h not in asked_heads and h.value == "dbusername"]
+        heads = asked_heads
     heads = heads[:2]
     head = heads[0] if heads else None
     ranked = t.of("RANK_MOST") or t.of("RANK_LEAST")
     order = "asc" if t.of("RANK_LEAST") else ("desc" if ranked else None)
     limit = None
     group_by: list[str] = [*each, *(g for g in per if g not in each)]
+    crossed = re.search(r"\w\s+x\s+\w", t.low)
+    if crossed and heads:  # "user x machine": in the order typed
+        order_of = {h.value: h.start for h in heads}
+        group_by = sorted({*group_by, *order_of}, key=lambda g: order_of.get(g, crossed.end()))
+        heads = []
     session_head = head is not None and head.value == "session_id"
     for h in heads:
         if h.value in group_by or (h.value == "session_id" and not ranked):
@@ -644,7 +824,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         singular = re.search(
             r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul)\s*$", t.before(head.start, 12)
         )
-        if ranked and (word == "qui" or (singular and not plural)):
+        at_start = not t.low[: head.start].strip(" ?!.,")
+        if ranked and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
     for m in _NUMBER.finditer(t.visible()):
         n = _num(m["n"])
@@ -666,7 +847,12 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if distinct_field == "session_id" or (session_head and not ranked):
         measure = "sessions"
         distinct_field = None
-    if t.of("DURATION_WORDS") and (measure == "sessions" or session_head or "session_id" in group_by):
+    long_short = any(
+        re.search(r"long|court", t.low[i.start : i.end]) for i in t.of("RANK_MOST") + t.of("RANK_LEAST")
+    )
+    if (t.of("DURATION_WORDS") or long_short) and (
+        measure == "sessions" or session_head or "session_id" in group_by
+    ):
         measure = "duration"
         if "session_id" in group_by and not ranked:
             group_by.remove("session_id")
@@ -702,40 +888,60 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if measure == "sessions" and session_head and head is not None and head.asked and not counting:
         detail = True  # "quelles sessions ...": the sessions themselves
     details = t.of("DETAIL_WORDS")
-    if details and not group_by and measure in ("events",):
+    if details and not group_by and measure in ("events", "sessions") and not session_state:
         detail = True
         order = order if order in ("newest", "oldest") else "newest"
     if detail and measure in ("sessions", "duration"):
         pass
+    if ranked and not group_by and measure == "events":
+        nouns = [(i.start, i.value) for i in t.items if i.kind == "field" and i.value in _ACTION_NOUN_FIELDS]
+        bucket_words = [(m.start(), b) for rx, b in _BUCKET_RX for m in rx.finditer(t.low)]
+        if nouns or bucket_words:
+            start, chosen = min(nouns + bucket_words)
+            group_by = [chosen]
+            word = re.match(r"\S+", t.low[start:])
+            t.take(start, start + (word.end() if word else 0))
+            if (
+                bucket_words
+                and not nouns
+                and re.search(r"\b(?:le|la|l'|quel|quelle)\s+(?:jour|heure|semaine|mois)\b", t.low)
+            ):
+                limit = limit or 1
     if ranked and not group_by and measure == "events":
         return _not_understood(
             t, [t.low[ranked[0].start : ranked[0].end]], None, notes, why="le plus de quoi ?"
         )
 
     threshold = next((i.value for i in t.of("threshold")), None)
+    window = next((i.value for i in t.of("window")), None)
+    if threshold is not None and window and not threshold.window_minutes:
+        threshold = threshold.model_copy(update={"window_minutes": window})
     having = None
     both_by_and = (
         re.search(r"\b(?:des?|d')\s*\S+\s+et\s+(?:des?|d')\s*\S+", t.low)
         and len(include.get("action_name", [])) == 2
     )
-    for kind, name in (("both", "HAVING_BOTH"), ("only", "HAVING_ONLY"), ("never", "HAVING_NEVER")):
+    for kind, name in (("only", "HAVING_ONLY"), ("never", "HAVING_NEVER"), ("both", "HAVING_BOTH")):
         words = t.of(name)
         if not (words or (kind == "both" and both_by_and and heads)) or not group_by:
             continue
         near = [v for v in t.of("value") if not v.value[2] and v.value[0] != group_by[0]]
         at = words[0].start if words else 0
         near.sort(key=lambda v: abs(v.start - at))
-        fld = (
-            near[0].value[0] if near and (kind != "both" or not include.get("action_name")) else "action_name"
-        )
+        several = [f for f, vals in include.items() if len(vals) >= 2 and f != group_by[0]]
+        fld = several[0] if kind == "both" and several else near[0].value[0] if near else "action_name"
         if include.get(fld):
             having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
-            filters = filters.model_copy(update={"include": include})
+            filters = filters.model_copy(update={"include": include, "categories": []})
             break
     sequence = None
-    if t.of("SEQUENCE_WORDS") and len(action_items) >= 2:
-        firsts_acts = action_items[0][2]
-        thens = action_items[1][2]
+    seq_words = [i for i in t.of("SEQUENCE_WORDS") if not re.search(r"meme", t.low[i.start : i.end])]
+    if seq_words and len(action_items) >= 2:
+        at = seq_words[0].start
+        before_items = [a for a in action_items if a[0].end <= at] or action_items[:1]
+        after_items = [a for a in action_items if a[0].start >= at] or action_items[1:]
+        firsts_acts = before_items[-1][2]
+        thens = after_items[0][2]
         if firsts_acts and thens:
             same: list[str] = []
             for i in t.of("SAME_WORDS"):
@@ -744,6 +950,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                     if re.search(pattern, said):
                         same += fields
             sequence = Sequence(first=list(firsts_acts), then=list(thens))
+            if "object_name" in group_by and not t.of("bucket"):
+                group_by.remove("object_name")  # "un DROP d'une table suivi...": the table is the same one
             if same:
                 sequence.same = list(dict.fromkeys(same))
             include.pop("action_name", None)

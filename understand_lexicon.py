@@ -8,6 +8,8 @@ table names and that is not in FILLERS is reported as not understood.
 
 import re
 
+# fmt: off
+
 # --------------------------------------------------------------------------- fields
 
 # Words that name a column: as a grouping ("par machine"), a distinct count ("combien de terminaux"),
@@ -60,8 +62,9 @@ FIELD_WORDS: list[tuple[str, str]] = [
     ),
 ]
 # Said alone, without "par": a time grouping all the same.
-PEAK_WORDS = r"heures? de pointe|heures? (?:les plus )?chargees?|pics? d'activite|heures? d'affluence|heures? les plus actives"
+PEAK_WORDS = r"heures? de la journee|heures? de pointe|heures? (?:les plus )?chargees?|pics? d'activite|heures? d'affluence|heures? les plus actives"
 BUCKET_WORDS: list[tuple[str, str]] = [
+    (r"heures? de la journee", "hour"),
     (r"jours? de (?:la )?semaine|weekdays?", "weekday"),
     (r"heures?|tranches? horaires?|creneaux?(?: horaires?)?", "hour"),
     (r"jours?|journees?|dates?|days?", "day"),
@@ -86,6 +89,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         (),
         "",
     ),
+    (r"(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
     (r"set role|activations? de roles?|roles? actives?", ("set_role",), (), ""),
     (r"alter system", (), ("ALTER SYSTEM",), ""),
     (r"alter session", (), ("ALTER SESSION",), ""),
@@ -145,12 +149,12 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (
-        r"\bselects?\b|lectures?|consultations?|(?:ont |a |avoir )?(?:lu|lus|consulte\w*)\b|\blire\b|acces en lecture",
+        r"\bselects?\b|lectures?|consultations?|(?:ont |a |avoir )?(?:lu|lus|lue|lues|consulte\w*)\b|\blire\b|\blit\b|lisent|acces en lecture",
         (),
         ("SELECT",),
         "",
     ),
-    (r"ecritures?|acces en ecriture", ("write",), (), ""),
+    (r"ecritures?|acces en ecriture|(?:a |ont )?ecrit\w*", ("write",), (), ""),
     (
         r"\binserts?\b|insertions?|insere\w*|ajouts? de lignes?|lignes? (?:ajoutees?|inserees?)",
         (),
@@ -171,12 +175,12 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ),
     (r"\btruncates?\b|vidages?|(?:tables? )?videes?", (), ("TRUNCATE*",), ""),
     (
-        r"\bdrops?\b|tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la )?tables?",
+        r"\bdrops?\b|droppee?s?|droppe|tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la )?tables?",
         (),
         ("DROP*",),
         "",
     ),
-    (r"\bcreates?\b|creations?|(?:ont |a )?cree\w*", (), ("CREATE*",), ""),
+    (r"\bcreates?\b|\brecreates?\b|creations?|(?:ont |a )?(?:re)?cree\w*", (), ("CREATE*",), ""),
     (r"\balters?\b", (), ("ALTER*",), ""),
     (r"\bexecutes?\b|executions? de procedures?", (), ("EXECUTE",), ""),
     (r"\bmerges?\b", (), ("MERGE",), ""),
@@ -205,42 +209,44 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 
 # --------------------------------------------------------------------------- measures and shapes
 
-COUNT_WORDS = r"combien|nombre|nb|total|compte[rz]?|quantite|volume d'|volumetrie d'|how many"
+COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compte[rz]?|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
 LAST_WORDS = (
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
 )
 FIRST_WORDS = (
-    r"(?:a |ont )?commence\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
+    r"1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
 )
 COVERAGE_WORDS = (
-    r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste)|"
+    r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
     r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
     r"debut et (?:la )?fin des donnees|anciennete des donnees|quelles? dates?"
 )
 DETAIL_WORDS = (
     r"montre[rz]?(?:-les|-moi| moi| les)?|affiche[rz]?(?:-les|-moi)?|liste[rz]?(?:-les|-moi)?|detaille[rz]?|details?|"
-    r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne(?:-moi|z)?(?: les)?|sors?(?:-moi)?|le detail|extrait"
+    r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne-moi les|donnez les|sors?(?:-moi)?|le detail|extrait|c'(?:etait|est|etaient) quoi|concretement"
 )
 _ADJ = (r"actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|"
         r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|modifiee?s?|lue?s?|courante?s?|repandue?s?")
 RANK_MOST = (
     r"(?:le|la|les) plus longtemps|(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:" + _ADJ + r")|(?:le|la|les) plus grand nombre d'|(?:le|la|les) plus (?:d'|de )?|"
-    r"top|principaux|principales|majoritaires?|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
+    r"top|classe[rz]?|principaux|principales|majoritaires?|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
 )
-RANK_LEAST = (r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
+RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?))|(?:le|la|les) moins (?:charge|chargee|chargees|active)s?|du moins (?:actif|active)s? au plus (?:actif|active)s?|"
+    r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
-GROUP_WORDS = r"par|/|\bx\b|pour chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
-SESSION_OPEN = r"sessions? (?:encore |toujours )?(?:ouvertes?|actives?|en cours|non fermees?|pas fermees?)|sans deconnexion|jamais deconnecte\w*"
-DURATION_WORDS = r"(?:a |ont |avait |avaient )?dure\w*|durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|durees?|combien de temps|longues?|longtemps|courtes?|longest"
+GROUP_WORDS = r"par|/|\bx\b|pour chaque|chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
+SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*"
+DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
+                  r"longues?|longtemps|courtes?|longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
     r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
     r"lignes? d'audit|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
 )
 EXCLUDE_WORDS = (
-    r"sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
-    r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in|ni"
+    r"abstraction faite d[eu']s?|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
+    r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
 )
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
 HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que|ne\b.{0,30}\bque"
@@ -248,10 +254,12 @@ HAVING_NEVER = r"jamais|aucune? fois"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
-    r"(?P<op>plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|excedant|au-dela de)\s*(?P<n>\d+)"
-    r"(?:\s+(?:" + EVENT_NOUNS + r"|fois|connexions?|echecs?|tentatives?|sessions?|select|delete|requetes?))?"
-    r"(?:\s+(?:en|dans|sur|par|pendant|en moins de)\s+(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?(?P<unit>minutes?|mn|min|secondes?|sec|s|heures?|h)\b)?"
+    r"(?P<op>plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*(?P<n>\d+)"
+    r"(?:\s+(?:" + EVENT_NOUNS + r"|fois))?"
 )
+# The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
+WINDOW = (r"(?:en|dans|sur|par|pendant|en moins de|/)\s*(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
+          r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure)")
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
 HOUR_WINDOW = r"(?:entre|de)\s+(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?\s+(?:et|a)\s+(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?"
@@ -267,7 +275,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (
-        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|combien de lignes (?:contient|dans|a)|nombre de lignes (?:de|dans)",
+        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a)|nombre de lignes (?:de|dans)",
         "la taille des objets et l'espace disque",
     ),
     (
@@ -275,15 +283,15 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les sauvegardes et journaux de reprise",
     ),
     (
-        r"parametres? (?:d'init|de la base|oracle)|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*",
+        r"parametres?|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*|open_cursors|expire\w*|verrouille\w*",
         "la configuration de la base",
     ),
     (
-        r"performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
+        r"\bawr\b|\bash\b|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
         "les performances",
     ),
     (
-        r"salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
+        r"telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
@@ -293,12 +301,14 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
 # --------------------------------------------------------------------------- small talk, help
 
 ANOMALY_WORDS = r"anomalies?|anorma\w*|suspect\w*|inhabituel\w*|bizarres?|etranges?|louche\w*|intrusions?|attaques?|menaces?"
+WHO_WHAT = r"qui fait quoi|qui a fait quoi|qui faisait quoi"
 WHAT_DONE = (
     r"(?:fait|font|faisait|faisaient|a fait|ont fait|fabrique\w*) quoi|qu'(?:a|ont|avait|avaient)(?:-t)?-?(?:il|elle|ils|elles|on)? ?fait|"
-    r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait|qui fait quoi"
+    r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait"
 )
 SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
 COMMANDS = (
+    r"(?:pouvez-vous|peux-tu|pourriez-vous|merci de) (?:purger|supprimer|effacer|vider|creer|modifier|changer)|"
     r"^\W*(?:cree[zr]?|creons|supprime[zr]?|efface[zr]?|ajoute[zr]?|donne[zr]? (?:le|les|un) (?:droits?|roles?|privileges?)|accorde[zr]?|"
     r"revoque[zr]?|modifie[zr]?|change[zr]? le mot de passe|reinitialise[zr]?|lance[zr]? (?:une|un|la|le)|tue[zr]?|kill|"
     r"verrouille[zr]?|deverrouille[zr]?|bloque[zr]?|debloque[zr]?|arrete[zr]?|redemarre[zr]?|desactive[zr]?|active[zr]?)\b"
@@ -329,7 +339,13 @@ svp merci beaucoup
 ayant ayant-eu avoir
 quelqu'un quelqu un personne
 au total en tout au global globalement
-jour
+jour date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
+rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
+genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
+exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
+genre moment comme seul seule aucun aucune totale total ensemble l'ensemble parmi complete complet repartition ventilation
+ouvert ouverte ouvertes ouverts ouvre ouvrent demarre demarrees lancees lancee lancer lancent nouveau nouvelle cote via
+declenche declenchees declenches clairement exactement precisement environ
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
 correspondants correspondantes correspondant concernes concernees associes associees lies liees
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
@@ -343,4 +359,14 @@ FILLER_PHRASES = (
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit"
 )
 
+# Words of the trade typed short: the spelling pass reads them as the long form.
+ABBREVIATIONS = {"cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
+                 "evts": "evenements", "evt": "evenement", "tbl": "table", "util": "utilisateur",
+                 "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans"}
+# How a logon was authenticated, said in words → the stored authentication_type.
+AUTH_WORDS = {
+    r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)": "OS",
+    r"(?:authentifiee?s? |auth(?:entification)? )?(?:par|en|avec) (?:un )?mots? de passe|\bpassword\b": "PASSWORD",
+}
 TOKEN = re.compile(r"[a-z0-9_$#@][a-z0-9_$#@./'-]*[a-z0-9_$#]|[a-z0-9_$#%]")
+# fmt: on
