@@ -13,7 +13,8 @@ Conventions (documented for users):
 - parts of a day: nuit 00–06, matin 06–12, après-midi 12–18, soir 18–24;
 - "les N derniers jours / heures / semaines / mois", "depuis N jours": rolling, ending now;
 - "depuis X", "après X", "à partir de X": from the start of X up to now; "avant X": up to X;
-- a bare weekday or a date without a year means the last one (today included);
+- a bare weekday or a date without a year means the last one (today included); "vendredi dernier"
+  on a Friday is a week ago;
 - "entre le X et le Y" / "du X au Y": both days included.
 """
 
@@ -147,7 +148,23 @@ def _single_pattern(sfx: str = "") -> str:
     """The _SINGLE pattern with its group names suffixed (a range holds two of them)."""
     n = {
         k: k + sfx
-        for k in ("single", "wd", "iy", "im", "id", "ih", "imi", "d", "m", "y", "td", "tm", "ty", "ago")
+        for k in (
+            "single",
+            "wd",
+            "wdl",
+            "iy",
+            "im",
+            "id",
+            "ih",
+            "imi",
+            "d",
+            "m",
+            "y",
+            "td",
+            "tm",
+            "ty",
+            "ago",
+        )
     }
     date_dmy = rf"(?P<{n['d']}>\d{{1,2}})[/.-](?P<{n['m']}>\d{{1,2}})(?:[/.-](?P<{n['y']}>\d{{4}}|\d{{2}}))?(?![\d/])"
     date_iso = (rf"(?P<{n['iy']}>\d{{4}})-(?P<{n['im']}>\d{{2}})-(?P<{n['id']}>\d{{2}})"
@@ -156,7 +173,7 @@ def _single_pattern(sfx: str = "") -> str:
                  + rf"(?:\s+(?P<{n['ty']}>\d{{4}}))?")  # fmt: skip
     return (
         rf"(?P<{n['single']}>avant[- ]hier|aujourd'?\s?hui|aujourdhui|today|hier|yesterday|(?:ce\s+)?(?P<{n['wd']}>{_WD})"
-        rf"(?:\s+dernier)?|{date_iso}|{date_dmy}|{date_text}|il\s+y\s+a\s+(?P<{n['ago']}>{_NUM})\s+jours?)"
+        rf"(?P<{n['wdl']}>\s+dernier)?|{date_iso}|{date_dmy}|{date_text}|il\s+y\s+a\s+(?P<{n['ago']}>{_NUM})\s+jours?)"
     )
 
 
@@ -180,7 +197,10 @@ def _single_day(m: re.Match | dict, c: _Ctx, sfx: str = "") -> tuple[datetime, d
     if word in ("hier", "yesterday"):
         return c.day(c.today - timedelta(days=1))
     if g.get("wd"):
-        return c.day(c.last_weekday(WEEKDAYS[g["wd"]]))
+        day = c.last_weekday(WEEKDAYS[g["wd"]])
+        if g.get("wdl") and day == c.today:  # "vendredi dernier" on a Friday: a week ago
+            day -= timedelta(days=7)
+        return c.day(day)
     if g.get("iy"):
         y, mo, d = int(g["iy"]), int(g["im"]), int(g["id"])
         if not _valid(y, mo, d):

@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 
 import understand_lexicon as lx
 from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
-from plan import INT_FIELDS, Filters, Having, Period, Plan, Sequence, Threshold
+from plan import INT_FIELDS, TIME_BUCKETS, Filters, Having, Period, Plan, Sequence, Threshold
 from time_parser import MONTHS, NUMBERS, WEEKDAYS, fold, parse_time
 
 Kind = Literal["plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies"]
@@ -66,6 +66,11 @@ _COLUMN_OP = re.compile(
 _CONTAINS_VERB = re.compile(
     r"(?i:qui\s+)?(?i:citent|cite|mentionnent|mentionne|contiennent|contient|font r[ée]f[ée]rence [àa]|fait r[ée]f[ée]rence [àa]|"
     r"parlent de|parle de|avec un|avec le mot|contenant)\s+(?P<q>[A-Z][A-Z0-9_$#.]+)\b"
+)
+_EARLY_FILLERS = re.compile(r"(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par")
+_SHARE_WHOLE = re.compile(
+    r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble))"
+    r"(?:(?: de la| des| du| de)\b| d')?(?:(?: les| la| le)\b| l')?"
 )
 _SHARE_PIVOT = re.compile(
     r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
@@ -267,10 +272,13 @@ def _literals(t: _Text, gaz: Gazetteer) -> None:
         for m in rx.finditer(t.low):
             if t.free(m.start(), m.end()):
                 quoted = t.raw[m.start("q") : m.end("q")]
-                word = re.search(r"(\S+)\s*$", t.low[: m.start()])
-                fld = next((f for rx2, f in _FIELD_RX if word and rx2.fullmatch(word.group(1))), None)
-                if fld and fld != "sql_text":  # "l'utilisateur os 'root'": a value of that column
-                    t.take(word.start(1), word.end(1))
+                head = t.low[: m.start()].rstrip()
+                word = next(
+                    (w for rx2, _ in _FIELD_RX for w in rx2.finditer(head) if w.end() == len(head)), None
+                )
+                fld = next((f for rx2, f in _FIELD_RX if word and rx2.fullmatch(word.group(0))), None)
+                if word and fld and fld != "sql_text":  # "l'utilisateur os 'root'": a value of that column
+                    t.take(word.start(), word.end())
                     t.add(
                         m,
                         "value",
@@ -514,6 +522,10 @@ def _is_follow_up(t: _Text, previous: Plan | None) -> bool:
     return not heads and len(t.low.split()) <= 6
 
 
+def ranked_any(t: _Text) -> bool:
+    return bool(t.of("RANK_MOST") or t.of("RANK_LEAST") or t.of("threshold"))
+
+
 def _leftover(t: _Text) -> list[str]:
     for m in _R["FILLER_PHRASES"].finditer(t.low):
         if t.free(m.start(), m.end()):
@@ -568,7 +580,9 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
         if typed not in unknown or gaz.lookup(word):
             continue
         fixed = lx.ABBREVIATIONS.get(word)
-        lower = typed.lower() == typed or (not question[: m.start()].strip() and typed[1:].lower() == typed[1:])
+        lower = typed.lower() == typed or (
+            not question[: m.start()].strip() and typed[1:].lower() == typed[1:]
+        )
         if fixed is None and len(word) >= 4 and lower:  # not names: "Excel", "SCOTTY"
             cutoff = 88 if len(word) == 4 else 80
             found = process.extractOne(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff)
@@ -619,7 +633,7 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
 
     if _R["ANOMALY_WORDS"].search(t.low):
         return Reading("anomalies")
-    for m in re.finditer(r"(?:qu')?est[- ]ce qu(?:e|'|i)", t.low):  # before "que des" can read it as "only"
+    for m in _EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
     _literals(t, gaz)
     _compound_values(t, gaz)
@@ -669,9 +683,17 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         named = sorted(
             (i for i in t.of("category") + t.of("value") if not _negated(t, i)), key=lambda i: i.start
         )
+        whole = [
+            (m.start(), (t.low.find(",", m.end()) + 1 or len(t.low) + 1) - 1)
+            for m in _SHARE_WHOLE.finditer(t.low)
+        ]
+        in_whole = [i for i in named if any(a <= i.start < b for a, b in whole)]
         pivot = _SHARE_PIVOT.search(t.low, share[0].end)
         cut = pivot.start() if pivot else len(t.low)
-        share_items = [i for i in named if i.start < at or i.start >= cut]
+        if in_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures": the whole is said
+            share_items = [i for i in named if i not in in_whole]
+        else:
+            share_items = [i for i in named if i.start < at or i.start >= cut]
         after = [i for i in named if at < i.start < cut]
         if not share_items and not (failed is not None and (after or t.of("category"))) and after:
             share_items = after[:1]
@@ -784,15 +806,20 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         ):
             distinct_field = item.value
             continue
-        measured = [
-            i
-            for i in t.of("RANK_MOST") + t.of("RANK_LEAST") + t.of("threshold")
-            if 0 <= item.start - i.end <= 4
-        ]
-        if measured and not noun_only and re.search(r"(?:de |d'|\d )\s*$", before):
+        ranks = t.of("RANK_MOST") + t.of("RANK_LEAST")
+        by_rank = any(0 <= item.start - i.end <= 1 for i in ranks) and re.search(r"(?:de |d')$", before)
+        by_threshold = any(0 <= item.start - i.end <= 1 for i in t.of("threshold"))
+        if (by_rank or by_threshold) and not noun_only:
             distinct_field = item.value  # "le plus de sessions", "plus de 50 machines": what is counted
             continue
-        item.asked = bool(asked) or bool(re.search(r"(?:de |d')?quels?\s*$", before))
+        if item.value == "sql_text" and t.of("contains"):
+            continue  # "dans le texte SQL": where the words are looked for
+        indefinite = re.search(r"(?:^|\s)(?:des|d'|un|une|de)\s*$", before) and not ranked_any(t)
+        if indefinite and not asked and not group_after:
+            continue  # "est-ce que des tables ont été supprimées": a condition, not a breakdown
+        item.asked = bool(asked) or bool(
+            re.search(r"(?:de |d')?quels?\s*$|(?:lequel|laquelle|lesquel(?:le)?s) des\s*$", before)
+        )
         heads.append(item)
     for item in t.of("WHO_WHAT"):
         heads += [_Item(item.start, item.end, "field", "dbusername", asked=True),
@@ -822,11 +849,16 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         word = t.low[head.start : head.end].split(" ")[0]
         plural = word.endswith(("s", "x")) or word == "gens"
         singular = re.search(
-            r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul)\s*$", t.before(head.start, 12)
+            r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul|lequel des|laquelle des)\s*$",
+            t.before(head.start, 14),
         )
-        at_start = not t.low[: head.start].strip(" ?!.,")
+        typed = t.raw[head.start : head.end]
+        at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed
         if ranked and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
+    elif ranked and group_by and group_by[0] in TIME_BUCKETS:
+        if re.search(r"\b(?:quel|quelle|le|la|l')\s+(?:jour|heure|semaine|mois)\b", t.low):
+            limit = 1  # "quel jour ... le moins chargé"
     for m in _NUMBER.finditer(t.visible()):
         n = _num(m["n"])
         if n and (
@@ -850,8 +882,9 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     long_short = any(
         re.search(r"long|court", t.low[i.start : i.end]) for i in t.of("RANK_MOST") + t.of("RANK_LEAST")
     )
+    session_word = any(i.value == "session_id" for i in t.items if i.kind in ("field", "introducer"))
     if (t.of("DURATION_WORDS") or long_short) and (
-        measure == "sessions" or session_head or "session_id" in group_by
+        measure == "sessions" or session_head or "session_id" in group_by or session_word
     ):
         measure = "duration"
         if "session_id" in group_by and not ranked:
@@ -932,7 +965,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         fld = several[0] if kind == "both" and several else near[0].value[0] if near else "action_name"
         if include.get(fld):
             having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
-            filters = filters.model_copy(update={"include": include, "categories": []})
+            kept_cats = [] if fld == "action_name" else filters.categories
+            filters = filters.model_copy(update={"include": include, "categories": kept_cats})
             break
     sequence = None
     seq_words = [i for i in t.of("SEQUENCE_WORDS") if not re.search(r"meme", t.low[i.start : i.end])]

@@ -216,7 +216,7 @@ LAST_WORDS = (
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
 )
 FIRST_WORDS = (
-    r"1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
+    r"(?:a-t-(?:il|elle) |a |ont )commence\b|commence(?:-t-(?:il|elle))?(?= ?[?.]|$)|demarre\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
 )
 COVERAGE_WORDS = (
     r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
