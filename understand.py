@@ -856,9 +856,13 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed
         if ranked and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
-    elif ranked and group_by and group_by[0] in TIME_BUCKETS:
-        if re.search(r"\b(?:quel|quelle|le|la|l')\s+(?:jour|heure|semaine|mois)\b", t.low):
-            limit = 1  # "quel jour ... le moins chargé"
+    elif (
+        ranked
+        and group_by
+        and group_by[0] in TIME_BUCKETS
+        and re.search(r"\b(?:quel|quelle|le|la|l')\s+(?:jour|heure|semaine|mois)\b", t.low)
+    ):
+        limit = 1  # "quel jour ... le moins chargé"
     for m in _NUMBER.finditer(t.visible()):
         n = _num(m["n"])
         if n and (
