@@ -1,4 +1,5 @@
-"""Questions analysed per second on one core (target ≥ 300), over the three labelled French sets.
+"""Questions read per second on one core (target ≥ 300): the chat's plan reader (understand.read) over the
+blind set, then the intent analyzer (nlp_service) over its three labelled French sets.
 
 Run: .venv/bin/python bench/nlp.py [--seconds 10] [--no-spacy] [--compare-time]
 The gazetteer is built from the demo trail (demo_data.generate) through Gazetteer.from_values, the
@@ -60,6 +61,28 @@ def compare_time_parsers(questions: list[str], now: datetime) -> None:
         print("duckling: not installed")
 
 
+def bench_reader(seconds: float) -> None:
+    """understand.read over every blind-set question (with its previous turns), on one core."""
+    from tests.blind_eval import NOW, TZ, records, trail
+    from understand import read
+
+    _, gaz = trail()
+    turns = [(r.get("previous") or [], r["question"]) for r in records("all")]
+    for _, q in turns[:50]:
+        read(q, gaz, now=NOW, tz=TZ)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for previous, q in turns:
+            plan = None
+            for p in previous:
+                plan = read(p, gaz, now=NOW, tz=TZ, previous=plan).plan
+            read(q, gaz, now=NOW, tz=TZ, previous=plan)
+            done += 1 + len(previous)
+    elapsed = time.perf_counter() - started
+    print(f"plan reader: {done} questions in {elapsed:.1f} s on one core: {done / elapsed:.0f} questions/s "
+          f"({elapsed / done * 1000:.2f} ms each)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -68,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    bench_reader(args.seconds)
     sets = [load_dataset(), load_dataset(HELDOUT), load_dataset(USAGE)]
     dataset = [d for part in sets for d in part]
     now = datetime.fromisoformat(dataset[0]["now"])

@@ -1,0 +1,17 @@
+"""The blind set's scores stay at or above what they were when this test was written (see README):
+a change that makes the reader answer more questions wrongly fails here."""
+
+import pytest
+
+from tests.blind_eval import score
+
+
+@pytest.mark.parametrize(
+    ("part", "min_right", "max_wrong"),
+    [("dev", 0.86, 0.045), ("heldout", 0.55, 0.125)],
+)
+def test_blind_set_scores(part: str, min_right: float, max_wrong: float) -> None:
+    c = score(part)["ALL"]
+    n = sum(c.values())
+    assert c["right"] / n >= min_right, dict(c)
+    assert c["wrong"] / n <= max_wrong, dict(c)
