@@ -347,8 +347,8 @@ def _outcome(t: _Text) -> None:
 
 def _shape_words(t: _Text) -> None:
     for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
-                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "RANK_LEAST", "RANK_MOST", "DISTINCT_WORDS",
-                 "DURATION_WORDS", "LAST_WORDS", "FIRST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
+                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "RANK_LEAST", "RANK_MOST",
+                 "DISTINCT_WORDS", "DURATION_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(_R[name]):
             t.add(m, name)
 
@@ -374,7 +374,7 @@ def _threshold(t: _Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(_R["THRESHOLD"]):
         t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=int(m["n"])))  # type: ignore[arg-type]
-    if t.of("threshold"):
+    if t.of("threshold") or _R["SEQUENCE_WORDS"].search(t.low):
         for m in t.matches(_R["WINDOW"]):
             t.add(m, "window", _window_minutes(m))
             break
@@ -390,6 +390,8 @@ def _fields(t: _Text) -> None:
     for rx, fld in _FIELD_RX:
         for m in t.matches(rx):
             typed = t.raw[m.start() : m.end()]
+            if t.low[m.end() : m.end() + 1] in ("-", "_"):
+                continue  # "pc" of "pc-durand": part of a name
             previous_word = re.search(r"(\S+)\s+$", t.low[: m.start()])
             if (
                 typed.isupper()
@@ -468,6 +470,21 @@ def _values(t: _Text, gaz: Gazetteer) -> None:
         start, end = spans[i]
         typed = t.raw[start:end]
         field_item = _field_before(t, start)
+        context = re.search(
+            r"(?:^|\s)(depuis|avec|via|sous)\s+(?:le |la |l')?$", t.low[max(0, start - 14) : start]
+        )
+        looks_named = typed[:1].isupper() or re.search(r"[-_\d.]", typed)
+        if field_item is None and context and looks_named and fold(typed) not in lx.FILLERS:
+            fld = (
+                "userhost"
+                if context.group(1) == "depuis" and re.search(r"[-_\d.]", typed)
+                else "client_program_name"
+            )
+            t.add(
+                (start, end), "value", (fld, typed, False)
+            )  # "depuis pc-durand", "avec DBeaver": named, absent
+            i += 1
+            continue
         if (
             field_item is not None
             and field_item.value not in ("sql_text",)
@@ -587,7 +604,7 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
             cutoff = 88 if len(word) == 4 else 80
             found = process.extractOne(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff)
             fixed = found[0] if found else None
-        if fixed:
+        if fixed and fixed != word:
             out.append(question[last : m.start()] + fixed)
             last = m.end()
             notes.append(f"« {typed} » lu comme « {fixed} »")
@@ -930,8 +947,14 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         order = order if order in ("newest", "oldest") else "newest"
     if detail and measure in ("sessions", "duration"):
         pass
+    if t.of("COMPARE_WORDS") and len(periods) < 2 and not group_by:
+        several = [f for f, vals in include.items() if len(vals) >= 2]
+        if several:
+            group_by = [several[0]]
     if ranked and not group_by and measure == "events":
         nouns = [(i.start, i.value) for i in t.items if i.kind == "field" and i.value in _ACTION_NOUN_FIELDS]
+        nouns += [(m.start(), "sql_text" if m.group(0).startswith("requete") else "action_name")
+                  for m in re.finditer(r"\b(?:requetes?|actions?|operations?|commandes?)\b", t.low)]  # fmt: skip
         bucket_words = [(m.start(), b) for rx, b in _BUCKET_RX for m in rx.finditer(t.low)]
         if nouns or bucket_words:
             start, chosen = min(nouns + bucket_words)
@@ -951,6 +974,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
 
     threshold = next((i.value for i in t.of("threshold")), None)
     window = next((i.value for i in t.of("window")), None)
+    if threshold is not None and not threshold.window_minutes and t.of("SEQUENCE_WORDS") and window:
+        threshold = None  # "dans les 5 minutes" of a sequence, not a count
     if threshold is not None and window and not threshold.window_minutes:
         threshold = threshold.model_copy(update={"window_minutes": window})
     having = None
@@ -992,13 +1017,11 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 group_by.remove("object_name")  # "un DROP d'une table suivi...": the table is the same one
             if same:
                 sequence.same = list(dict.fromkeys(same))
+            if window:
+                sequence.within_minutes = window
             include.pop("action_name", None)
             filters = filters.model_copy(update={"include": include})
 
-    if t.of("COMPARE_WORDS") and len(periods) < 2 and not group_by:
-        several = [f for f, vals in include.items() if len(vals) >= 2]
-        if several:
-            group_by = [several[0]]
     period = periods[0] if periods else None
     compare = periods[1] if len(periods) > 1 else None
 

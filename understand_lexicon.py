@@ -20,7 +20,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "os_username",
     ),
     (
-        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes?|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui",
+        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes?|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui",
         "dbusername",
     ),
     (
@@ -44,7 +44,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
     ),
     (r"session_?id|sessionid|sessions?", "session_id"),
     (
-        r"authentication_type|types? d'authentification|modes? d'authentification|methodes? d'authentification|modes? de connexion",
+        r"authentication_type|types? d'authentification|types? d'auth|modes? d'authentification|methodes? d'authentification|modes? de connexion",
         "authentication_type",
     ),
     (
@@ -90,6 +90,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (r"(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
+    (r"system_privilege_used (?:renseigne|non nul|non vide|present|rempli)e?s?", ("system_privilege",), (), ""),
     (r"set role|activations? de roles?|roles? actives?", ("set_role",), (), ""),
     (r"alter system", (), ("ALTER SYSTEM",), ""),
     (r"alter session", (), ("ALTER SESSION",), ""),
@@ -168,7 +169,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (
-        r"\bdeletes?\b|lignes? supprimees?|suppressions? de lignes?|donnees? supprimees?|effacements? de lignes?",
+        r"supprime\w* (?:des |les )?lignes?|\bdeletes?\b|lignes? supprimees?|suppressions? de lignes?|donnees? supprimees?|effacements? de lignes?",
         (),
         ("DELETE",),
         "",
@@ -213,12 +214,15 @@ COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compte[rz]?|q
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
 LAST_WORDS = (
+    r"(?:les )?(?:plus recents?|plus recentes?)|derniers|dernieres|"
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
 )
 FIRST_WORDS = (
-    r"(?:a-t-(?:il|elle) |a |ont )commence\b|commence(?:-t-(?:il|elle))?(?= ?[?.]|$)|demarre\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
+    r"(?:les |le |la )?plus ancienn?e?s?(?: d'abord)?|premiers|premieres|(?:a-t-(?:il|elle) |a |ont )commence\b|commence(?:-t-(?:il|elle))?(?= ?[?.]|$)|demarre\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
 )
 COVERAGE_WORDS = (
+    r"(?:combien de jours d'|profondeur d'|l')historique|jusqu'ou remontent|remontent|jusqu'ou|profondeur|s'etal\w*|"
+    r"(?:commencent|debutent) et (?:finissent|se terminent)|vont les|"
     r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
     r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
     r"debut et (?:la )?fin des donnees|anciennete des donnees|quelles? dates?"
@@ -258,9 +262,9 @@ THRESHOLD = (
     r"(?:\s+(?:" + EVENT_NOUNS + r"|fois))?"
 )
 # The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
-WINDOW = (r"(?:en|dans|sur|par|pendant|en moins de|/)\s*(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
+WINDOW = (r"(?:en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
           r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure)")
-OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
+OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|(?:hors|en dehors) (?:des )?heures? (?:ouvr\w*|de boulot|de bureau|de travail)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
 HOUR_WINDOW = r"(?:entre|de)\s+(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?\s+(?:et|a)\s+(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?"
 HOUR_AFTER = r"(?:apres|a partir de|passe)\s+(?P<a>\d{1,2})\s*(?:h|heures?)\b"
@@ -339,7 +343,7 @@ svp merci beaucoup
 ayant ayant-eu avoir
 quelqu'un quelqu un personne
 au total en tout au global globalement
-jour date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
+jour d'abord abord date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
 rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
 genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
@@ -365,7 +369,7 @@ ABBREVIATIONS = {"cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions"
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
-    r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)": "OS",
+    r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",
     r"(?:authentifiee?s? |auth(?:entification)? )?(?:par|en|avec) (?:un )?mots? de passe|\bpassword\b": "PASSWORD",
 }
 TOKEN = re.compile(r"[a-z0-9_$#@][a-z0-9_$#@./'-]*[a-z0-9_$#]|[a-z0-9_$#%]")
