@@ -346,6 +346,10 @@ def _outcome(t: _Text) -> None:
 
 
 def _shape_words(t: _Text) -> None:
+    for m in re.finditer(r"\bne\b.{0,30}?\bque\b", t.low):  # "ne sont lues que par X": only
+        if t.free(m.start(), m.start() + 2) and t.free(m.end() - 3, m.end()):
+            t.add((m.start(), m.start() + 2), "HAVING_ONLY")
+            t.take(m.end() - 3, m.end())
     for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
                  "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "RANK_LEAST", "RANK_MOST",
                  "DISTINCT_WORDS", "DURATION_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
@@ -815,7 +819,11 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             r.start >= item.end and r.start - item.end <= 3 for r in t.of("RANK_MOST") + t.of("RANK_LEAST")
         )
         group_after = any(0 <= g - item.end <= 2 for g in group_starts)
-        asked = re.search(r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs )\s*$", before)
+        asked = re.search(
+            r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs |"
+            r"(?:liste[rz]?|la liste|liste-moi|listez|repartition|detail) (?:complete |exhaustive )?(?:des|de|d'))\s*$",
+            before,
+        )
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
         if counting and re.search(
@@ -829,9 +837,12 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if (by_rank or by_threshold) and not noun_only:
             distinct_field = item.value  # "le plus de sessions", "plus de 50 machines": what is counted
             continue
-        if item.value == "sql_text" and t.of("contains"):
+        if item.value == "sql_text" and t.of("contains") and not asked:
             continue  # "dans le texte SQL": where the words are looked for
-        indefinite = re.search(r"(?:^|\s)(?:des|d'|un|une|de)\s*$", before) and not ranked_any(t)
+        having_words = t.of("HAVING_BOTH") or t.of("HAVING_ONLY") or t.of("HAVING_NEVER")
+        indefinite = (
+            re.search(r"(?:^|\s)(?:des|d'|un|une|de)\s*$", before) and not ranked_any(t) and not having_words
+        )
         if indefinite and not asked and not group_after:
             continue  # "est-ce que des tables ont été supprimées": a condition, not a breakdown
         item.asked = bool(asked) or bool(
@@ -926,7 +937,12 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         lasts = []
     if measure == "events" and (lasts or firsts):
         plural = (
-            bool(re.search(r"(?:les|des)\s+(?:\d+\s+)?(?:derniers|dernieres|premiers|premieres)", t.low))
+            bool(
+                re.search(
+                    r"(?:les|des)\s+(?:\d+\s+)?(?:derniers|dernieres|premiers|premieres|plus anciens|plus recents)",
+                    t.low,
+                )
+            )
             or limit
         )
         which = re.search(
@@ -947,7 +963,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         order = order if order in ("newest", "oldest") else "newest"
     if detail and measure in ("sessions", "duration"):
         pass
-    if t.of("COMPARE_WORDS") and len(periods) < 2 and not group_by:
+    if (t.of("COMPARE_WORDS") or ranked) and len(periods) < 2 and not group_by:
         several = [f for f, vals in include.items() if len(vals) >= 2]
         if several:
             group_by = [several[0]]

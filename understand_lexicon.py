@@ -253,7 +253,7 @@ EXCLUDE_WORDS = (
     r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
 )
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
-HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que|ne\b.{0,30}\bque"
+HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
 HAVING_NEVER = r"jamais|aucune? fois"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
@@ -331,7 +331,7 @@ et ou ni mais donc or car que qui quoi quel quelle quels quelles lequel laquelle
 ce cet cette ces ca ça cela ceci celui celle ceux celles il ils elle elles on nous vous je tu me moi te toi se lui leur leurs
 son sa ses mon ma mes ton ta tes notre nos votre vos
 ne pas plus moins tres très bien tout tous toute toutes meme même aussi encore deja déjà
-fait faits faite faites faire fais effectue effectué effectues effectuee effectuees effectuer realise realisees realises realiser
+fait faits faite faites faire fais font faisait faisaient effectue effectué effectues effectuee effectuees effectuer realise realisees realises realiser
 passe passé passes passee passees lance lances lancee lancees execute executes executee executees
 y a-t-il il t-il t-elle -t-il -t-elle -il -elle est-ce est-ce-que stp svp merci please bonjour salut
 donne donner donnez dis dire dites indique indiquer indiquez peux peut pouvez pourrais pourriez veux voudrais
