@@ -25,6 +25,8 @@ from plan import Plan
 from understand import Reading, read
 
 BLIND = Path(__file__).parent / "data" / "blind_fr.jsonl"
+# A second blind set, written later by another session that had not read the rules either (200 questions).
+BLIND_2 = Path(__file__).parent / "data" / "blind_fr_2.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -36,8 +38,8 @@ class Outcome:
     verdict: str  # right, wrong, refused
 
 
-def records(part: str = "all") -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in BLIND.read_text(encoding="utf-8").splitlines() if line.strip()]
+def records(part: str = "all", path: Path = BLIND) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if part == "dev":
         return [r for r in rows if not r.get("heldout")]
     if part == "heldout":
@@ -92,9 +94,9 @@ def judge(record: dict[str, Any]) -> Outcome:
     return Outcome(record, reading, verdict)
 
 
-def score(part: str = "all") -> dict[str, Counter]:
+def score(part: str = "all", path: Path = BLIND) -> dict[str, Counter]:
     by_theme: dict[str, Counter] = defaultdict(Counter)
-    for r in records(part):
+    for r in records(part, path):
         outcome = judge(r)
         by_theme[r["theme"]][outcome.verdict] += 1
         by_theme["ALL"][outcome.verdict] += 1
@@ -115,9 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--misses", action="store_true", help="print the wrong and refused questions")
+    parser.add_argument("--second", action="store_true", help="score the second blind set")
     args = parser.parse_args()
+    path = BLIND_2 if args.second else BLIND
     if args.misses:
-        for r in records(args.part):
+        for r in records(args.part, path):
             o = judge(r)
             if o.verdict != "right":
                 got = (
@@ -127,7 +131,7 @@ def main() -> None:
                 print(f"   kind={o.reading.kind} unknown={o.reading.unknown}")
                 print(f"   got={json.dumps(got, ensure_ascii=False)}")
                 print(f"   expected={json.dumps(r['plan'], ensure_ascii=False)}")
-    print(table(score(args.part)))
+    print(table(score(args.part, path)))
 
 
 if __name__ == "__main__":
