@@ -69,7 +69,8 @@ _CONTAINS_VERB = re.compile(
 )
 _EARLY_FILLERS = re.compile(r"(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par")
 _SHARE_WHOLE = re.compile(
-    r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble))"
+    r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
+    r"(?:dans|de|sur|parmi) l'activite|(?:dans|sur) le volume|(?:dans|sur) l'ensemble)"
     r"(?:(?: de la| des| du| de)\b| d')?(?:(?: les| la| le)\b| l')?"
 )
 _SHARE_PIVOT = re.compile(
@@ -222,7 +223,23 @@ def _previous_period(t: _Text) -> None:
         return
 
 
+_NIGHT_OF = re.compile(
+    r"(?:la |dans la )?nuit (?:de|du) (?P<a>"
+    + "|".join(WEEKDAYS)
+    + r") (?:a|au) (?P<b>"
+    + "|".join(WEEKDAYS)
+    + r")"
+)
+
+
 def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
+    for m in _NIGHT_OF.finditer(t.low):  # "la nuit de mardi à mercredi": Wednesday 00:00-06:00
+        today = now.astimezone(tz).date()
+        day = today - timedelta(days=(today.weekday() - WEEKDAYS[m["b"]]) % 7)
+        start = datetime.combine(day, dt_time(), tzinfo=tz)
+        t.add(
+            m, "period", Period(start=start, end=start + timedelta(hours=6), label=t.raw[m.start() : m.end()])
+        )
     _weekend(t, now, tz)
     for m in _WEEKDAY_BEFORE_DATE.finditer(t.low):  # "le lundi 23 novembre": the date wins
         t.take(m.start(), m.end())
@@ -346,6 +363,11 @@ def _outcome(t: _Text) -> None:
 
 
 def _shape_words(t: _Text) -> None:
+    for m in re.finditer(r"\bni\b(?=.{1,40}\bni\b)|(?<=\S)\s+ni\b", t.low):  # "ni du DML ni du DDL"
+        both = re.search(r"\bni\b.{1,40}\bni\b", t.low)
+        start = t.low.index("ni", m.start())
+        if both and t.free(start, start + 2):
+            t.add((start, start + 2), "EXCLUDE_WORDS")
     for m in re.finditer(r"\bne\b.{0,30}?\bque\b", t.low):  # "ne sont lues que par X": only
         if t.free(m.start(), m.start() + 2) and t.free(m.end() - 3, m.end()):
             t.add((m.start(), m.start() + 2), "HAVING_ONLY")
@@ -357,7 +379,7 @@ def _shape_words(t: _Text) -> None:
             t.add(m, name)
 
 
-_THRESHOLD_OPS = {"plus de": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt",
+_THRESHOLD_OPS = {"plus de": "gt", "plus d'": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt",
                   "depasse": "gt", "excedant": "gt", "au-dela de": "gt", "au moins": "gte", ">=": "gte",
                   "moins de": "lt", "inferieur a": "lt", "inferieure a": "lt", "<": "lt", "au plus": "lte",
                   "<=": "lte"}  # fmt: skip
@@ -377,7 +399,7 @@ def _window_minutes(m: re.Match[str]) -> int:
 def _threshold(t: _Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(_R["THRESHOLD"]):
-        t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=int(m["n"])))  # type: ignore[arg-type]
+        t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=_num(m["n"]) or 1))  # type: ignore[arg-type]
     if t.of("threshold") or _R["SEQUENCE_WORDS"].search(t.low):
         for m in t.matches(_R["WINDOW"]):
             t.add(m, "window", _window_minutes(m))
@@ -494,7 +516,7 @@ def _values(t: _Text, gaz: Gazetteer) -> None:
             and field_item.value not in ("sql_text",)
             and fold(typed) not in lx.FILLERS
             and not _R["EVENT_NOUNS"].fullmatch(fold(typed))
-            and (_CAPS_IDENT.match(typed) or re.search(r"[\d_$#.-]", typed))
+            and (_CAPS_IDENT.match(typed) or re.search(r"[\d_$#.]", typed))
         ):
             field_item.kind = "introducer"
             value: Any = int(typed) if field_item.value in INT_FIELDS and typed.isdigit() else typed.upper()
@@ -524,7 +546,7 @@ def _negated(t: _Text, item: _Item) -> bool:
     """An exclusion word before the item, with nothing but values, categories and fillers between."""
     for ex in t.of("EXCLUDE_WORDS"):
         if ex.end <= item.start:
-            gap = t.low[ex.end : item.start]
+            gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : item.start])
             boundary = _BOUNDARY.search(gap)
             if not boundary and len(gap) <= 60:
                 return True
@@ -539,6 +561,10 @@ def _is_follow_up(t: _Text, previous: Plan | None) -> bool:
         t.low,
     ):
         return True
+    if re.search(
+        r"\b(?:les|l'|en|leur) ?(?:a|ont|avait|avaient|as|fait|font)\b|\b(?:ceux|celles)-(?:ci|la)\b", t.low
+    ):
+        return True  # "qui les a effectuées ?": about what was just answered
     heads = t.of("field") + t.of("category") + t.of("COUNT_WORDS") + t.of("bucket")
     return not heads and len(t.low.split()) <= 6
 
@@ -714,8 +740,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if in_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures": the whole is said
             share_items = [i for i in named if i not in in_whole]
         else:
-            share_items = [i for i in named if i.start < at or i.start >= cut]
-        after = [i for i in named if at < i.start < cut]
+            share_items = [i for i in named if i.start < at or i.end > cut]
+        after = [i for i in named if at < i.start and i.end <= cut]
         if not share_items and not (failed is not None and (after or t.of("category"))) and after:
             share_items = after[:1]
     share_cats: list[str] = []
@@ -852,8 +878,6 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     for item in t.of("WHO_WHAT"):
         heads += [_Item(item.start, item.end, "field", "dbusername", asked=True),
                   _Item(item.start, item.end, "field", "action_name", asked=True)]  # fmt: skip
-    for item in t.of("WHAT_DONE"):
-        heads.append(_Item(item.start, item.end, "field", "action_name"))
     asked_heads = [h for h in heads if h.asked]
     if asked_heads:
         heads = asked_heads
@@ -882,7 +906,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         typed = t.raw[head.start : head.end]
         at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed
-        if ranked and (word == "qui" or ((singular or at_start) and not plural)):
+        plural_heads = any(re.match(r"\S+[sx]\b|gens", t.low[h.start : h.end]) for h in heads)
+        if ranked and not plural_heads and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
     elif (
         ranked
@@ -925,6 +950,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         measure, session_state = "sessions", "open"
     if distinct_field and (t.of("DISTINCT_WORDS") or distinct_field not in group_by):
         measure, fld_for_distinct = "distinct", distinct_field
+        if distinct_field in group_by and len(group_by) > 1:
+            group_by.remove(distinct_field)  # "pour chaque schéma, combien d'objets distincts"
     if t.of("COVERAGE_WORDS"):
         measure = "coverage"
         group_by = []
@@ -945,7 +972,13 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             )
             or limit
         )
-        which = re.search(
+        noun_after = re.search(
+            r"(?:dernier|derniere|premier|premiere)\s+(?:evenement|event|action|operation|activite|acte|trace|entree)s?\b",
+            t.low,
+        )
+        if noun_after:
+            limit = limit or 1
+        which = noun_after or re.search(
             r"quel(?:le)? (?:est|etait|a ete|fut) (?:le |la |l')?(?:dernier|derniere|premier|premiere)", t.low
         )
         if which:
@@ -957,16 +990,21 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             order = None
     if measure == "sessions" and session_head and head is not None and head.asked and not counting:
         detail = True  # "quelles sessions ...": the sessions themselves
-    details = t.of("DETAIL_WORDS")
-    if details and not group_by and measure in ("events", "sessions") and not session_state:
+    details = t.of("DETAIL_WORDS") + t.of(
+        "WHAT_DONE"
+    )  # "qu'a fait SCOTT hier ?": what he did, event by event
+    what_happened = [d for d in details if re.search(r"passe|y a eu quoi|neuf", t.low[d.start : d.end])]
+    if what_happened and counting:
+        details = [d for d in details if d not in what_happened]  # "il s'est passé quoi ? combien ?": a count
+    if details and not group_by and measure in ("events", "sessions"):
         detail = True
         order = order if order in ("newest", "oldest") else "newest"
     if detail and measure in ("sessions", "duration"):
         pass
-    if (t.of("COMPARE_WORDS") or ranked) and len(periods) < 2 and not group_by:
-        several = [f for f, vals in include.items() if len(vals) >= 2]
-        if several:
-            group_by = [several[0]]
+    if (t.of("COMPARE_WORDS") or ranked) and len(periods) < 2:
+        several = [f for f, vals in include.items() if len(vals) >= 2 and f not in group_by]
+        if several and (not group_by or (t.of("COMPARE_WORDS") and len(group_by) == 1)):
+            group_by = [*group_by, several[0]]  # "SELECT vs INSERT, par utilisateur"
     if ranked and not group_by and measure == "events":
         nouns = [(i.start, i.value) for i in t.items if i.kind == "field" and i.value in _ACTION_NOUN_FIELDS]
         nouns += [(m.start(), "sql_text" if m.group(0).startswith("requete") else "action_name")

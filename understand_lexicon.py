@@ -89,7 +89,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         (),
         "",
     ),
-    (r"(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
+    (r"privileges? systemes? (?:ont-ils |ont |a |a-t-il )?(?:ete |etaient |sont )?(?:exerce|utilise)\w*|(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
     (r"system_privilege_used (?:renseigne|non nul|non vide|present|rempli)e?s?", ("system_privilege",), (), ""),
     (r"set role|activations? de roles?|roles? actives?", ("set_role",), (), ""),
     (r"alter system", (), ("ALTER SYSTEM",), ""),
@@ -124,7 +124,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ),
     (r"\bindex\b|\bindexes\b", ("index",), (), ""),
     (
-        r"changements? de (?:mots? de passe|comptes?)|comptes? (?:crees?|modifies?|supprimes?)|mots? de passe (?:change|modifie|reinitialise)s?",
+        r"(?:modif\w*|changements?|creations?|suppressions?|gestion) (?:de |des )?comptes?(?: utilisateurs?)?|changements? de (?:mots? de passe|comptes?)|comptes? (?:crees?|modifies?|supprimes?)|mots? de passe (?:change|modifie|reinitialise)s?",
         ("account",),
         (),
         "",
@@ -205,7 +205,7 @@ FAILED_WORDS = (
     r"echou\w*|echecs?|ratee?s?|refusee?s?|rejetee?s?|infructueu\w*|en erreurs?|erreurs?|errors?|failed|failures?|\bko\b|"
     r"non abouti\w*|invalides?|a echoue|n'ont pas abouti|n'a pas abouti|plante\w*"
 )
-SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|\bok\b|valides?"
+SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|valides?"
 ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*(?P<code2>\d{3,5})\b"
 
 # --------------------------------------------------------------------------- measures and shapes
@@ -225,11 +225,11 @@ COVERAGE_WORDS = (
     r"(?:commencent|debutent) et (?:finissent|se terminent)|vont les|"
     r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
     r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
-    r"debut et (?:la )?fin des donnees|anciennete des donnees|quelles? dates?"
+    r"debut et (?:la )?fin des donnees|anciennete des donnees"
 )
 DETAIL_WORDS = (
     r"montre[rz]?(?:-les|-moi| moi| les)?|affiche[rz]?(?:-les|-moi)?|liste[rz]?(?:-les|-moi)?|detaille[rz]?|details?|"
-    r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne-moi les|donnez les|sors?(?:-moi)?|le detail|extrait|c'(?:etait|est|etaient) quoi|concretement"
+    r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne-moi les|donnez les|sors?(?:-moi)?|le detail|extrait|c'(?:etait|est|etaient) quoi|concretement|(?:qui |il )?s'est passe(?: quoi)?|s'est-il passe|(?:il )?y a eu quoi|quoi de neuf"
 )
 _ADJ = (r"actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|"
         r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|modifiee?s?|lue?s?|courante?s?|repandue?s?")
@@ -258,7 +258,8 @@ HAVING_NEVER = r"jamais|aucune? fois"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
-    r"(?P<op>plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*(?P<n>\d+)"
+    r"(?P<op>plus d'|plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
+    r"(?P<n>\d+|une?|deux|trois|quatre|cinq|six|sept|huit|neuf|dix)"
     r"(?:\s+(?:" + EVENT_NOUNS + r"|fois))?"
 )
 # The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
@@ -295,7 +296,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les performances",
     ),
     (
-        r"telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
+        r"commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
@@ -343,7 +344,7 @@ svp merci beaucoup
 ayant ayant-eu avoir
 quelqu'un quelqu un personne
 au total en tout au global globalement
-jour d'abord abord date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
+jour d'abord abord porte portent portant date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
 rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
 genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
@@ -364,7 +365,7 @@ FILLER_PHRASES = (
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.
-ABBREVIATIONS = {"cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
+ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
                  "evts": "evenements", "evt": "evenement", "tbl": "table", "util": "utilisateur",
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans"}
 # How a logon was authenticated, said in words → the stored authentication_type.

@@ -64,10 +64,18 @@ def _figures(plan: Plan) -> Any:
     return [[round(c, 1) if isinstance(c, float) else c for c in row] for row in rows]
 
 
+def _canonical(plan: Plan) -> Plan:
+    """Two spellings of one question: the distinct session ids are the sessions."""
+    if plan.measure == "distinct" and plan.field == "session_id":
+        return plan.model_copy(update={"measure": "sessions", "field": None})
+    return plan
+
+
 def same_question(got: Plan, expected: Plan) -> bool:
     """Same figures: the plans may differ in form (a category or its actions, a default order)."""
     if got.model_dump(exclude_defaults=True) == expected.model_dump(exclude_defaults=True):
         return True
+    got, expected = _canonical(got), _canonical(expected)
     if got.measure != expected.measure or got.detail != expected.detail:
         return False
     if [g for g in got.group_by] != [g for g in expected.group_by]:
