@@ -67,6 +67,13 @@ _CONTAINS_VERB = re.compile(
     r"(?i:qui\s+)?(?i:citent|cite|mentionnent|mentionne|contiennent|contient|font r[ée]f[ée]rence [àa]|fait r[ée]f[ée]rence [àa]|"
     r"parlent de|parle de|avec un|avec le mot|contenant)\s+(?P<q>[A-Z][A-Z0-9_$#.]+)\b"
 )
+_PREAMBLE = re.compile(lx.PREAMBLE)
+_ORA_MESSAGE_RX = [(_rx(p), code) for p, code in lx.ORA_MESSAGES.items()]
+_SQL_GROUP_BY = re.compile(r"\bgroup(?:e|es)? by\b")
+_SQL_LIKE = re.compile(r"\blike\s+'%?(?P<q>[^'%]+)%?'")
+_SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\s*\)|\b(?P<f2>max|min)\s*\(")
+_NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
+_IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
 _EARLY_FILLERS = re.compile(r"(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par")
 _SHARE_WHOLE = re.compile(
     r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
@@ -162,6 +169,22 @@ def _num(word: str) -> int | None:
 # --------------------------------------------------------------------------- the rules, in order
 
 
+def _sql_words(t: _Text) -> None:
+    """SQL typed as words: GROUP BY, LIKE '%x%', MAX(EVENT_TIMESTAMP), IS NOT NULL."""
+    for m in _SQL_GROUP_BY.finditer(t.low):
+        t.low = t.low[: m.start()] + "par" + " " * (m.end() - m.start() - 3) + t.low[m.end() :]
+    for m in _SQL_LIKE.finditer(t.low):
+        if t.free(m.start(), m.end()):
+            t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
+    for m in _SQL_AGG.finditer(t.low):
+        if t.free(m.start(), m.end()):
+            f = m["f"] or m["f2"]
+            t.add(m, {"max": "LAST_WORDS", "min": "FIRST_WORDS", "count": "COUNT_WORDS"}[f])
+    for m in _NOT_NULL.finditer(t.low):
+        t.take(m.start(), m.end())
+        t.add((m.start(), m.start()), "NOT_NULL")
+
+
 def _hours(t: _Text) -> None:
     for m in t.matches(_R["HOUR_WINDOW"]):
         a, b = int(m["a"]), int(m["b"])
@@ -233,6 +256,21 @@ _NIGHT_OF = re.compile(
 
 
 def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
+    for m in _IN_PROGRESS.finditer(t.low):  # "la semaine en cours" = "cette semaine"
+        today = now.astimezone(tz).date()
+        unit = m["u"]
+        if unit == "semaine":
+            first = today - timedelta(days=today.weekday())
+            last = first + timedelta(days=7)
+        elif unit == "mois":
+            first = today.replace(day=1)
+            last = (first + timedelta(days=32)).replace(day=1)
+        elif unit == "annee":
+            first, last = today.replace(month=1, day=1), today.replace(year=today.year + 1, month=1, day=1)
+        else:
+            first, last = today, today + timedelta(days=1)
+        start, end = (datetime.combine(d, dt_time(), tzinfo=tz) for d in (first, last))
+        t.add(m, "period", Period(start=start, end=end, label=t.raw[m.start() : m.end()].strip()))
     for m in _NIGHT_OF.finditer(t.low):  # "la nuit de mardi à mercredi": Wednesday 00:00-06:00
         today = now.astimezone(tz).date()
         day = today - timedelta(days=(today.weekday() - WEEKDAYS[m["b"]]) % 7)
@@ -311,6 +349,9 @@ def _literals(t: _Text, gaz: Gazetteer) -> None:
         if schema and t.free(m.start(), m.end()):
             t.add(m, "value", ("object_schema", schema, False))
             t.add(m, "value", ("object_name", obj or m["o"].upper(), False))
+    for rx, code in _ORA_MESSAGE_RX:
+        for m in t.matches(rx):
+            t.add(m, "value", ("return_code", code, True))
     for m in t.matches(_R["ORA_CODE"]):
         t.add(m, "value", ("return_code", int(m["code"] or m["code2"]), True))
 
@@ -409,6 +450,8 @@ def _threshold(t: _Text) -> None:
 def _fields(t: _Text) -> None:
     for m in t.matches(_R["PEAK_WORDS"]):
         t.add(m, "bucket", "hour")
+    for m in t.matches(re.compile(r"\b(?P<u>heure|jour|semaine|mois) par (?P=u)\b")):  # "heure par heure"
+        t.add(m, "bucket", {"heure": "hour", "jour": "day", "semaine": "week", "mois": "month"}[m["u"]])
     for rx, bucket in _BUCKET_RX:
         for m in t.matches(rx):
             if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)):
@@ -678,10 +721,13 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
         if rx.search(t.low):
             return Reading("out_of_scope", topic=topic)
 
-    if _R["ANOMALY_WORDS"].search(t.low):
+    for m in _PREAMBLE.finditer(t.low):  # "dans le cadre de la revue des accès, ...": why, not what
+        t.take(m.start(), m.end())
+    if _R["ANOMALY_WORDS"].search(t.visible()):
         return Reading("anomalies")
     for m in _EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
+    _sql_words(t)
     _literals(t, gaz)
     _compound_values(t, gaz)
     _hours(t)
@@ -813,6 +859,12 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if invalid:
         notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")
 
+    for item in t.of("NOT_NULL"):  # "SYSTEM_PRIVILEGE_USED n'est pas null": a privilege was used
+        named = [f for f in t.of("field") if 0 <= item.start - f.end <= 25]
+        if not named or named[-1].value != "system_privilege_used":
+            return _not_understood(t, ["null"], None, notes)
+        named[-1].kind = "introducer"
+        filters = filters.model_copy(update={"categories": [*filters.categories, "system_privilege"]})
     # fields: grouping ("pour chaque X" first, then "par X"), distinct count, or the head of "quels X"
     each: list[str] = []
     per: list[str] = []
@@ -853,7 +905,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
         if counting and re.search(
-            r"(?:combien|nombre|nb|total)\s*(?:de |d'|des )?(?:les |la |le )?$", before
+            r"(?:combien|nombre|nb|total)\s*(?:de |d'|des )?(?:valeurs (?:distinctes |differentes )?(?:de |d'|des )?)?(?:les |la |le )?$",
+            before,
         ):
             distinct_field = item.value
             continue

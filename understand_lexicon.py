@@ -101,9 +101,10 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (r"\bdml\b", ("dml",), (), ""),
+    (r"touche\w* aux droits|modifi\w* (?:les |des )?droits|gestion des droits|(?:accord|attribu|donn|retir|revoqu)\w* (?:des |les )?droits", ("grant",), (), ""),
     (r"\bddl\b", ("ddl",), (), ""),
     (
-        r"operations? (?:destructrices?|dangereuses?)|actions? (?:destructrices?|dangereuses?)|destructi(?:ve|f|ves|fs|ons?)",
+        r"operations? (?:destructrices?|dangereuses?)|actions? (?:destructrices?|dangereuses?)|destructi(?:ve|f|ves|fs|ons?)|purges?",
         ("destructive",),
         (),
         "",
@@ -206,6 +207,17 @@ FAILED_WORDS = (
     r"non abouti\w*|invalides?|a echoue|n'ont pas abouti|n'a pas abouti|plante\w*"
 )
 SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|valides?"
+# Oracle error messages said in words → their code.
+ORA_MESSAGES = {r"privileges? insuffisants?|droits? insuffisants?|insufficient privileges?": 1031,
+                r"table ou vue (?:inexistante|n'existe pas)|table or view does not exist": 942,
+                r"(?:nom d'utilisateur ou )?mot de passe (?:invalide|incorrect|errone)|invalid username/password": 1017,
+                r"compte verrouille|account is locked": 28000}
+# A preamble that says why the question is asked, not what it asks.
+PREAMBLE = (r"(?:dans le cadre (?:de|du|des|d')|pour (?:l'audit|le rapport|la revue|le comite|notre|mon|ma|la direction|le rssi))[^,?]{0,80},|"
+            r"(?:c'est )?pour (?:le|la) (?:comite|direction|rssi|dpo|revue)[^,?.]{0,40}|"
+            r"(?:la direction|le rssi|mon chef|le dpo|le responsable)[^,?]{0,30}? (?:souhaite|veut|voudrait|demande)(?: a)? (?:savoir|connaitre)|"
+            r"j'ai besoin (?:de savoir|de connaitre)|(?:je|j') (?:voudrais|souhaiterais|souhaite|aimerais)(?: bien)? (?:savoir|connaitre|avoir|obtenir)?|"
+            r"ca me fait peur|par curiosite")
 ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*(?P<code2>\d{3,5})\b"
 
 # --------------------------------------------------------------------------- measures and shapes
@@ -234,7 +246,7 @@ DETAIL_WORDS = (
 _ADJ = (r"actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|"
         r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|modifiee?s?|lue?s?|courante?s?|repandue?s?")
 RANK_MOST = (
-    r"(?:le|la|les) plus longtemps|(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:" + _ADJ + r")|(?:le|la|les) plus grand nombre d'|(?:le|la|les) plus (?:d'|de )?|"
+    r"(?:le|la|les) plus longtemps|(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:" + _ADJ + r")|(?:le|la|les) plus grand nombre (?:d'|de )|(?:le|la|les) plus (?:d'|de )?|"
     r"top|classe[rz]?|principaux|principales|majoritaires?|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
 )
 RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?))|(?:le|la|les) moins (?:charge|chargee|chargees|active)s?|du moins (?:actif|active)s? au plus (?:actif|active)s?|"
@@ -246,7 +258,7 @@ DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|dur
                   r"longues?|longtemps|courtes?|longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
     r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
-    r"lignes? d'audit|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
+    r"lignes? d'audit|lignes?|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
 )
 EXCLUDE_WORDS = (
     r"abstraction faite d[eu']s?|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
@@ -258,12 +270,12 @@ HAVING_NEVER = r"jamais|aucune? fois"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
-    r"(?P<op>plus d'|plus de|au moins|moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
+    r"(?P<op>plus d'|plus de|\+ de|\+|au moins|(?<!en )moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
     r"(?P<n>\d+|une?|deux|trois|quatre|cinq|six|sept|huit|neuf|dix)"
     r"(?:\s+(?:" + EVENT_NOUNS + r"|fois))?"
 )
 # The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
-WINDOW = (r"(?:en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
+WINDOW = (r"(?:sur une fenetre d'|sur une fenetre de|fenetre de|en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
           r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure)")
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|(?:hors|en dehors) (?:des )?heures? (?:ouvr\w*|de boulot|de bureau|de travail)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
@@ -288,7 +300,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les sauvegardes et journaux de reprise",
     ),
     (
-        r"parametres?|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*|open_cursors|expire\w*|verrouille\w*",
+        r"parametres?|init\.ora|spfile|configuration|\bversion d'oracle|\bpatch\w*|open_cursors",
         "la configuration de la base",
     ),
     (
@@ -344,7 +356,11 @@ svp merci beaucoup
 ayant ayant-eu avoir
 quelqu'un quelqu un personne
 au total en tout au global globalement
-jour d'abord abord porte portent portant date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
+jour d'abord abord porte portent portant etendent etend chargees chargee actuellement observee observees observe
+enregistrees enregistree relevees relevee levees levee menees menee apportees apportee subi subies cumulent cumule realisees realisee
+effectuees effectuee proprement disons davantage durant existe existe-t-il inclus inclusivement general fois cette-fois
+appli applis d'appli d'applis valeurs valeur fournir indiquer extraire m'indiquer m'extraire me donner obtenir avoir souhaite
+souhaiterais voudrais aimerais j'aimerais besoin savoir connaitre si date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
 rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
 genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement

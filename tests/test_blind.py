@@ -3,15 +3,15 @@ a change that makes the reader answer more questions wrongly fails here."""
 
 import pytest
 
-from tests.blind_eval import score
+from tests.blind_eval import BLIND, BLIND_2, score
 
 
 @pytest.mark.parametrize(
-    ("part", "min_right", "max_wrong"),
-    [("dev", 0.90, 0.04), ("heldout", 0.58, 0.135)],
+    ("path", "part", "min_right", "max_wrong"),
+    [(BLIND, "dev", 0.92, 0.04), (BLIND, "heldout", 0.60, 0.15), (BLIND_2, "all", 0.82, 0.05)],
 )
-def test_blind_set_scores(part: str, min_right: float, max_wrong: float) -> None:
-    c = score(part)["ALL"]
+def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
+    c = score(part, path)["ALL"]
     n = sum(c.values())
     assert c["right"] / n >= min_right, dict(c)
     assert c["wrong"] / n <= max_wrong, dict(c)
