@@ -1144,13 +1144,36 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         plan = Plan(**plan_args)
     except ValueError:
         return _not_understood(t, _leftover(t) or [t.raw], None, notes)
-    unknown = _leftover(t)
+    unknown = _unused_structure(t, plan) + _leftover(t)
     closest = {f: _closest(gaz, f, vals[0]) for f, vals in absent.items() if f not in INT_FIELDS}
     if unknown:
         return Reading(
             "not_understood", plan=plan, unknown=unknown, absent=absent, closest=closest, notes=notes
         )
     return Reading("plan", plan=plan, absent=absent, closest=closest, notes=notes, follow_up=follow_up)
+
+
+def _unused_structure(t: _Text, plan: Plan) -> list[str]:
+    """Words that shape a question (sauf, à la fois, puis, part, le plus...) that the plan does not
+    reflect: the question was only half read, so it is not answered."""
+    f = plan.filters
+    used = {
+        "EXCLUDE_WORDS": bool(f.exclude or f.exclude_categories),
+        "HAVING_BOTH": plan.having is not None,
+        "HAVING_ONLY": plan.having is not None or bool(f.include) or bool(f.categories),
+        "HAVING_NEVER": plan.having is not None or plan.session_state is not None,
+        "SEQUENCE_WORDS": plan.sequence is not None,
+        "SAME_WORDS": plan.sequence is not None,
+        "COMPARE_WORDS": plan.compare is not None or bool(plan.group_by),
+        "RANK_MOST": bool(plan.group_by or plan.detail or plan.measure in ("first", "last", "duration")),
+        "RANK_LEAST": bool(plan.group_by or plan.detail or plan.measure in ("first", "last", "duration")),
+        "DISTINCT_WORDS": plan.measure in ("distinct", "sessions") or bool(plan.group_by),
+    }
+    words = []
+    for kind, ok in used.items():
+        if not ok:
+            words += [t.raw[i.start : i.end].strip() for i in t.of(kind) if i.end > i.start]
+    return words
 
 
 def _merge(previous: Plan, new: dict[str, Any], t: _Text) -> dict[str, Any]:

@@ -262,11 +262,11 @@ EVENT_NOUNS = (
 )
 EXCLUDE_WORDS = (
     r"abstraction faite d[eu']s?|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
-    r"sans les?|sans la|sans|ne (?:sont|soient|est|etait|sont) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
+    r"sans les?|sans la|sans|(?:mais |et |ou )?pas (?:sur|dans|par|depuis|avec|pour|chez|de la|du|des)|ne (?:sont|soient|est|etait|sont|viennent|vient|proviennent|provient) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
 )
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
 HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
-HAVING_NEVER = r"jamais|aucune? fois"
+HAVING_NEVER = r"jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
@@ -343,7 +343,7 @@ au aux du des de d' l' la le les un une une l d s n qu c j m t y en dans sur sou
 et ou ni mais donc or car que qui quoi quel quelle quels quelles lequel laquelle lesquels lesquelles dont ou où
 ce cet cette ces ca ça cela ceci celui celle ceux celles il ils elle elles on nous vous je tu me moi te toi se lui leur leurs
 son sa ses mon ma mes ton ta tes notre nos votre vos
-ne pas plus moins tres très bien tout tous toute toutes meme même aussi encore deja déjà
+ne tres très bien tout tous toute toutes aussi encore deja déjà
 fait faits faite faites faire fais font faisait faisaient effectue effectué effectues effectuee effectuees effectuer realise realisees realises realiser
 passe passé passes passee passees lance lances lancee lancees execute executes executee executees
 y a-t-il il t-il t-elle -t-il -t-elle -il -elle est-ce est-ce-que stp svp merci please bonjour salut
@@ -364,7 +364,7 @@ souhaiterais voudrais aimerais j'aimerais besoin savoir connaitre si date dates 
 rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
 genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
-genre moment comme seul seule aucun aucune totale total ensemble l'ensemble parmi complete complet repartition ventilation
+genre moment comme seul seule totale total ensemble l'ensemble parmi complete complet repartition ventilation
 ouvert ouverte ouvertes ouverts ouvre ouvrent demarre demarrees lancees lancee lancer lancent nouveau nouvelle cote via
 declenche declenchees declenches clairement exactement precisement environ
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
