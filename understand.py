@@ -74,6 +74,7 @@ _SQL_LIKE = re.compile(r"\blike\s+'%?(?P<q>[^'%]+)%?'")
 _SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\s*\)|\b(?P<f2>max|min)\s*\(")
 _NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
 _IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
+_LIST_GAP = re.compile(r"\s*(?:,|et|ou|ni|&|/)?\s*(?:(?:les?|la|des|du|de la|l'|aux?|ni|pas)\s*)*")
 _EARLY_FILLERS = re.compile(r"(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par")
 _SHARE_WHOLE = re.compile(
     r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
@@ -450,6 +451,10 @@ def _threshold(t: _Text) -> None:
 def _fields(t: _Text) -> None:
     for m in t.matches(_R["PEAK_WORDS"]):
         t.add(m, "bucket", "hour")
+    for m in re.finditer(
+        r"(?:\bpour |^\W*|, ?)(?:chaque|chacun(?:e)? des)\b", t.low
+    ):  # "pour chaque X": a grouping
+        t.take(m.start(), m.end())
     for m in t.matches(re.compile(r"\b(?P<u>heure|jour|semaine|mois) par (?P=u)\b")):  # "heure par heure"
         t.add(m, "bucket", {"heure": "hour", "jour": "day", "semaine": "week", "mois": "month"}[m["u"]])
     for rx, bucket in _BUCKET_RX:
@@ -587,12 +592,20 @@ def _pick(hit: dict[str, list[str]]) -> str:
 
 def _negated(t: _Text, item: _Item) -> bool:
     """An exclusion word before the item, with nothing but values, categories and fillers between."""
+    named = sorted((i for i in t.items if i.kind in ("value", "category")), key=lambda i: i.start)
     for ex in t.of("EXCLUDE_WORDS"):
-        if ex.end <= item.start:
-            gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : item.start])
-            boundary = _BOUNDARY.search(gap)
-            if not boundary and len(gap) <= 60:
-                return True
+        if ex.end > item.start:
+            continue
+        gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : item.start])
+        if _BOUNDARY.search(gap) or len(gap) > 60:
+            continue
+        # the list right after the word: "sauf SYS et SYSTEM", not "hors SELECT de BI_REPORT"
+        after = [i for i in named if ex.end <= i.start <= item.start]
+        linked = all(
+            _LIST_GAP.fullmatch(t.low[a.end : b.start]) for a, b in zip(after, after[1:], strict=False)
+        )
+        if linked:
+            return True
     return item.negated
 
 
@@ -654,6 +667,9 @@ _TIME_WORDS = ("semaine", "semaines", "mois", "hier", "aujourd'hui", "dernier", 
                "precedent", "precedents", "precedente", "matin", "soir", "nuit", "heure", "heures", "minute",
                "minutes", "jour", "jours", "annee", "week-end")  # fmt: skip
 _VOCAB: frozenset[str] | None = None
+# Words whose meaning a one-letter change would turn around: never "corrected".
+_NEVER_SPELLED = frozenset("personne aucun aucune chaque moyen moyenne moyennes meme pas plus moins rien jamais autre autres "
+                           "sans hors sauf seul seule tous toutes tout".split())  # fmt: skip
 _WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]*")
 
 
@@ -667,7 +683,7 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
     for m in _WORD.finditer(question):
         typed = m.group(0)
         word = fold(typed).strip("'-")
-        if typed not in unknown or gaz.lookup(word):
+        if typed not in unknown or gaz.lookup(word) or word in _NEVER_SPELLED:
             continue
         fixed = lx.ABBREVIATIONS.get(word)
         lower = typed.lower() == typed or (
@@ -914,6 +930,10 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         by_rank = any(0 <= item.start - i.end <= 1 for i in ranks) and re.search(r"(?:de |d')$", before)
         by_threshold = any(0 <= item.start - i.end <= 1 for i in t.of("threshold"))
         if (by_rank or by_threshold) and not noun_only:
+            if by_threshold and distinct_field and distinct_field != item.value:
+                per.append(
+                    distinct_field
+                )  # "combien d'utilisateurs ont plus de 10 sessions": users, by sessions
             distinct_field = item.value  # "le plus de sessions", "plus de 50 machines": what is counted
             continue
         if item.value == "sql_text" and t.of("contains") and not asked:
@@ -993,7 +1013,10 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         re.search(r"long|court", t.low[i.start : i.end]) for i in t.of("RANK_MOST") + t.of("RANK_LEAST")
     )
     session_word = any(i.value == "session_id" for i in t.items if i.kind in ("field", "introducer"))
-    if (t.of("DURATION_WORDS") or long_short) and (
+    duration_words = [
+        i for i in t.of("DURATION_WORDS") if not re.fullmatch(r"(?:en )?moyenne", t.low[i.start : i.end])
+    ]
+    if (duration_words or long_short) and (
         measure == "sessions" or session_head or "session_id" in group_by or session_word
     ):
         measure = "duration"
@@ -1168,11 +1191,20 @@ def _unused_structure(t: _Text, plan: Plan) -> list[str]:
         "RANK_MOST": bool(plan.group_by or plan.detail or plan.measure in ("first", "last", "duration")),
         "RANK_LEAST": bool(plan.group_by or plan.detail or plan.measure in ("first", "last", "duration")),
         "DISTINCT_WORDS": plan.measure in ("distinct", "sessions") or bool(plan.group_by),
+        "DURATION_WORDS": plan.measure == "duration",
+        "FIRST_WORDS": plan.measure in ("first", "coverage") or (plan.detail and plan.order == "oldest"),
+        "LAST_WORDS": plan.measure in ("last", "coverage")
+        or (plan.detail and plan.order in ("newest", None)),
     }
     words = []
     for kind, ok in used.items():
         if not ok:
-            words += [t.raw[i.start : i.end].strip() for i in t.of(kind) if i.end > i.start]
+            words += [
+                t.raw[i.start : i.end].strip()
+                for i in t.of(kind)
+                if i.end > i.start
+                and not re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end])
+            ]
     return words
 
 

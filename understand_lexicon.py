@@ -20,7 +20,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "os_username",
     ),
     (
-        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes?|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui",
+        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui",
         "dbusername",
     ),
     (
@@ -252,7 +252,7 @@ RANK_MOST = (
 RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?))|(?:le|la|les) moins (?:charge|chargee|chargees|active)s?|du moins (?:actif|active)s? au plus (?:actif|active)s?|"
     r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
-GROUP_WORDS = r"par|/|\bx\b|pour chaque|chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
+GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
 SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
                   r"longues?|longtemps|courtes?|longest|(?:a |ont |avait |avaient )?dure\w*")
@@ -350,11 +350,11 @@ y a-t-il il t-il t-elle -t-il -t-elle -il -elle est-ce est-ce-que stp svp merci 
 donne donner donnez dis dire dites indique indiquer indiquez peux peut pouvez pourrais pourriez veux voudrais
 combien comment quand pourquoi
 base bdd bd database oracle piste audit trail journal logs log unified_audit_trail aud$ donnees données
-eventuellement éventuellement actuellement recemment récemment chaque tout-le-monde
+eventuellement éventuellement actuellement recemment récemment tout-le-monde
 y-a-t-il ya y'a yen yen-a il-y-a cas
 svp merci beaucoup
 ayant ayant-eu avoir
-quelqu'un quelqu un personne
+quelqu'un quelqu un
 au total en tout au global globalement
 jour d'abord abord porte portent portant etendent etend chargees chargee actuellement observee observees observe
 enregistrees enregistree relevees relevee levees levee menees menee apportees apportee subi subies cumulent cumule realisees realisee
