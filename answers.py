@@ -1000,7 +1000,7 @@ def next_questions(plan: Plan, result: QueryResult) -> list[str]:
     said = _said(plan)
     out: list[str] = []
     user = _single_user(plan)
-    if not plan.detail and plan.compare is None and _is_empty(plan, result):
+    if plan.compare is None and (not result.rows if plan.detail else _is_empty(plan, result)):
         if plan.period is not None:
             out.append(
                 "Et sur toute la période ?" if _is_wide(plan.period) else "Et sur les 30 derniers jours ?"

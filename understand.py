@@ -10,6 +10,7 @@ reported in `absent`, so the answer is 0 and says so. Topics an audit trail does
 (CPU, sizes, backups...) are `out_of_scope`.
 """
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -601,9 +602,7 @@ def _negated(t: _Text, item: _Item) -> bool:
             continue
         # the list right after the word: "sauf SYS et SYSTEM", not "hors SELECT de BI_REPORT"
         after = [i for i in named if ex.end <= i.start <= item.start]
-        linked = all(
-            _LIST_GAP.fullmatch(t.low[a.end : b.start]) for a, b in zip(after, after[1:], strict=False)
-        )
+        linked = all(_LIST_GAP.fullmatch(t.low[a.end : b.start]) for a, b in itertools.pairwise(after))
         if linked:
             return True
     return item.negated
@@ -668,8 +667,10 @@ _TIME_WORDS = ("semaine", "semaines", "mois", "hier", "aujourd'hui", "dernier", 
                "minutes", "jour", "jours", "annee", "week-end")  # fmt: skip
 _VOCAB: frozenset[str] | None = None
 # Words whose meaning a one-letter change would turn around: never "corrected".
-_NEVER_SPELLED = frozenset("personne aucun aucune chaque moyen moyenne moyennes meme pas plus moins rien jamais autre autres "
-                           "sans hors sauf seul seule tous toutes tout".split())  # fmt: skip
+_NEVER_SPELLED = frozenset(
+    ("personne", "aucun", "aucune", "chaque", "moyen", "moyenne", "moyennes", "meme", "pas", "plus", "moins", "rien",
+     "jamais", "autre", "autres", "sans", "hors", "sauf", "seul", "seule", "tous", "toutes", "tout")
+)  # fmt: skip
 _WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]*")
 
 

@@ -220,3 +220,23 @@ def test_measures_and_shapes() -> None:
     compare = plan_of("connexions cette semaine par rapport à la semaine dernière")
     assert compare.period is not None and compare.compare is not None
     assert plan_of("activité entre 20h et 6h").filters.hours == (20, 6)
+
+
+async def test_the_chat_reads_questions_off_the_event_loop(store, demo, monkeypatch) -> None:
+    import threading
+
+    import chat_service
+    import understand
+
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    real = understand.read
+
+    def spy(*args, **kwargs):
+        seen.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(understand, "read", spy)
+    reading = await chat_service._read(store, "combien de connexions échouées hier ?", None, None)
+    assert reading.kind == "plan"
+    assert seen and loop_thread not in seen
