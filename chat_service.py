@@ -1114,7 +1114,13 @@ def reading_entities(reading: understand.Reading) -> dict[str, list[Any]]:
 async def _read(store, question: str, previous: Plan | None, now: datetime | None) -> understand.Reading:
     gaz = await gazetteer(store)
     at = now or datetime.now(settings.tz)
-    return await asyncio.to_thread(understand.read, question, gaz, now=at, tz=settings.tz, previous=previous)
+    try:
+        return await asyncio.to_thread(
+            understand.read, question, gaz, now=at, tz=settings.tz, previous=previous
+        )
+    except Exception as exc:  # a reader bug must cost an honest "not understood", never a 500
+        logger.opt(exception=exc).error("question not read")
+        return understand.Reading("not_understood", unknown=[])
 
 
 async def prepare(

@@ -240,3 +240,25 @@ async def test_the_chat_reads_questions_off_the_event_loop(store, demo, monkeypa
     reading = await chat_service._read(store, "combien de connexions échouées hier ?", None, None)
     assert reading.kind == "plan"
     assert seen and loop_thread not in seen
+
+
+def test_no_input_breaks_the_reader() -> None:
+    """Random mixes of the lexicon's words, names, numbers and symbols: always a reading, never an error."""
+    import random
+
+    rng = random.Random(11)
+    words = [
+        "combien", "de", "connexions", "sauf", "par", "utilisateur", "hier", "entre", "20h", "et", "6h", "plus",
+        "100", "en", "5", "minutes", "à", "la", "fois", "SELECT", "puis", "DROP", "TABLE", "part", "des", "%",
+        "'", '"', "«", "»", "(", ")", "!=", "=", "DBUSERNAME", "SCOTT", "XYZ_9", "pc-aroux", "ni", "jamais",
+        "le", "moins", "dernière", "première", "semaine", "WE", "d'avant", "précédents", "ORA-00942", "quand",
+        "montre-les", "qui", "quoi", "group", "by", "like", "'%X%'", "max(", ")", "n'est", "pas", "null", "é",
+        "\u00a0", "\t", "31", "février", "2020", "-", "/", "chaque", "personne", "ne", "que", "?", ",",
+    ]  # fmt: skip
+    previous = read("combien de connexions échouées hier ?", gaz(), now=NOW, tz=TZ).plan
+    for _ in range(1500):
+        question = " ".join(rng.choice(words) for _ in range(rng.randint(1, 14)))
+        reading = read(question, gaz(), now=NOW, tz=TZ, previous=previous if rng.random() < 0.3 else None)
+        assert reading.kind in ("plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies")
+    for question in ["(" * 600, '"' + "a" * 1001 + '"', "é" * 3000, "sauf " * 300, "par " * 300]:
+        assert read(question, gaz(), now=NOW, tz=TZ).kind
