@@ -248,7 +248,8 @@ def test_no_input_breaks_the_reader() -> None:
 
     rng = random.Random(11)
     words = [
-        "combien", "de", "connexions", "sauf", "par", "utilisateur", "hier", "entre", "20h", "et", "6h", "plus",
+        "combien", "de", "connexions", "sauf", "par", "utilisateur", "hier", "entre", "20h", "et", "6h",
+        "plus",
         "100", "en", "5", "minutes", "à", "la", "fois", "SELECT", "puis", "DROP", "TABLE", "part", "des", "%",
         "'", '"', "«", "»", "(", ")", "!=", "=", "DBUSERNAME", "SCOTT", "XYZ_9", "pc-aroux", "ni", "jamais",
         "le", "moins", "dernière", "première", "semaine", "WE", "d'avant", "précédents", "ORA-00942", "quand",
