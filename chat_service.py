@@ -64,27 +64,7 @@ from nlp_lexicon import gazetteer
 from plan import Plan
 from time_parser import fold
 
-# Questions known to work on an ordinary audit trail (suggestions, help, "not understood").
-EXAMPLES: list[str] = [
-    "Quels sont les utilisateurs les plus actifs cette semaine ?",
-    "Combien de connexions échouées hier ?",
-    "Qui s'est connecté en dehors des heures de bureau cette semaine ?",
-    "Quelles tables ont été supprimées ce mois-ci ?",
-    "Quelles sont les actions les plus fréquentes aujourd'hui ?",
-    "Montre-moi l'activité de ADM_MOREAU hier soir",
-    "Quels objets ont été modifiés les 7 derniers jours ?",
-    "Y a-t-il des activités suspectes cette semaine ?",
-    "Quels privilèges ont été accordés ce mois-ci ?",
-    "Quelles sont les heures de pointe cette semaine ?",
-    "Quels programmes clients sont utilisés ?",
-    "Quelles erreurs ont eu lieu hier ?",
-    "Combien d'événements aujourd'hui ?",
-    "Quelles sont les tables les plus consultées ?",
-    "Activité par schéma cette semaine",
-    "Combien de sessions hier ?",
-    "Quels utilisateurs ont accédé au schéma FINANCE ?",
-    "Liste des utilisateurs actifs aujourd'hui",
-]
+EXAMPLES = replies.EXAMPLES  # questions known to work (suggestions, help, "not understood")
 
 DEFAULT_NEXT = [
     "Quels sont les utilisateurs les plus actifs ?",
@@ -803,61 +783,6 @@ def _anomalies_answer(result: QueryResult, period: str) -> str:
     else:
         lines.append("Le détail de chaque anomalie est dans le tableau.")
     return "\n".join(lines)
-
-
-def help_answer() -> str:
-    examples = "\n".join(f"- {q}" for q in EXAMPLES[:6])
-    return (
-        "Je réponds en français aux questions sur la piste d'audit Oracle : utilisateurs actifs, "
-        "connexions échouées, actions et objets, modifications de structure, privilèges, activité hors "
-        "heures, sessions, erreurs et activités suspectes, sur la période de votre choix "
-        "(« hier », « cette semaine », « les 3 derniers jours »…). Par exemple :\n" + examples
-    )
-
-
-def small_talk_answer() -> str:
-    return (
-        "Bonjour ! Je suis l'assistant d'audit : posez-moi une question sur la piste d'audit Oracle, "
-        "par exemple « Combien de connexions échouées hier ? »."
-    )
-
-
-def not_understood_answer(analysis: Analysis, close: list[str]) -> str:
-    understood = entities_text(analysis)
-    missing = analysis.entities.get("not_found") or []
-    text = "Je n'ai pas compris ce que vous cherchez"
-    text += f" (j'ai seulement reconnu : {understood})." if understood else "."
-    if missing:
-        text += f" {_names(missing, 'ni')} n'apparaît pas dans la piste d'audit."
-    unknown_terms = analysis.entities.get("unknown_terms") or []
-    if unknown_terms:
-        terms = ", ".join(f"« {t} »" for t in unknown_terms)
-        text += f" Je ne connais pas {terms} dans une piste d'audit."
-    text += (
-        " Je réponds sur les utilisateurs, connexions, actions, objets, privilèges, erreurs, sessions et "
-        "activités suspectes. Essayez par exemple :\n" + "\n".join(f"- {q}" for q in close[:3])
-    )
-    return text
-
-
-async def close_questions(cache: AnswerCache, analysis: Analysis) -> list[str]:
-    """Three questions known to work, close to one that was not understood, using what was recognised."""
-    f, p = analysis.filters, _said(analysis)
-    picked = []
-    if f.dbusername:
-        picked.append(f"Qu'a fait {f.dbusername[0]}{p} ?")
-    if f.object_schema:
-        picked.append(f"Quels utilisateurs ont accédé au schéma {f.object_schema[0]}{p} ?")
-    if f.action_name:
-        de = "d'" if fold(f.action_name[0][:1]) in "aeiouy" else "de "
-        picked.append(f"Qui a fait le plus {de}{f.action_name[0]}{p} ?")
-    known = {normalize_question(q) for q in [*EXAMPLES, *DEFAULT_NEXT]}
-    # frequent questions may be follow-ups or not understood: only the catalogue's are sure to work
-    for q in await cache.suggest(analysis.question, catalogue=EXAMPLES, limit=10):
-        if normalize_question(q) in known and q not in picked:
-            picked.append(q)
-    picked += [q for q in DEFAULT_NEXT if q not in picked]
-    return picked[:3]
 
 
 def _said(analysis: Analysis) -> str:
