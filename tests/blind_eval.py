@@ -27,6 +27,8 @@ from understand import Reading, read
 BLIND = Path(__file__).parent / "data" / "blind_fr.jsonl"
 # A second blind set, written later by another session that had not read the rules either (200 questions).
 BLIND_2 = Path(__file__).parent / "data" / "blind_fr_2.jsonl"
+# A third one (150 questions), scored once for the record and never tuned to.
+BLIND_3 = Path(__file__).parent / "data" / "blind_fr_3.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -126,8 +128,9 @@ def main() -> None:
     parser.add_argument("--part", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--misses", action="store_true", help="print the wrong and refused questions")
     parser.add_argument("--second", action="store_true", help="score the second blind set")
+    parser.add_argument("--third", action="store_true", help="score the third blind set (held out)")
     args = parser.parse_args()
-    path = BLIND_2 if args.second else BLIND
+    path = BLIND_3 if args.third else BLIND_2 if args.second else BLIND
     if args.misses:
         for r in records(args.part, path):
             o = judge(r)
