@@ -78,6 +78,17 @@ SESSION_COLUMNS: tuple[str, ...] = (
 )
 
 Measure = Literal["events", "distinct", "sessions", "duration", "first", "last", "share", "coverage"]
+# The value columns each measure's rows end with (the table in the docstring above).
+MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("count",),
+    "distinct": ("distinct",),
+    "sessions": ("sessions",),
+    "duration": ("sessions", "avg_s", "max_s", "min_s"),
+    "first": ("first",),
+    "last": ("last",),
+    "share": ("part", "total", "percent"),
+    "coverage": ("first", "last", "count"),
+}
 Order = Literal["desc", "asc", "newest", "oldest"]
 
 

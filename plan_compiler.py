@@ -58,6 +58,7 @@ from plan import (
     CATEGORIES,
     EVENT_COLUMNS,
     INT_FIELDS,
+    MEASURE_COLUMNS,
     SESSION_COLUMNS,
     TIME_BUCKETS,
     Filters,
@@ -92,16 +93,6 @@ SESSION_FIELDS: tuple[str, ...] = (
 )
 _SESSION_DIMS = frozenset({*SESSION_FIELDS, "session_id", *TIME_BUCKETS})
 _OPS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
-_MEASURE_COLUMNS: dict[str, list[str]] = {
-    "events": ["count"],
-    "distinct": ["distinct"],
-    "sessions": ["sessions"],
-    "duration": ["sessions", "avg_s", "max_s", "min_s"],
-    "first": ["first"],
-    "last": ["last"],
-    "share": ["part", "total", "percent"],
-    "coverage": ["first", "last", "count"],
-}
 # The field of a group document the groups are ranked on.
 _SORT_FIELD = {
     "events": "n",
@@ -798,7 +789,7 @@ def _columns(plan: Plan) -> list[str]:
     lead = ["period"] if plan.compare is not None else []
     if plan.detail:
         return [*lead, *(SESSION_COLUMNS if _session_level(plan) else EVENT_COLUMNS)]
-    measure = ["count", "windows"] if _window(plan) else _MEASURE_COLUMNS[plan.measure]
+    measure = ["count", "windows"] if _window(plan) else list(MEASURE_COLUMNS[plan.measure])
     return [*lead, *plan.group_by, *measure]
 
 

@@ -15,22 +15,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from plan import CATEGORIES, EVENT_COLUMNS, SESSION_COLUMNS, TIME_BUCKETS, Filters, Period, Plan
+from plan import (
+    CATEGORIES,
+    EVENT_COLUMNS,
+    MEASURE_COLUMNS,
+    SESSION_COLUMNS,
+    TIME_BUCKETS,
+    Filters,
+    Period,
+    Plan,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CALENDAR_BUCKETS = ("day", "week", "month")
 DETAIL_LIMIT = 50
 
-MEASURE_COLUMNS: dict[str, list[str]] = {
-    "events": ["count"],
-    "distinct": ["distinct"],
-    "sessions": ["sessions"],
-    "duration": ["sessions", "avg_s", "max_s", "min_s"],
-    "first": ["first"],
-    "last": ["last"],
-    "share": ["part", "total", "percent"],
-    "coverage": ["first", "last", "count"],
-}
 WINDOW_COLUMNS = ["count", "windows"]
 
 
