@@ -12,12 +12,26 @@ store or knows about HTTP.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 import french as fr
-from config import settings
+from answers_lexicon import (
+    ACTION_UNITS,
+    CATEGORY_UNITS,
+    DDL_KINDS,
+    DDL_VERBS,
+    EVENT,
+    FIELD_NOUNS,
+    INCLUDE_PHRASES,
+    MEASURE_LABELS,
+    SAME_PHRASES,
+    SESSION,
+    THRESHOLD_WORDS,
+    VALUE_COLUMNS,
+    Unit,
+)
 from models import QueryResult
 from plan import CATEGORIES, FIELDS, TIME_BUCKETS, Filters, Having, Period, Plan, Threshold
 from plan import Sequence as Chain
@@ -26,163 +40,6 @@ from time_parser import fold
 MAX_NAMED = 5  # groups named in a breakdown
 MAX_LISTED = 5  # events listed in a detail answer
 WIDE_DAYS = 29  # a period at least this long is not widened to "the last 30 days"
-
-# Field → (one, many, feminine).
-FIELD_NOUNS: dict[str, tuple[str, str, bool]] = {
-    "dbusername": ("utilisateur", "utilisateurs", False),
-    "os_username": ("utilisateur système", "utilisateurs système", False),
-    "userhost": ("machine", "machines", True),
-    "terminal": ("terminal", "terminaux", False),
-    "client_program_name": ("programme", "programmes", False),
-    "action_name": ("action", "actions", True),
-    "object_schema": ("schéma", "schémas", False),
-    "object_name": ("objet", "objets", False),
-    "return_code": ("code retour", "codes retour", False),
-    "session_id": ("session", "sessions", True),
-    "authentication_type": ("type d'authentification", "types d'authentification", False),
-    "unified_audit_policies": ("politique d'audit", "politiques d'audit", True),
-    "system_privilege_used": ("privilège système", "privilèges système", False),
-    "instance_id": ("instance", "instances", True),
-    "sql_text": ("requête SQL", "requêtes SQL", True),
-    "hour": ("heure", "heures", True),
-    "weekday": ("jour de la semaine", "jours de la semaine", False),
-    "day": ("jour", "jours", False),
-    "week": ("semaine", "semaines", True),
-    "month": ("mois", "mois", False),
-}
-
-# How an included field reads after the counted noun: (one value, several values); values follow.
-INCLUDE_PHRASES: dict[str, tuple[str, str]] = {
-    "os_username": ("de l'utilisateur système", "des utilisateurs système"),
-    "userhost": ("depuis la machine", "depuis les machines"),
-    "terminal": ("depuis le terminal", "depuis les terminaux"),
-    "client_program_name": ("avec le programme", "avec les programmes"),
-    "session_id": ("dans la session", "dans les sessions"),
-    "authentication_type": ("avec l'authentification", "avec les authentifications"),
-    "unified_audit_policies": ("relevant de la politique d'audit", "relevant des politiques d'audit"),
-    "system_privilege_used": ("avec le privilège système", "avec les privilèges système"),
-    "instance_id": ("sur l'instance", "sur les instances"),
-}
-
-MEASURE_LABELS: dict[str, str] = {
-    "events": "nombre d'événements",
-    "distinct": "nombre de valeurs différentes",
-    "sessions": "nombre de sessions",
-    "duration": "durée des sessions",
-    "first": "premier événement",
-    "last": "dernier événement",
-    "share": "part",
-    "coverage": "période couverte par les données",
-}
-# The result column holding each measure's value (duration: the average).
-VALUE_COLUMNS: dict[str, str] = {
-    "events": "count",
-    "distinct": "distinct",
-    "sessions": "sessions",
-    "duration": "avg_s",
-    "first": "first",
-    "last": "last",
-    "share": "percent",
-    "coverage": "count",
-}
-THRESHOLD_WORDS = {"gt": "plus de", "gte": "au moins", "lt": "moins de", "lte": "au plus"}
-SAME_PHRASES = {
-    ("object_schema", "object_name"): "sur le même objet",
-    ("object_name",): "sur le même objet",
-    ("dbusername",): "du même utilisateur",
-    ("session_id",): "dans la même session",
-    ("userhost",): "depuis la même machine",
-}
-
-
-# ---------------------------------------------------------------------------- what is counted
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What a count counts: '1 connexion échouée', '39 connexions échouées', 'aucun DELETE'."""
-
-    one: str
-    many: str
-    feminine: bool = False
-    done: bool = False  # something a user does: "SCOTT n'a fait aucun DELETE"
-    says_actions: bool = False  # the action filter is said by the unit
-    says_category: bool = False  # the (single) category is said by the unit
-    says_failed: bool = False
-    says_codes: bool = False
-
-    def of(self, n: Any) -> str:
-        return fr.count_noun(n, self.one, self.many, feminine=self.feminine)
-
-    def none(self) -> str:
-        return ("aucune " if self.feminine else "aucun ") + self.one
-
-
-EVENT = Unit("événement", "événements")
-SESSION = Unit("session", "sessions", True)
-
-ACTION_UNITS: dict[str, Unit] = {
-    "LOGON": Unit("connexion", "connexions", True),
-    "LOGOFF": Unit("déconnexion", "déconnexions", True),
-    "GRANT": Unit("attribution de droits (GRANT)", "attributions de droits (GRANT)", True, True),
-    "REVOKE": Unit("retrait de droits (REVOKE)", "retraits de droits (REVOKE)", False, True),
-    "TRUNCATE TABLE": Unit("vidage de table (TRUNCATE)", "vidages de table (TRUNCATE)", False, True),
-}
-DDL_VERBS = {"CREATE": ("création", "créations"), "ALTER": ("modification", "modifications"),
-             "DROP": ("suppression", "suppressions")}  # fmt: skip
-DDL_KINDS = {"TABLE": "table", "INDEX": "index", "VIEW": "vue", "PROCEDURE": "procédure",
-             "FUNCTION": "fonction", "PACKAGE": "package", "TRIGGER": "déclencheur", "SEQUENCE": "séquence",
-             "SYNONYM": "synonyme", "USER": "compte", "ROLE": "rôle", "TABLESPACE": "tablespace"}  # fmt: skip
-
-# Categories that read as a countable noun; the others are said "de la catégorie « label »".
-DML_ACTIONS = "(INSERT, UPDATE, DELETE, MERGE)"
-DDL_ACTIONS = "(CREATE, ALTER, DROP, TRUNCATE, RENAME)"
-CATEGORY_UNITS: dict[str, Unit] = {
-    "dml": Unit(f"opération DML {DML_ACTIONS}", f"opérations DML {DML_ACTIONS}", True, True),
-    "ddl": Unit(f"opération DDL {DDL_ACTIONS}", f"opérations DDL {DDL_ACTIONS}", True, True),
-    "destructive": Unit(
-        "suppression (DROP, TRUNCATE, DELETE)", "suppressions (DROP, TRUNCATE, DELETE)", True, True
-    ),
-    "change": Unit("modification (DML et DDL)", "modifications (DML et DDL)", True, True),
-    "read": Unit("lecture (SELECT)", "lectures (SELECT)", True, True),
-    "write": Unit(f"écriture {DML_ACTIONS}", f"écritures {DML_ACTIONS}", True, True),
-    "logon": Unit("connexion", "connexions", True),
-    "logoff": Unit("déconnexion", "déconnexions", True),
-    "grant": Unit(
-        "attribution ou retrait de droits (GRANT, REVOKE)",
-        "attributions et retraits de droits (GRANT, REVOKE)",
-        True,
-        True,
-    ),
-    "account": Unit(
-        "changement de compte (CREATE, ALTER, DROP USER)",
-        "changements de comptes (CREATE, ALTER, DROP USER)",
-        False,
-        True,
-    ),
-    "role": Unit("opération sur les rôles", "opérations sur les rôles", True, True),
-    "set_role": Unit("activation de rôle (SET ROLE)", "activations de rôle (SET ROLE)", True, True),
-    "table": Unit("opération sur une table", "opérations sur des tables", True, True),
-    "temporary": Unit(
-        "opération sur une table temporaire (TMP_, TEMP)",
-        "opérations sur des tables temporaires (TMP_, TEMP)",
-        True,
-        True,
-    ),
-    "view": Unit("opération sur une vue", "opérations sur des vues", True, True),
-    "procedure": Unit(
-        "opération sur une procédure ou un package", "opérations sur des procédures et packages", True, True
-    ),
-    "index": Unit("opération sur un index", "opérations sur des index", True, True),
-    "dictionary": Unit(
-        "accès au dictionnaire (SYS, SYSTEM, DBA_, V$)",
-        "accès au dictionnaire (SYS, SYSTEM, DBA_, V$)",
-        False,
-        True,
-    ),
-    "no_where": Unit("UPDATE ou DELETE sans WHERE", "UPDATE et DELETE sans WHERE", False, True),
-    "system_privilege": Unit("usage d'un privilège système", "usages d'un privilège système", False, True),
-}
 
 
 def action_unit(action: str) -> Unit:
@@ -957,114 +814,6 @@ def write(
 
 
 # ---------------------------------------------------------------------------- follow-up questions
-
-
-def _said(plan: Plan) -> str:
-    return f" {plan.period.label}" if plan.period is not None and plan.period.label else ""
-
-
-def _is_wide(period: Period | None) -> bool:
-    if period is None or period.start is None:
-        return True
-    end = period.end or datetime.now(settings.tz)
-    return end - period.start >= timedelta(days=WIDE_DAYS)
-
-
-def _about(field: str, value: Any, said: str) -> str | None:
-    """A question about one value of a grouping field, known to be in the trail."""
-    if value is None or value == "":
-        return None
-    shown = value_text(field, value)
-    match field:
-        case "dbusername" | "os_username":
-            return f"Qu'a fait {shown}{said} ?"
-        case "action_name":
-            return f"Qui a fait le plus {fr.de(shown)}{said} ?"
-        case "object_schema":
-            return f"Quels utilisateurs ont accédé au schéma {shown}{said} ?"
-        case "object_name":
-            return f"Qui a accédé à {shown}{said} ?"
-        case "userhost" | "terminal":
-            return f"Quels utilisateurs se sont connectés depuis {shown}{said} ?"
-        case "client_program_name":
-            return f"Quels utilisateurs ont utilisé {shown}{said} ?"
-        case "return_code":
-            return f"Qui a eu l'erreur {shown}{said} ?" if shown.startswith("ORA-") else None
-        case "day":
-            return f"Quelles sont les actions les plus fréquentes le {shown} ?"
-    return None
-
-
-def next_questions(plan: Plan, result: QueryResult) -> list[str]:
-    """Two or three follow-ups that find data: about the top group, the detail, a wider period."""
-    said = _said(plan)
-    out: list[str] = []
-    user = _single_user(plan)
-    if plan.compare is None and (not result.rows if plan.detail else _is_empty(plan, result)):
-        if plan.period is not None:
-            out.append(
-                "Et sur toute la période ?" if _is_wide(plan.period) else "Et sur les 30 derniers jours ?"
-            )
-        if user:
-            out.append(f"Qu'a fait {user}{said} ?")
-        out.append("Quelle période couvrent les données ?")
-        out.append(f"Quels sont les utilisateurs les plus actifs{said} ?")
-    elif plan.detail:
-        first = result.rows[0] if result.rows else None
-        who = _cell(result, first, "dbusername") if first is not None else None
-        when = (
-            fr.as_datetime(_cell(result, first, "event_timestamp") or _cell(result, first, "start"))
-            if first
-            else None
-        )
-        if who and when:
-            out.append(f"Qu'a fait {who} le {fr.fmt_day(when)} ?")
-        out.append(f"Et par utilisateur{said} ?" if not user else f"Et par action{said} ?")
-    elif plan.group_by:
-        top = result.rows[0] if result.rows else None
-        field = plan.group_by[0]
-        if top is not None and field in TIME_BUCKETS:
-            value_col = VALUE_COLUMNS.get(plan.measure, "count")
-            top = max(result.rows, key=lambda r: _number(_cell(result, r, value_col)))
-        if top is not None:
-            question = _about(field, _cell(result, top, field), said)
-            if question:
-                out.append(question)
-        if plan.measure == "events":
-            out.append("Montre les événements correspondants")
-        other = "action" if field == "dbusername" else "utilisateur"
-        out.append(f"Et par {other}{said} ?")
-    elif plan.measure == "coverage":
-        out.append("Quels sont les utilisateurs les plus actifs ?")
-        out.append("Combien d'événements par jour ?")
-    else:
-        row = result.rows[0] if result.rows else []
-        who = _cell(result, row, "dbusername") if row else None
-        if plan.measure in ("first", "last") and who:
-            when = fr.as_datetime(_cell(result, row, plan.measure))
-            out.append(f"Qu'a fait {who}{' le ' + fr.fmt_day(when) if when else said} ?")
-        if plan.measure == "distinct" and plan.field:
-            out.append(f"Et par {field_noun(plan.field)[0]}{said} ?")
-        elif plan.measure in ("events", "share", "first", "last"):
-            out.append("Montre les événements correspondants")
-        elif plan.measure in ("sessions", "duration"):
-            out.append("Montre les sessions correspondantes")
-        if not user:
-            out.append(f"Et par utilisateur{said} ?")
-        elif set(plan.filters.include) == {"dbusername"}:
-            out.append(f"Et par action{said} ?")  # 'Qu'a fait SCOTT ?' would be the same question
-        else:
-            out.append(f"Qu'a fait {user}{said} ?")
-    out.append(f"Y a-t-il des activités suspectes{said} ?")
-    picked: list[str] = []
-    for q in out:
-        about = q.split(" ")[:3] if q.startswith("Qu'a fait ") else q  # one question per user
-        if all(about != (p.split(" ")[:3] if p.startswith("Qu'a fait ") else p) for p in picked):
-            picked.append(q)
-    return picked[:3]
-
-
-# ---------------------------------------------------------------------------- plan as data
 
 
 def _iso(value: datetime | None) -> str | None:

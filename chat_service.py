@@ -62,6 +62,7 @@ from models import (
 )
 from nlp_lexicon import gazetteer
 from plan import Plan
+from suggestions import next_questions as next_questions_for_plan
 from time_parser import fold
 
 EXAMPLES = replies.EXAMPLES  # questions known to work (suggestions, help, "not understood")
@@ -1119,7 +1120,7 @@ async def _prepare(
     response = ChatResponse(
         answer=text,
         data=ChatData(columns=result.columns, rows=result.rows, total=result.total),
-        suggestions=answers.next_questions(plan, result),
+        suggestions=next_questions_for_plan(plan, result),
         query=jsonable(result.query),
         **base,
     )

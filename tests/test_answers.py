@@ -6,6 +6,7 @@ import pytest
 
 import answers
 import french as fr
+import suggestions
 from config import settings
 from models import QueryResult
 from plan import Filters, Having, Period, Plan, Sequence, Threshold
@@ -402,17 +403,21 @@ def test_detail_lists_a_few_events_or_sessions():
 
 def test_next_questions_come_from_the_rows():
     plan = Plan(group_by=["dbusername"], period=HIER_SOIR)
-    questions = answers.next_questions(plan, result(["dbusername", "count"], [["ETL_BATCH", 9], ["HR", 2]]))
+    questions = suggestions.next_questions(
+        plan, result(["dbusername", "count"], [["ETL_BATCH", 9], ["HR", 2]])
+    )
     assert questions[0] == "Qu'a fait ETL_BATCH hier soir ?"
     assert 2 <= len(questions) <= 3
-    counted = answers.next_questions(Plan(filters=Filters(categories=["destructive"]), period=HIER), count(4))
+    counted = suggestions.next_questions(
+        Plan(filters=Filters(categories=["destructive"]), period=HIER), count(4)
+    )
     assert "Montre les événements correspondants" in counted
-    empty = answers.next_questions(Plan(filters=scott(), period=HIER), count(0))
+    empty = suggestions.next_questions(Plan(filters=scott(), period=HIER), count(0))
     assert empty[0] == "Et sur les 30 derniers jours ?"
     assert "Qu'a fait SCOTT hier ?" in empty
-    whole = answers.next_questions(Plan(filters=scott()), count(0))
+    whole = suggestions.next_questions(Plan(filters=scott()), count(0))
     assert "Et sur les 30 derniers jours ?" not in whole and len(whole) >= 2
-    actions = answers.next_questions(
+    actions = suggestions.next_questions(
         Plan(group_by=["action_name"]), result(["action_name", "count"], [["INSERT", 3]])
     )
     assert actions[0] == "Qui a fait le plus d'INSERT ?"
