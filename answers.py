@@ -395,6 +395,8 @@ def _where(
 def understood(plan: Plan) -> str:
     """What was understood, as one phrase: 'connexions échouées de SCOTT sur toute la période'."""
     unit = unit_of(plan.filters)
+    if plan.measure == "anomalies":
+        return f"activités suspectes {period_phrase(plan.period)}"
     if plan.measure == "coverage" and plan.period is None:
         return _head(plan, unit) + _where(plan, unit, period=False)
     return _head(plan, unit) + _where(plan, unit)
@@ -799,7 +801,9 @@ def write(
 ) -> str:
     """The French answer: the fact (with what was understood), absent values, then the notes."""
     unit = unit_of(plan.filters)
-    if plan.detail:
+    if plan.measure == "anomalies":
+        body = _anomalies(plan, result)
+    elif plan.detail:
         body = _detail(plan, result, unit)
     elif plan.compare is not None:
         body = _compare(plan, result, unit) if result.rows else _empty(plan, unit)
@@ -811,6 +815,30 @@ def write(
         body = _single(plan, result, unit)
     parts = [body, *absent_sentences(absent, closest), *(_sentence(n) for n in notes if n.strip())]
     return " ".join(parts)
+
+
+SEVERITIES = {"critical": "critique", "high": "élevée", "medium": "moyenne", "low": "faible"}
+
+
+def _anomalies(plan: Plan, result: QueryResult) -> str:
+    """The findings of the detectors: how many, the first few with their severity and time."""
+    period = period_phrase(plan.period)
+    if not result.rows:
+        return f"Aucune activité suspecte détectée {period}."
+    found = fr.count_noun(result.total, "anomalie détectée", "anomalies détectées", feminine=True)
+    lines = [f"{fr.cap(found)} {period} :"]
+    for row in result.rows[:MAX_LISTED]:
+        severity = SEVERITIES.get(str(_cell(result, row, "severity")), str(_cell(result, row, "severity")))
+        start = fr.as_datetime(_cell(result, row, "start"))
+        when = f"{fr.fmt_dt(start)} — " if start else ""
+        lines.append(f"- [{severity}] {when}{_cell(result, row, 'title')}")
+    more = (
+        "Le détail et les autres anomalies sont"
+        if result.total > MAX_LISTED
+        else "Le détail de chaque anomalie est"
+    )
+    lines.append(f"{more} dans le tableau.")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- follow-up questions

@@ -52,6 +52,7 @@ MEASURE_LABELS: dict[str, str] = {
     "last": "dernier événement",
     "share": "part",
     "coverage": "période couverte par les données",
+    "anomalies": "activités suspectes",
 }
 # The result column holding each measure's value (duration: the average).
 VALUE_COLUMNS: dict[str, str] = {
@@ -63,6 +64,7 @@ VALUE_COLUMNS: dict[str, str] = {
     "last": "last",
     "share": "percent",
     "coverage": "count",
+    "anomalies": "count",
 }
 THRESHOLD_WORDS = {"gt": "plus de", "gte": "au moins", "lt": "moins de", "lte": "au plus"}
 SAME_PHRASES = {

@@ -289,7 +289,6 @@ class ChatResponse(BaseModel):
     cached: bool = False
     source: Literal["template", "llm", "llm_plan"] = "template"
     plan: dict[str, Any] | None = None  # what was understood: measure, grouping, filters, period (chips)
-    analysis: Analysis | None = None
     query: dict[str, Any] | None = None  # the store query that produced `data`
 
 

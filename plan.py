@@ -19,6 +19,7 @@ Monday-Sunday, day "YYYY-MM-DD", week "YYYY-Www", month "YYYY-MM", all local tim
 | last      | [last] (timestamp of the latest event)     | [g1, (g2,) last]                          |
 | share     | [part, total, percent]                     | [g1, (g2,) part, total, percent]          |
 | coverage  | [first, last, count]                       | (not grouped)                             |
+| anomalies | ANOMALY_COLUMNS, one row per finding       | (not grouped, no filters: the detectors)  |
 
 - `detail=True` lists the matching events instead: columns `EVENT_COLUMNS`, newest first unless
   `order` says "oldest"; with measure "sessions" or "duration" it lists sessions (`SESSION_COLUMNS`).
@@ -77,7 +78,9 @@ SESSION_COLUMNS: tuple[str, ...] = (
     "events",
 )
 
-Measure = Literal["events", "distinct", "sessions", "duration", "first", "last", "share", "coverage"]
+Measure = Literal[
+    "events", "distinct", "sessions", "duration", "first", "last", "share", "coverage", "anomalies"
+]  # fmt: skip
 # The value columns each measure's rows end with (the table in the docstring above).
 MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("count",),
@@ -89,6 +92,10 @@ MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "share": ("part", "total", "percent"),
     "coverage": ("first", "last", "count"),
 }
+# One row per finding of the anomaly detectors (anomalies.py), most severe first.
+ANOMALY_COLUMNS: tuple[str, ...] = (
+    "type", "severity", "title", "explanation", "dbusername", "userhost", "start", "end", "count",
+)  # fmt: skip
 Order = Literal["desc", "asc", "newest", "oldest"]
 
 
@@ -297,6 +304,8 @@ class Plan(BaseModel):
             raise ValueError("share needs share_of")
         if self.measure == "coverage" and self.group_by:
             raise ValueError("coverage is not grouped")
+        if self.measure == "anomalies" and (self.group_by or not self.filters.is_empty() or self.compare):
+            raise ValueError("anomalies are found over a whole period, without filters or grouping")
         if self.having and not self.group_by:
             raise ValueError("having needs a group_by")
         if self.having and self.having.field not in FIELDS:

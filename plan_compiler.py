@@ -51,10 +51,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from analytics import _aggregate, _query, local_day, local_hour, local_weekday, match_stages, off_hours_expr
+from anomalies import detect_anomalies
 from config import settings
 from database import AUDIT_COLLECTION, Store
 from models import AuditFilters, QueryResult
 from plan import (
+    ANOMALY_COLUMNS,
     CATEGORIES,
     EVENT_COLUMNS,
     INT_FIELDS,
@@ -827,7 +829,23 @@ def _read(plan: Plan, docs: list[dict[str, Any]]) -> tuple[list[list[Any]], int]
 
 async def run_plan(store: Store, plan: Plan) -> QueryResult:
     """Run the plan as one aggregation; the table is shaped as plan.py describes."""
+    if plan.measure == "anomalies":
+        return await _anomalies(store, plan)
     pipeline = compile_plan(plan, store.audit_name)
     docs = await _aggregate(store, pipeline)
     rows, total = _read(plan, docs)
     return QueryResult(columns=_columns(plan), rows=rows, total=total, query=_query(store, pipeline))
+
+
+async def _anomalies(store: Store, plan: Plan) -> QueryResult:
+    """The anomaly detectors over the plan's period (their own aggregations, in anomalies.py)."""
+    period = plan.period
+    if period is None or period.start is None or period.end is None:
+        raise PlanError("Les anomalies se cherchent sur une période précise (par exemple « cette semaine »).")
+    found = await detect_anomalies(store, start=period.start, end=period.end)
+    rows = []
+    for a in found:
+        item = a.model_dump() if hasattr(a, "model_dump") else dict(a)
+        rows.append([item.get(c) for c in ANOMALY_COLUMNS])
+    query = {"detector": "anomalies.detect_anomalies", "start": period.start, "end": period.end}
+    return QueryResult(columns=list(ANOMALY_COLUMNS), rows=rows, total=len(rows), query=query)

@@ -52,6 +52,13 @@ def next_questions(plan: Plan, result: QueryResult) -> list[str]:
     """Two or three follow-ups that find data: about the top group, the detail, a wider period."""
     said = _said(plan)
     out: list[str] = []
+    if plan.measure == "anomalies":
+        users = [u for u in (_cell(result, row, "dbusername") for row in result.rows) if u]
+        if users:
+            out.append(f"Qu'a fait {users[0]}{said} ?")
+        out.append(f"Combien de connexions échouées{said} ?")
+        out.append(f"Qui s'est connecté en dehors des heures de bureau{said} ?")
+        return out[:3]
     user = _single_user(plan)
     if plan.compare is None and (not result.rows if plan.detail else _is_empty(plan, result)):
         if plan.period is not None:

@@ -25,7 +25,7 @@ from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
 from plan import INT_FIELDS, TIME_BUCKETS, Filters, Having, Period, Plan, Sequence, Threshold
 from time_parser import MONTHS, NUMBERS, WEEKDAYS, fold, parse_time
 
-Kind = Literal["plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies"]
+Kind = Literal["plan", "not_understood", "out_of_scope", "help", "small_talk"]
 
 
 @dataclass
@@ -130,6 +130,8 @@ class _Text:
         self.low = fold(self.raw)
         self.used = bytearray(len(self.low))
         self.items: list[_Item] = []
+        self.now: datetime | None = None
+        self.tz: ZoneInfo | None = None
 
     def free(self, start: int, end: int) -> bool:
         return not any(self.used[start:end])
@@ -718,8 +720,8 @@ def read(
     if not spelled:
         return reading
     again = _read(fixed, gaz, now=now, tz=tz, previous=previous)
-    if again.kind not in ("plan", "not_understood"):
-        return reading  # a correction that changes the topic is not a reading
+    if again.kind != "plan":
+        return reading  # the user's own words are reported, not the corrected ones
     again.notes = [*spelled, *again.notes]
     return again
 
@@ -740,8 +742,9 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
 
     for m in _PREAMBLE.finditer(t.low):  # "dans le cadre de la revue des accès, ...": why, not what
         t.take(m.start(), m.end())
-    if _R["ANOMALY_WORDS"].search(t.visible()):
-        return Reading("anomalies")
+    for m in t.matches(_R["ANOMALY_WORDS"]):
+        t.add(m, "ANOMALY")
+    t.now, t.tz = now, tz
     for m in _EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
     _sql_words(t)
@@ -1155,6 +1158,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
 
     period = periods[0] if periods else None
     compare = periods[1] if len(periods) > 1 else None
+    if t.of("ANOMALY"):
+        return _anomalies(t, period, notes)
 
     plan_args: dict[str, Any] = dict(
         measure=measure, field=fld_for_distinct, group_by=group_by[:2], filters=filters,
@@ -1207,6 +1212,32 @@ def _unused_structure(t: _Text, plan: Plan) -> list[str]:
                 and not re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end])
             ]
     return words
+
+
+ANOMALY_DAYS = 7  # the window of an anomaly question that names no period: the last 7 whole days
+
+
+def _anomalies(t: _Text, period: Period | None, notes: list[str]) -> Reading:
+    """ "Y a-t-il des activités suspectes cette semaine ?": the detectors, over a period only."""
+    narrowing = [
+        t.raw[i.start : i.end] for i in t.items if i.kind in ("value", "category", "field", "bucket")
+    ]
+    if narrowing:  # the detectors look at every user and object of the period
+        return _not_understood(
+            t, narrowing, None, notes, why="les anomalies se cherchent sur toute l'activité d'une période"
+        )
+    if period is None and t.now is not None and t.tz is not None:
+        tomorrow = datetime.combine(t.now.astimezone(t.tz).date() + timedelta(days=1), dt_time(), tzinfo=t.tz)
+        period = Period(
+            start=tomorrow - timedelta(days=ANOMALY_DAYS),
+            end=tomorrow,
+            label=f"les {ANOMALY_DAYS} derniers jours",
+        )
+    plan = Plan(measure="anomalies", period=period)
+    unknown = _leftover(t)
+    if unknown:
+        return Reading("not_understood", plan=plan, unknown=unknown, notes=notes)
+    return Reading("plan", plan=plan, notes=notes)
 
 
 def _merge(previous: Plan, new: dict[str, Any], t: _Text) -> dict[str, Any]:

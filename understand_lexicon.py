@@ -356,7 +356,7 @@ svp merci beaucoup
 ayant ayant-eu avoir
 quelqu'un quelqu un
 au total en tout au global globalement
-jour d'abord abord porte portent portant etendent etend chargees chargee actuellement observee observees observe
+jour quelque quelques chose d'abord abord porte portent portant etendent etend chargees chargee actuellement observee observees observe
 enregistrees enregistree relevees relevee levees levee menees menee apportees apportee subi subies cumulent cumule realisees realisee
 effectuees effectuee proprement disons davantage durant existe existe-t-il inclus inclusivement general fois cette-fois
 appli applis d'appli d'applis valeurs valeur fournir indiquer extraire m'indiquer m'extraire me donner obtenir avoir souhaite
