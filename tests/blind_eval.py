@@ -29,6 +29,8 @@ BLIND = Path(__file__).parent / "data" / "blind_fr.jsonl"
 BLIND_2 = Path(__file__).parent / "data" / "blind_fr_2.jsonl"
 # A third one (150 questions), scored once for the record and never tuned to.
 BLIND_3 = Path(__file__).parent / "data" / "blind_fr_3.jsonl"
+# A fourth one (200 questions), written at the end of the same session, for fixes after its first score.
+BLIND_4 = Path(__file__).parent / "data" / "blind_fr_4.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -129,8 +131,9 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print the wrong and refused questions")
     parser.add_argument("--second", action="store_true", help="score the second blind set")
     parser.add_argument("--third", action="store_true", help="score the third blind set (held out)")
+    parser.add_argument("--fourth", action="store_true", help="score the fourth blind set")
     args = parser.parse_args()
-    path = BLIND_3 if args.third else BLIND_2 if args.second else BLIND
+    path = BLIND_4 if args.fourth else BLIND_3 if args.third else BLIND_2 if args.second else BLIND
     if args.misses:
         for r in records(args.part, path):
             o = judge(r)
