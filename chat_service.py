@@ -9,10 +9,13 @@ are answered from their text (files_service).
 """
 
 import asyncio
+import copy
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 
@@ -122,7 +125,45 @@ def reading_entities(reading: understand.Reading) -> dict[str, list[Any]]:
     return jsonable(out)
 
 
+# Readings of recent questions, so a repeated question skips the reader: keyed by the trail, its
+# version (values are linked to the trail), the question and the previous turn's plan. Kept only while
+# the reading cannot change with the clock: until the next local midnight, and only when every period
+# bound is a local midnight ("hier", "cette semaine"), not "les 3 dernières heures".
+_memo: OrderedDict[tuple[Any, ...], tuple[float, understand.Reading]] = OrderedDict()
+MEMO_SIZE = 2048
+
+
+def _valid_until(reading: understand.Reading) -> float | None:
+    plan = reading.plan
+    periods = [p for p in (plan.period, plan.compare) if p is not None] if plan is not None else []
+    for bound in (b for p in periods for b in (p.start, p.end)):
+        if bound is not None and local(bound).timetz().replace(tzinfo=None) != dt_time():
+            return None
+    today = local(datetime.now(settings.tz)).date()
+    return datetime.combine(today + timedelta(days=1), dt_time(), settings.tz).timestamp()
+
+
 async def _read(store, question: str, previous: Plan | None, now: datetime | None) -> understand.Reading:
+    key = (
+        store.audit_name,
+        await store.audit_version(),
+        question,
+        previous.model_dump_json() if previous else "",
+    )
+    found = _memo.get(key) if now is None else None
+    if found is not None and found[0] > time.time():
+        _memo.move_to_end(key)
+        return copy.deepcopy(found[1])
+    reading = await _read_now(store, question, previous, now)
+    until = _valid_until(reading) if now is None else None
+    if until is not None:
+        _memo[key] = (until, copy.deepcopy(reading))
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
+    return reading
+
+
+async def _read_now(store, question: str, previous: Plan | None, now: datetime | None) -> understand.Reading:
     gaz = await gazetteer(store)
     at = now or datetime.now(settings.tz)
     try:

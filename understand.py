@@ -75,8 +75,12 @@ _SQL_LIKE = re.compile(r"\blike\s+'%?(?P<q>[^'%]+)%?'")
 _SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\s*\)|\b(?P<f2>max|min)\s*\(")
 _NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
 _IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
-_LIST_GAP = re.compile(r"\s*(?:,|et|ou|ni|&|/)?\s*(?:(?:les?|la|des|du|de la|l'|aux?|ni|pas)\s*)*")
-_EARLY_FILLERS = re.compile(r"(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par")
+_LIST_GAP = re.compile(
+    r"[\s(),]*(?:(?:et|ou|ni|&|/)\s*)?(?:(?:les?|la|des|du|de la|l'|aux?|ni|pas)\s*)*[\s()]*"
+)
+_EARLY_FILLERS = re.compile(
+    r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+)
 _SHARE_WHOLE = re.compile(
     r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
     r"(?:dans|de|sur|parmi) l'activite|(?:dans|sur) le volume|(?:dans|sur) l'ensemble)"
@@ -310,6 +314,9 @@ def _periods(t: _Text, now: datetime, tz: ZoneInfo) -> None:
 
 
 def _literals(t: _Text, gaz: Gazetteer) -> None:
+    for rx, code in _ORA_MESSAGE_RX:
+        for m in t.matches(rx):
+            t.add(m, "value", ("return_code", code, True))
     for m in _COLUMN_OP.finditer(t.raw):
         if not t.free(m.start(), m.end()):
             continue
@@ -353,9 +360,6 @@ def _literals(t: _Text, gaz: Gazetteer) -> None:
         if schema and t.free(m.start(), m.end()):
             t.add(m, "value", ("object_schema", schema, False))
             t.add(m, "value", ("object_name", obj or m["o"].upper(), False))
-    for rx, code in _ORA_MESSAGE_RX:
-        for m in t.matches(rx):
-            t.add(m, "value", ("return_code", code, True))
     for m in t.matches(_R["ORA_CODE"]):
         t.add(m, "value", ("return_code", int(m["code"] or m["code2"]), True))
 
@@ -418,8 +422,8 @@ def _shape_words(t: _Text) -> None:
             t.add((m.start(), m.start() + 2), "HAVING_ONLY")
             t.take(m.end() - 3, m.end())
     for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
-                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "RANK_LEAST", "RANK_MOST",
-                 "DISTINCT_WORDS", "DURATION_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
+                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "DURATION_WORDS", "RANK_LEAST",
+                 "RANK_MOST", "DISTINCT_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(_R[name]):
             t.add(m, name)
 
@@ -790,6 +794,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     # share: "la part des X [de Y] qui/dans/vient... Z": X, Y the whole, Z the part; "Z, quelle part des X":
     # Z the part; with nothing else, X is the part of every event; "taux d'échec des connexions": failed
     share_items: list[_Item] = []
+    failed_whole = False
     share = t.of("SHARE_WORDS")
     if share:
         at = share[0].start
@@ -803,7 +808,10 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         in_whole = [i for i in named if any(a <= i.start < b for a, b in whole)]
         pivot = _SHARE_PIVOT.search(t.low, share[0].end)
         cut = pivot.start() if pivot else len(t.low)
-        if in_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures": the whole is said
+        failed_whole = any(
+            _R["FAILED_WORDS"].search(t.low[a:b]) for a, b in whole
+        )  # "% d'ORA-00942 parmi les erreurs": the errors are the whole
+        if in_whole or failed_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures"
             share_items = [i for i in named if i not in in_whole]
         else:
             share_items = [i for i in named if i.start < at or i.end > cut]
@@ -812,7 +820,7 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             share_items = after[:1]
     share_cats: list[str] = []
     share_include: dict[str, list[Any]] = {}
-    share_failed = share and failed is not None and not share_items
+    share_failed = share and failed is not None and not share_items and not (share and failed_whole)
 
     sel_actions: list[str] = []
     for item, cats, acts in action_items:
@@ -902,7 +910,9 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         before = t.before(item.start, 24)
         word = t.low[item.start : item.end]
         noun_only = item.value in _ACTION_NOUN_FIELDS and re.fullmatch(_ACTION_NOUN_FIELDS[item.value], word)
-        grouped = re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before)
+        grouped = re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before) or (
+            re.search(r"(?:\bet|,)\s*(?:par\s*)?(?:les |la |le |l')?$", before) and (each or per)
+        )  # "par OS_USERNAME et DBUSERNAME"
         if grouped:
             target = (
                 each
@@ -918,14 +928,14 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         group_after = any(0 <= g - item.end <= 2 for g in group_starts)
         asked = re.search(
-            r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs |"
+            r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs |quoi comme |quel type d'|quels types d'|"
             r"(?:liste[rz]?|la liste|liste-moi|listez|repartition|detail) (?:complete |exhaustive )?(?:des|de|d'))\s*$",
             before,
         )
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
         if counting and re.search(
-            r"(?:combien|nombre|nb|total)\s*(?:de |d'|des )?(?:valeurs (?:distinctes |differentes )?(?:de |d'|des )?)?(?:les |la |le )?$",
+            r"(?:combien|nombre|nbre|nb|total|count)\s*(?:distinct\s*|de |d'|des )?(?:valeurs (?:distinctes |differentes )?(?:de |d'|des )?)?(?:les |la |le )?$",
             before,
         ):
             distinct_field = item.value
@@ -958,6 +968,9 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     asked_heads = [h for h in heads if h.asked]
     if asked_heads:
         heads = asked_heads
+    elif counting and not ranked_any(t):
+        first_count = min(i.start for i in t.of("COUNT_WORDS"))
+        heads = [h for h in heads if h.start < first_count]  # "combien de X ... aux tables": a count
     heads = heads[:2]
     head = heads[0] if heads else None
     ranked = t.of("RANK_MOST") or t.of("RANK_LEAST")
@@ -986,6 +999,8 @@ def _assemble(t: _Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         plural_heads = any(re.match(r"\S+[sx]\b|gens", t.low[h.start : h.end]) for h in heads)
         if ranked and not plural_heads and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
+    if ranked and re.search(r"\b(?:lequel|laquelle)\b", t.low):
+        limit = 1  # "lequel des comptes ... le moins"
     elif (
         ranked
         and group_by
@@ -1267,8 +1282,13 @@ def _merge(previous: Plan, new: dict[str, Any], t: _Text) -> dict[str, Any]:
     elif new["group_by"]:
         merged.update(group_by=new["group_by"], limit=new["limit"], order=new["order"])
     if new["measure"] != "events":
-        merged.update(measure=new["measure"], field=new["field"], share_of=new["share_of"])
-    merged["filters"] = merged["filters"]
+        merged.update(
+            measure=new["measure"], field=new["field"], share_of=new["share_of"], detail=new["detail"]
+        )
+        if new["measure"] != previous.measure and not new["group_by"]:
+            merged.update(group_by=[], order=new["order"], limit=new["limit"])
+    elif t.of("COUNT_WORDS") and not new["detail"]:
+        merged.update(detail=False, order=None, limit=None)  # "et ça fait combien ?"
     return merged
 
 

@@ -20,7 +20,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "os_username",
     ),
     (
-        r"dbusername|db_username|db[_ ]users?|usernames?|utilisateurs? (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui",
+        r"dbusername|db_username|db[_ ]users?|usernames?|(?:utilisateurs?|comptes?) (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui|(?<=de )qui",
         "dbusername",
     ),
     (
@@ -28,6 +28,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "userhost",
     ),
     (r"terminaux|terminals?|terminal", "terminal"),
+    (r"d'ou", "userhost"),
     (
         r"client_program_name|program(?:me)?_name|programmes?(?: clients?)?|programs?|applications? clientes?|applications?|outils?|logiciels?|clients?",
         "client_program_name",
@@ -89,7 +90,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         (),
         "",
     ),
-    (r"privileges? systemes? (?:ont-ils |ont |a |a-t-il )?(?:ete |etaient |sont )?(?:exerce|utilise)\w*|(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
+    (r"(?<!quels )(?<!quel )privileges? systemes? (?:ont-ils |ont |a |a-t-il )?(?:ete |etaient |sont )?(?:exerce|utilise)\w*|(?:usage|utilisation|utilisations|exercice)s? (?:de |d'|des |du )?privileges? systemes?|(?:exerce|utilise|use)\w* (?:de |d'|des |du |un |une |le |les )?privileges? systemes?|(?:a |ont )?(?:fait )?usage de privileges? systemes?", ("system_privilege",), (), ""),
     (r"system_privilege_used (?:renseigne|non nul|non vide|present|rempli)e?s?", ("system_privilege",), (), ""),
     (r"set role|activations? de roles?|roles? actives?", ("set_role",), (), ""),
     (r"alter system", (), ("ALTER SYSTEM",), ""),
@@ -255,7 +256,7 @@ RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?)
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
 SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
-                  r"longues?|longtemps|courtes?|longest|(?:a |ont |avait |avaient )?dure\w*")
+                  r"longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
     r"evenements?|events?|actions?|operations?|activites?|activite|requetes?|instructions?|ordres?|commandes?|traces?|"
     r"lignes? d'audit|lignes?|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
@@ -276,7 +277,7 @@ THRESHOLD = (
 )
 # The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
 WINDOW = (r"(?:sur une fenetre d'|sur une fenetre de|fenetre de|en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
-          r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure)")
+          r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure|(?<=/ )jour|(?<=/)jour)")
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|(?:hors|en dehors) (?:des )?heures? (?:ouvr\w*|de boulot|de bureau|de travail)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
 HOUR_WINDOW = r"(?:entre|de)\s+(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?\s+(?:et|a)\s+(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?"
@@ -289,6 +290,15 @@ DAYPARTS = {r"(?:la|de) nuit|nocturnes?|pendant la nuit|durant la nuit": (0, 6),
 
 # What an audit trail does not record: one sentence, no figure.
 OUT_OF_SCOPE: list[tuple[str, str]] = [
+    (
+        r"(?:combien|nombre) de lignes\b.{0,40}\b(?:effac|supprim|modifi|inser|mis(?:es)? a jour|touch|impact)\w*",
+        "le nombre de lignes touchées (la piste compte les instructions, pas les lignes)",
+    ),
+    (
+        r"actuellement (?:accorde|attribue|donne)\w*|droits actuels|privileges actuels|(?:a|ont) (?:encore|toujours) (?:le|les) (?:role|droits?|privileges?)|"
+        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
+        "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
+    ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (

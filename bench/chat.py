@@ -185,7 +185,7 @@ async def run(args: argparse.Namespace) -> None:
                     latencies.append(time.perf_counter() - t)
                     body = r.json()
                     misses_seen += not body["cached"]
-                    bounded += bool(body["analysis"] and body["analysis"]["filters"].get("start"))
+                    bounded += bool(body.get("plan") and (body["plan"].get("period") or {}).get("start"))
                 elapsed = time.perf_counter() - started
                 print(
                     f"\nuncached: {len(questions)} distinct questions, one at a time, "
