@@ -3,16 +3,17 @@ a change that makes the reader answer more questions wrongly fails here."""
 
 import pytest
 
-from tests.blind_eval import BLIND, BLIND_2, BLIND_3, score
+from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, score
 
 
 @pytest.mark.parametrize(
     ("path", "part", "min_right", "max_wrong"),
     [
-        (BLIND, "dev", 0.92, 0.03),
+        (BLIND, "dev", 0.93, 0.025),
         (BLIND, "heldout", 0.60, 0.12),
         (BLIND_2, "all", 0.82, 0.035),
         (BLIND_3, "all", 0.63, 0.10),
+        (BLIND_4, "all", 0.67, 0.05),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
