@@ -1,0 +1,571 @@
+# ruff: noqa: E501 (rule tables and regular expressions read better unwrapped)
+"""The reading passes of understand.py: each finds its words in the question (on accent-folded text),
+marks them as read, and records what they mean as items of a `Text`. understand.py runs them in order
+and assembles the items into a plan.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dt_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import understand_lexicon as lx
+from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
+from plan import INT_FIELDS, Period, Threshold
+from time_parser import NUMBERS, WEEKDAYS, fold, parse_time
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w$#])(?:" + pattern + r")(?:(?<=['\s])|(?![\w$#]))")
+
+
+_FIELD_RX = [(_rx(p), f) for p, f in lx.FIELD_WORDS]
+BUCKET_RX = [(_rx(p), b) for p, b in lx.BUCKET_WORDS]
+_CATEGORY_RX = [(_rx(p), cats, acts, note) for p, cats, acts, note in lx.CATEGORY_WORDS]
+OUT_RX = [(re.compile(r"(?<![\w$#-])(?:" + p + r")(?![\w$#-])"), topic) for p, topic in lx.OUT_OF_SCOPE]
+_AUTH_RX = [(_rx(p), value) for p, value in lx.AUTH_WORDS.items()]
+_DAYPART_RX = [(_rx(p), hours) for p, hours in lx.DAYPARTS.items()]
+R = {name: _rx(getattr(lx, name)) for name in (
+    "FAILED_WORDS", "SUCCESS_WORDS", "COUNT_WORDS", "DISTINCT_WORDS", "SHARE_WORDS", "LAST_WORDS", "FIRST_WORDS",
+    "COVERAGE_WORDS", "DETAIL_WORDS", "RANK_MOST", "RANK_LEAST", "GROUP_WORDS", "SESSION_OPEN", "DURATION_WORDS",
+    "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS",
+    "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
+    "FILLER_PHRASES", "ORA_CODE", "WINDOW", "WHO_WHAT", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
+)}  # fmt: skip
+_WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
+# "DBUSERNAME != 'X'", "action_name in (SELECT, DELETE)": matched on the typed text; unquoted items after a
+# comma must look like values (capitals, digits), so "RETURN_CODE = 1017, combien ?" keeps its French.
+_COLUMN_OP = re.compile(
+    r"(?P<col>(?i:[a-z_]+))\s*(?P<op>!=|<>|=|\b(?i:not in)\b|\b(?i:in)\b)\s*\(?\s*"
+    r"(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[A-Z0-9_$#.@-]+\b))*)\s*\)?"
+)
+_CONTAINS_VERB = re.compile(
+    r"(?i:qui\s+)?(?i:citent|cite|mentionnent|mentionne|contiennent|contient|font r[ée]f[ée]rence [àa]|fait r[ée]f[ée]rence [àa]|"
+    r"parlent de|parle de|avec un|avec le mot|contenant)\s+(?P<q>[A-Z][A-Z0-9_$#.]+)\b"
+)
+PREAMBLE = re.compile(lx.PREAMBLE)
+_ORA_MESSAGE_RX = [(_rx(p), code) for p, code in lx.ORA_MESSAGES.items()]
+_SQL_GROUP_BY = re.compile(r"\bgroup(?:e|es)? by\b")
+_SQL_LIKE = re.compile(r"\blike\s+'%?(?P<q>[^'%]+)%?'")
+_SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\s*\)|\b(?P<f2>max|min)\s*\(")
+_NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
+_IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
+LIST_GAP = re.compile(
+    r"[\s(),]*(?:(?:et|ou|ni|&|/)\s*)?(?:(?:les?|la|des|du|de la|l'|aux?|ni|pas)\s*)*[\s()]*"
+)
+EARLY_FILLERS = re.compile(
+    r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+)
+SHARE_WHOLE = re.compile(
+    r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
+    r"(?:dans|de|sur|parmi) l'activite|(?:dans|sur) le volume|(?:dans|sur) l'ensemble)"
+    r"(?:(?: de la| des| du| de)\b| d')?(?:(?: les| la| le)\b| l')?"
+)
+SHARE_PIVOT = re.compile(
+    r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
+    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi)\b"
+)
+_SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
+_QUOTED = re.compile(
+    r"(?:contenant|contient|contiennent|avec|mentionnant|incluant|qui parlent? de|sur)?\s*(?:le mot |le texte |la chaine )?[\"«]\s*(?P<q>[^\"»]{1,200}?)\s*[\"»]"
+)
+NUMBER = re.compile(
+    r"(?<![\w.])(?P<n>\d{1,4}|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")(?![\w.])"
+)
+_SCHEMA_OBJECT = re.compile(r"(?<![\w$#.])(?P<s>[A-Za-z_][\w$#]*)\.(?P<o>[A-Za-z_][\w$#]*)(?![\w$#.])")
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_$#.@-]*[A-Za-z0-9_$#]|[A-Za-z]")
+BOUNDARY = re.compile(
+    r"[,;?.!]|(?<![\w])(?:par|pour|depuis|entre|hier|aujourd'hui|cette|ce|cet|durant|pendant|dans|en|avec|qui|dont|mais)(?![\w])"
+)
+ACTION_NOUN_FIELDS = {"action_name": "actions?|operations?|commandes?|commandes? sql|ordres? sql",
+                       "sql_text": "requetes?"}  # fmt: skip
+KIND_OF_CATEGORY = {
+    "index": "INDEX",
+    "temporary": "TABLE",
+    "table": "TABLE",
+    "view": "VIEW",
+    "procedure": "PROCEDURE",
+}
+SAME_FIELDS = {r"objet|table": ["object_schema", "object_name"], r"utilisateur|user|compte": ["dbusername"],
+               r"session": ["session_id"], r"machine|poste|host": ["userhost"]}  # fmt: skip
+NUM_WORDS = {**NUMBERS, "dix": 10, "cent": 100}
+
+
+@dataclass
+class Item:
+    start: int
+    end: int
+    kind: str
+    value: Any = None
+    negated: bool = False
+    asked: bool = False
+
+
+class Text:
+    """The folded question, with the characters already read by a rule."""
+
+    def __init__(self, question: str) -> None:
+        self.raw = question.strip()
+        self.low = fold(self.raw)
+        self.used = bytearray(len(self.low))
+        self.items: list[Item] = []
+        self.now: datetime | None = None
+        self.tz: ZoneInfo | None = None
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(self.used[start:end])
+
+    def take(self, start: int, end: int) -> None:
+        self.used[start:end] = b"\x01" * (end - start)
+
+    def visible(self) -> str:
+        return "".join(" " if u else c for c, u in zip(self.low, self.used, strict=True))
+
+    def matches(self, rx: re.Pattern[str]) -> list[re.Match[str]]:
+        text = self.visible()
+        return [m for m in rx.finditer(text) if m.end() > m.start() and self.free(m.start(), m.end())]
+
+    def add(self, m: re.Match[str] | tuple[int, int], kind: str, value: Any = None) -> Item:
+        start, end = (m.start(), m.end()) if isinstance(m, re.Match) else m
+        self.take(start, end)
+        item = Item(start, end, kind, value)
+        self.items.append(item)
+        return item
+
+    def of(self, kind: str) -> list[Item]:
+        return sorted((i for i in self.items if i.kind == kind), key=lambda i: i.start)
+
+    def before(self, pos: int, n: int = 30) -> str:
+        return self.low[max(0, pos - n) : pos]
+
+    def after(self, pos: int, n: int = 30) -> str:
+        return self.low[pos : pos + n]
+
+
+def number_of(word: str) -> int | None:
+    word = word.strip()
+    if word.isdigit():
+        return int(word)
+    return NUM_WORDS.get(word)
+
+
+# --------------------------------------------------------------------------- the rules, in order
+
+
+def read_sql_words(t: Text) -> None:
+    """SQL typed as words: GROUP BY, LIKE '%x%', MAX(EVENT_TIMESTAMP), IS NOT NULL."""
+    for m in _SQL_GROUP_BY.finditer(t.low):
+        t.low = t.low[: m.start()] + "par" + " " * (m.end() - m.start() - 3) + t.low[m.end() :]
+    for m in _SQL_LIKE.finditer(t.low):
+        if t.free(m.start(), m.end()):
+            t.add(m, "contains", t.raw[m.start("q") : m.end("q")])
+    for m in _SQL_AGG.finditer(t.low):
+        if t.free(m.start(), m.end()):
+            f = m["f"] or m["f2"]
+            t.add(m, {"max": "LAST_WORDS", "min": "FIRST_WORDS", "count": "COUNT_WORDS"}[f])
+    for m in _NOT_NULL.finditer(t.low):
+        t.take(m.start(), m.end())
+        t.add((m.start(), m.start()), "NOT_NULL")
+
+
+def read_hours(t: Text) -> None:
+    for m in t.matches(R["HOUR_WINDOW"]):
+        a, b = int(m["a"]), int(m["b"])
+        if (
+            a <= 24
+            and b <= 24
+            and (a > b or not re.search(r"\d{1,2}\s*(?:h|heures?)", t.low[m.end() : m.end() + 8]))
+        ):
+            t.add(m, "hours", (a % 24, b if b else 24) if a != b else None)
+    for m in t.matches(R["HOUR_AFTER"]):
+        t.add(m, "hours", (int(m["a"]) % 24, 24))
+    for m in t.matches(R["HOUR_BEFORE"]):
+        t.add(m, "hours", (0, int(m["b"])))
+    for m in t.matches(R["OFF_HOURS"]):
+        t.add(m, "off_hours", True)
+    for m in t.matches(R["IN_HOURS"]):
+        t.add(m, "off_hours", False)
+
+
+_WEEKEND = re.compile(
+    r"(?:le |ce |du |au |les? )?week-?ends?(?: (?:dernier|passe|precedent))?(?P<before> d'avant| precedent)?"
+)
+_PREVIOUS = re.compile(
+    r"(?:a |aux |au |les |la |le )?(?:(?:\d+ )?(?:jours?|semaines?|mois|heures?) )?(?:precedente?s?|d'avant)|(?:a |a la )?periode precedente"
+)
+
+
+def _weekend(t: Text, now: datetime, tz: ZoneInfo) -> None:
+    """ "le week-end dernier" (or "ce week-end" at the weekend): Saturday 00:00 to Monday 00:00."""
+    for m in _WEEKEND.finditer(t.low):
+        if not t.free(m.start(), m.end()):
+            continue
+        today = now.astimezone(tz).date()
+        saturday = today - timedelta(days=(today.weekday() - 5) % 7)
+        if m["before"]:
+            saturday -= timedelta(days=7)
+        start = datetime.combine(saturday, dt_time(), tzinfo=tz)
+        t.add(
+            m,
+            "period",
+            Period(start=start, end=start + timedelta(days=2), label=t.raw[m.start() : m.end()].strip()),
+        )
+
+
+def _previous_period(t: Text) -> None:
+    """ "comparé aux 7 jours précédents", "... au WE d'avant": the period just before the first one."""
+    periods = t.of("period")
+    if len(periods) != 1 or periods[0].value is None:
+        return
+    first: Period = periods[0].value
+    for m in t.matches(_PREVIOUS):
+        if first.start and first.end:
+            span = first.end - first.start
+            t.add(
+                m,
+                "period",
+                Period(start=first.start - span, end=first.start, label=t.raw[m.start() : m.end()].strip()),
+            )
+        return
+
+
+_NIGHT_OF = re.compile(
+    r"(?:la |dans la )?nuit (?:de|du) (?P<a>"
+    + "|".join(WEEKDAYS)
+    + r") (?:a|au) (?P<b>"
+    + "|".join(WEEKDAYS)
+    + r")"
+)
+
+
+def read_periods(t: Text, now: datetime, tz: ZoneInfo) -> None:
+    for m in _IN_PROGRESS.finditer(t.low):  # "la semaine en cours" = "cette semaine"
+        today = now.astimezone(tz).date()
+        unit = m["u"]
+        if unit == "semaine":
+            first = today - timedelta(days=today.weekday())
+            last = first + timedelta(days=7)
+        elif unit == "mois":
+            first = today.replace(day=1)
+            last = (first + timedelta(days=32)).replace(day=1)
+        elif unit == "annee":
+            first, last = today.replace(month=1, day=1), today.replace(year=today.year + 1, month=1, day=1)
+        else:
+            first, last = today, today + timedelta(days=1)
+        start, end = (datetime.combine(d, dt_time(), tzinfo=tz) for d in (first, last))
+        t.add(m, "period", Period(start=start, end=end, label=t.raw[m.start() : m.end()].strip()))
+    for m in _NIGHT_OF.finditer(t.low):  # "la nuit de mardi à mercredi": Wednesday 00:00-06:00
+        today = now.astimezone(tz).date()
+        day = today - timedelta(days=(today.weekday() - WEEKDAYS[m["b"]]) % 7)
+        start = datetime.combine(day, dt_time(), tzinfo=tz)
+        t.add(
+            m, "period", Period(start=start, end=start + timedelta(hours=6), label=t.raw[m.start() : m.end()])
+        )
+    _weekend(t, now, tz)
+    for m in _WEEKDAY_BEFORE_DATE.finditer(t.low):  # "le lundi 23 novembre": the date wins
+        t.take(m.start(), m.end())
+    for _ in range(2 - len(t.of("period"))):
+        found = parse_time(t.visible(), now=now, tz=tz, folded=True)
+        if found is None:
+            break
+        start, end = found.span
+        if found.invalid:
+            t.add((start, end), "invalid_date", t.raw[start:end])
+            continue
+        period = (
+            None
+            if found.all_time
+            else Period(start=found.start, end=found.end, label=t.raw[start:end].strip())
+        )
+        if period and period.start and period.end and period.end <= period.start:
+            t.add((start, end), "invalid_date", t.raw[start:end])
+            continue
+        t.add((start, end), "period", period)
+    if t.of("period"):
+        _previous_period(t)
+    for rx, hours in _DAYPART_RX:
+        for m in t.matches(rx):
+            t.add(m, "hours", hours)
+
+
+def read_literals(t: Text, gaz: Gazetteer) -> None:
+    for rx, code in _ORA_MESSAGE_RX:
+        for m in t.matches(rx):
+            t.add(m, "value", ("return_code", code, True))
+    for m in _COLUMN_OP.finditer(t.raw):
+        if not t.free(m.start(), m.end()):
+            continue
+        col = fold_key(m["col"])
+        fld = next((f for rx, f in _FIELD_RX if rx.fullmatch(col)), None)
+        if fld is None:
+            continue
+        raw_vals = re.findall(r"'([^']*)'|\"([^\"]*)\"|([\w$#.@-]+)", t.raw[m.start("vals") : m.end("vals")])
+        vals = [next(v for v in g if v) for g in raw_vals if any(g)]
+        negated = m["op"].lower() in ("!=", "<>", "not in")
+        for v in vals:
+            value: Any = int(v) if fld in INT_FIELDS and v.lstrip("-").isdigit() else v
+            if fld == "return_code" and value == 0 and negated:
+                t.add(m, "failed", True)
+                continue
+            item = t.add(m, "value", (fld, value, False))
+            item.negated = negated
+    for rx in (_QUOTED, _SINGLE_QUOTED):
+        for m in rx.finditer(t.low):
+            if t.free(m.start(), m.end()):
+                quoted = t.raw[m.start("q") : m.end("q")]
+                head = t.low[: m.start()].rstrip()
+                word = next(
+                    (w for rx2, _ in _FIELD_RX for w in rx2.finditer(head) if w.end() == len(head)), None
+                )
+                fld = next((f for rx2, f in _FIELD_RX if word and rx2.fullmatch(word.group(0))), None)
+                if word and fld and fld != "sql_text":  # "l'utilisateur os 'root'": a value of that column
+                    t.take(word.start(), word.end())
+                    t.add(
+                        m,
+                        "value",
+                        (fld, int(quoted) if fld in INT_FIELDS and quoted.isdigit() else quoted, False),
+                    )
+                else:
+                    t.add(m, "contains", quoted)
+    for m in _CONTAINS_VERB.finditer(t.raw):
+        if t.free(m.start(), m.end()):
+            t.add(m, "contains", m["q"])
+    for m in _SCHEMA_OBJECT.finditer(t.raw):
+        schema, obj = gaz.canonical("object_schema", m["s"]), gaz.canonical("object_name", m["o"])
+        if schema and t.free(m.start(), m.end()):
+            t.add(m, "value", ("object_schema", schema, False))
+            t.add(m, "value", ("object_name", obj or m["o"].upper(), False))
+    for m in t.matches(R["ORA_CODE"]):
+        t.add(m, "value", ("return_code", int(m["code"] or m["code2"]), True))
+
+
+def read_categories(t: Text, gaz: Gazetteer) -> None:
+    actions = [str(a) for a in gaz.values.get("action_name", [])]
+    for rx, cats, acts, note in _CATEGORY_RX:
+        for m in t.matches(rx):
+            named = (m.group(0).upper(),) if acts == ("<literal>",) else acts
+            if named == ("EXECUTE",) and not t.raw[m.start() : m.end()].isupper():
+                continue  # "exécuté" is a French verb, EXECUTE an Oracle action
+            resolved: list[str] = []
+            for a in named:
+                if a.endswith("*"):
+                    resolved += [x for x in actions if x.startswith(a[:-1])] or [a[:-1]]
+                else:
+                    resolved.append(a)
+            t.add(m, "category", (cats, tuple(resolved), note))
+
+
+def read_account_classes(t: Text, gaz: Gazetteer) -> None:
+    """ "comptes applicatifs", "comptes de service": the stored users of that class."""
+    users = [str(u) for u in gaz.values.get("dbusername", [])]
+    for rx, parts in ACCOUNT_CLASSES:
+        for m in t.matches(rx):
+            named = re.match(r"\s*(?:comme |tels? que |:)?\s*([A-Za-z][\w$#]*)", t.raw[m.end() :])
+            if named and gaz.canonical("dbusername", named.group(1)):
+                t.take(m.start(), m.end())  # "les comptes de service MONITOR et ETL_BATCH": the names say it
+                continue
+            for user in accounts_of_class(users, parts):
+                t.add(m, "value", ("dbusername", user, False))
+            t.add(
+                m,
+                "class_note",
+                f"« {t.raw[m.start() : m.end()]} » lu comme : {', '.join(accounts_of_class(users, parts))}",
+            )
+
+
+def read_auth(t: Text) -> None:
+    for rx, value in _AUTH_RX:
+        for m in t.matches(rx):
+            t.add(m, "value", ("authentication_type", value, False))
+
+
+def read_outcome(t: Text) -> None:
+    for m in t.matches(R["SUCCESS_WORDS"]):
+        t.add(m, "failed", False)
+    for m in t.matches(R["FAILED_WORDS"]):
+        t.add(m, "failed", True)
+
+
+def read_shape_words(t: Text) -> None:
+    for m in re.finditer(r"\bni\b(?=.{1,40}\bni\b)|(?<=\S)\s+ni\b", t.low):  # "ni du DML ni du DDL"
+        both = re.search(r"\bni\b.{1,40}\bni\b", t.low)
+        start = t.low.index("ni", m.start())
+        if both and t.free(start, start + 2):
+            t.add((start, start + 2), "EXCLUDE_WORDS")
+    for m in re.finditer(r"\bne\b.{0,30}?\bque\b", t.low):  # "ne sont lues que par X": only
+        if t.free(m.start(), m.start() + 2) and t.free(m.end() - 3, m.end()):
+            t.add((m.start(), m.start() + 2), "HAVING_ONLY")
+            t.take(m.end() - 3, m.end())
+    for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
+                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "DURATION_WORDS", "RANK_LEAST",
+                 "RANK_MOST", "DISTINCT_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
+        for m in t.matches(R[name]):
+            t.add(m, name)
+
+
+_THRESHOLD_OPS = {"plus de": "gt", "plus d'": "gt", "superieur a": "gt", "superieure a": "gt", ">": "gt", "depassant": "gt",
+                  "depasse": "gt", "excedant": "gt", "au-dela de": "gt", "au moins": "gte", ">=": "gte",
+                  "moins de": "lt", "inferieur a": "lt", "inferieure a": "lt", "<": "lt", "au plus": "lte",
+                  "<=": "lte"}  # fmt: skip
+
+
+def _window_minutes(m: re.Match[str]) -> int:
+    unit, n = m["unit"], (number_of(m["w"]) if m["w"] else 1) or 1
+    if unit.startswith("quart"):
+        return 15
+    if unit.startswith("h"):
+        return n * 60
+    if unit.startswith("s"):
+        return max(1, n // 60)
+    return n
+
+
+def read_threshold(t: Text) -> None:
+    """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
+    for m in t.matches(R["THRESHOLD"]):
+        t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=number_of(m["n"]) or 1))  # type: ignore[arg-type]
+    if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.low):
+        for m in t.matches(R["WINDOW"]):
+            t.add(m, "window", _window_minutes(m))
+            break
+
+
+def read_fields(t: Text) -> None:
+    for m in t.matches(R["PEAK_WORDS"]):
+        t.add(m, "bucket", "hour")
+    for m in re.finditer(
+        r"(?:\bpour |^\W*|, ?)(?:chaque|chacun(?:e)? des)\b", t.low
+    ):  # "pour chaque X": a grouping
+        t.take(m.start(), m.end())
+    for m in t.matches(re.compile(r"\b(?P<u>heure|jour|semaine|mois) par (?P=u)\b")):  # "heure par heure"
+        t.add(m, "bucket", {"heure": "hour", "jour": "day", "semaine": "week", "mois": "month"}[m["u"]])
+    for rx, bucket in BUCKET_RX:
+        for m in t.matches(rx):
+            if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)):
+                t.add(m, "bucket", bucket)
+    for rx, fld in _FIELD_RX:
+        for m in t.matches(rx):
+            typed = t.raw[m.start() : m.end()]
+            if t.low[m.end() : m.end() + 1] in ("-", "_"):
+                continue  # "pc" of "pc-durand": part of a name
+            previous_word = re.search(r"(\S+)\s+$", t.low[: m.start()])
+            if (
+                typed.isupper()
+                and "_" not in typed
+                and previous_word
+                and any(rx2.fullmatch(previous_word.group(1)) for rx2, _ in _FIELD_RX)
+            ):
+                continue  # "la table CLIENTS": a name, not the word "clients"
+            t.add(m, "field", fld)
+
+
+_CAPS_IDENT = re.compile(r"^[A-Z0-9_$#.@-]*[A-Z][A-Z0-9_$#.@-]*$")
+
+
+def read_compound_values(t: Text, gaz: Gazetteer) -> None:
+    """Stored values spelled with - _ . $ # or digits (pc-aroux, WS-EXT-4471), and system privileges
+    ("GRANT ANY ROLE"), before any word rule."""
+    for width in range(min(gaz.max_words, 4), 1, -1):  # "SQL Developer", "JDBC Thin Client"
+        words = list(re.finditer(r"\S+", t.low))
+        for i in range(len(words) - width + 1):
+            start, end = words[i].start(), words[i + width - 1].end()
+            while end > start and t.low[end - 1] in "?!.,;:":
+                end -= 1
+            key = fold_key(t.low[start:end])
+            hit = gaz.lookup(key) if " " in key else None
+            if hit and t.free(start, end):
+                fld = _pick(hit)
+                t.add((start, end), "value", (fld, hit[fld][0], False))
+    for value in gaz.values.get("system_privilege_used", []):
+        for m in re.finditer(r"(?<!\w)" + re.escape(fold_key(str(value))) + r"(?!\w)", t.low):
+            if t.free(m.start(), m.end()):
+                t.add(m, "value", ("system_privilege_used", value, False))
+    for m in _IDENT.finditer(t.raw):
+        typed = m.group(0)
+        if re.search(r"[-_.$#@\d]", typed) and t.free(m.start(), m.end()):
+            hit = gaz.lookup(fold_key(typed))
+            if hit:
+                fld = _pick(hit)
+                t.add(m, "value", (fld, hit[fld][0], False))
+
+
+def read_values(t: Text, gaz: Gazetteer) -> None:
+    """Values present in the trail, and values named right after their column word."""
+    for m in re.finditer(r"\d+", t.low):
+        item = _field_before(t, m.start())
+        if item is not None and item.value in INT_FIELDS and t.free(m.start(), m.end()):
+            item.kind = "introducer"
+            t.add(m, "value", (item.value, int(m.group(0)), False))
+    spans = [(m.start(), m.end()) for m in _IDENT.finditer(t.raw) if t.free(m.start(), m.end())]
+    i = 0
+    while i < len(spans):
+        done = False
+        for width in range(min(gaz.max_words, 4), 0, -1):
+            if i + width > len(spans):
+                continue
+            start, end = spans[i][0], spans[i + width - 1][1]
+            if not t.free(start, end):
+                continue
+            key = fold_key(t.raw[start:end])
+            hit = gaz.lookup(key)
+            if not hit:
+                continue
+            typed = t.raw[start:end]
+            field_item = _field_before(t, start)
+            if key in lx.COMMON_VALUES and not _CAPS_IDENT.match(typed) and field_item is None:
+                continue
+            fld = field_item.value if field_item and field_item.value in hit else _pick(hit)
+            if field_item and field_item.value in hit:
+                field_item.kind = "introducer"
+            t.add((start, end), "value", (fld, hit[fld][0], False))
+            i += width
+            done = True
+            break
+        if done:
+            continue
+        start, end = spans[i]
+        typed = t.raw[start:end]
+        field_item = _field_before(t, start)
+        context = re.search(
+            r"(?:^|\s)(depuis|avec|via|sous)\s+(?:le |la |l')?$", t.low[max(0, start - 14) : start]
+        )
+        looks_named = typed[:1].isupper() or re.search(r"[-_\d.]", typed)
+        if field_item is None and context and looks_named and fold(typed) not in lx.FILLERS:
+            fld = (
+                "userhost"
+                if context.group(1) == "depuis" and re.search(r"[-_\d.]", typed)
+                else "client_program_name"
+            )
+            t.add(
+                (start, end), "value", (fld, typed, False)
+            )  # "depuis pc-durand", "avec DBeaver": named, absent
+            i += 1
+            continue
+        if (
+            field_item is not None
+            and field_item.value not in ("sql_text",)
+            and fold(typed) not in lx.FILLERS
+            and not R["EVENT_NOUNS"].fullmatch(fold(typed))
+            and (_CAPS_IDENT.match(typed) or re.search(r"[\d_$#.]", typed))
+        ):
+            field_item.kind = "introducer"
+            value: Any = int(typed) if field_item.value in INT_FIELDS and typed.isdigit() else typed.upper()
+            if field_item.value in ("userhost", "os_username", "client_program_name", "terminal"):
+                value = typed
+            t.add((start, end), "value", (field_item.value, value, False))
+        i += 1
+
+
+def _field_before(t: Text, pos: int) -> Item | None:
+    """The column word right before `pos` ("le schéma XYZ", "utilisateur SCOTT", "DBUSERNAME XYZ")."""
+    for item in t.of("field"):
+        gap = t.low[item.end : pos]
+        if 0 <= pos - item.end <= 4 and re.fullmatch(r"\s*(?::|=|nomme|appele)?\s*", gap):
+            return item
+    return None
+
+
+def _pick(hit: dict[str, list[str]]) -> str:
+    return next((f for f in lx.VALUE_PRIORITY if f in hit), next(iter(hit)))
