@@ -143,10 +143,12 @@ def _valid_until(reading: understand.Reading) -> float | None:
     return datetime.combine(today + timedelta(days=1), dt_time(), settings.tz).timestamp()
 
 
-async def _read(store, question: str, previous: Plan | None, now: datetime | None) -> understand.Reading:
+async def _read(
+    store, question: str, previous: Plan | None, now: datetime | None, *, version: int
+) -> understand.Reading:
     key = (
         store.audit_name,
-        await store.audit_version(),
+        version,
         question,
         previous.model_dump_json() if previous else "",
     )
@@ -192,7 +194,8 @@ async def _prepare(
     turn = await conversations.previous_turn(store, owner=owner, conversation_id=request.conversation_id)
     if request.file_ids:
         return await _prepare_files(store, owner=owner, request=request, conversation_id=conversation_id)
-    reading = await _read(store, request.message, _previous_plan(turn), now)
+    version = await store.audit_version()
+    reading = await _read(store, request.message, _previous_plan(turn), now, version=version)
     base: dict[str, Any] = {
         "conversation_id": conversation_id,
         "entities": reading_entities(reading),
@@ -218,7 +221,6 @@ async def _prepare(
         return Prepared(response=response, template=text, started=started)
 
     base.update(intent=plan_intent(plan), confidence=1.0, plan=answers.plan_view(plan))
-    version = await store.audit_version()
     llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
     key = plan_cache_key(
         plan, notes=reading.notes, absent=reading.absent, audit_version=version,

@@ -9,7 +9,7 @@ import french as fr
 import suggestions
 from config import settings
 from models import QueryResult
-from plan import Filters, Having, Period, Plan, Sequence, Threshold
+from plan import SESSION_COLUMNS, Filters, Having, Period, Plan, Sequence, Threshold
 
 TZ = settings.tz
 YEAR = datetime.now(TZ).year  # periods of the current year are said without their year
@@ -380,16 +380,7 @@ def test_detail_lists_a_few_events_or_sessions():
     text = answers.write(failed, result(cols, [[at(11, 26, 9), "BOB", "SELECT", "HR", "EMP", 942]]))
     assert text == f"1 erreur sur toute la période : 26/11/{YEAR} 09:00 SELECT HR.EMP par BOB (ORA-00942)."
     sessions = Plan(detail=True, measure="sessions", filters=scott())
-    cols = [
-        "session_id",
-        "dbusername",
-        "userhost",
-        "client_program_name",
-        "start",
-        "end",
-        "duration_s",
-        "events",
-    ]
+    cols = list(SESSION_COLUMNS)
     row = [123, "SCOTT", "PC01", "sqlplus", at(11, 26, 8), at(11, 26, 9, 5), 3900, 42]
     assert answers.write(sessions, result(cols, [row])) == (
         f"1 session de SCOTT sur toute la période : session 123 de SCOTT depuis PC01 "

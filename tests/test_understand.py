@@ -237,7 +237,10 @@ async def test_the_chat_reads_questions_off_the_event_loop(store, demo, monkeypa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(understand, "read", spy)
-    reading = await chat_service._read(store, "combien de connexions échouées hier ?", None, None)
+    version = await store.audit_version()
+    reading = await chat_service._read(
+        store, "combien de connexions échouées hier ?", None, None, version=version
+    )
     assert reading.kind == "plan"
     assert seen and loop_thread not in seen
 
