@@ -22,7 +22,6 @@ from typing import Any
 import aiosqlite
 from rapidfuzz import fuzz, process
 
-from models import Analysis
 from plan import Plan
 
 SCHEMA = """
@@ -73,22 +72,6 @@ def normalize_question(text: str) -> str:
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = "".join(c if c.isalnum() else " " for c in text)
     return " ".join(text.split())
-
-
-def cache_key(analysis: Analysis, *, audit_version: int, extra: str = "") -> str:
-    """The key of an answer: what was understood, with absolute times, and the trail's version."""
-    resolved = {
-        "q": normalize_question(analysis.question),
-        "intent": str(analysis.intent),
-        "filters": analysis.filters.model_dump(mode="json", exclude_defaults=True),
-        "group_by": analysis.group_by,
-        "top_n": analysis.top_n,
-        "count_only": analysis.count_only,
-        "v": audit_version,
-        "extra": extra,
-    }
-    raw = json.dumps(resolved, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def plan_cache_key(

@@ -4,21 +4,21 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from cache_service import AnswerCache, cache_key, normalize_question
-from models import Analysis, AuditFilters, Intent
+from cache_service import AnswerCache, normalize_question, plan_cache_key
+from plan import Filters, Period, Plan
 
 
-def _analysis(question: str, **filters) -> Analysis:
-    return Analysis(question=question, intent=Intent.COUNT_EVENTS, filters=AuditFilters(**filters))
+def _plan(start: datetime, end: datetime) -> Plan:
+    return Plan(filters=Filters(categories=["logon"], failed=True), period=Period(start=start, end=end))
 
 
 def test_key_depends_on_resolved_times_and_version():
-    day1 = {"start": datetime(2025, 1, 1, tzinfo=UTC), "end": datetime(2025, 1, 2, tzinfo=UTC)}
-    day2 = {"start": datetime(2025, 1, 2, tzinfo=UTC), "end": datetime(2025, 1, 3, tzinfo=UTC)}
-    a = cache_key(_analysis("Combien hier ?", **day1), audit_version=1)
-    assert a == cache_key(_analysis("  combien HIER ", **day1), audit_version=1)
-    assert a != cache_key(_analysis("Combien hier ?", **day2), audit_version=1)  # "hier", another day
-    assert a != cache_key(_analysis("Combien hier ?", **day1), audit_version=2)  # after an import
+    day1 = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    day2 = (datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
+    a = plan_cache_key(_plan(*day1), notes=[], absent={}, audit_version=1)
+    assert a == plan_cache_key(_plan(*day1), notes=[], absent={}, audit_version=1)  # two questions, one plan
+    assert a != plan_cache_key(_plan(*day2), notes=[], absent={}, audit_version=1)  # "hier", another day
+    assert a != plan_cache_key(_plan(*day1), notes=[], absent={}, audit_version=2)  # after an import
     assert normalize_question("Qu'a fait  ADM_MOREAU hier soir ?") == "qu a fait adm moreau hier soir"
 
 
