@@ -120,6 +120,10 @@ def decode_access_token(token: str, *, secret: str) -> dict[str, Any]:
         raise InvalidToken("missing claims")
     if not isinstance(claims.setdefault("ver", 0), int):
         raise InvalidToken("bad version")
+    iat = claims.get("iat")
+    # A token issued in the future was not issued by us (60 s of clock skew between replicas).
+    if not isinstance(iat, int | float) or iat > datetime.now(UTC).timestamp() + 60:
+        raise InvalidToken("issued in the future")
     return claims
 
 

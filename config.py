@@ -139,15 +139,16 @@ class Settings(BaseSettings):
 
     def check_secrets(self) -> None:
         """Refuse a missing or placeholder SECRET_KEY unless DEBUG, where a random one is made."""
+        how = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         if self.SECRET_KEY and self.SECRET_KEY.strip().lower() not in PLACEHOLDER_SECRETS:
-            if len(self.SECRET_KEY) < 32:
-                warnings.warn("SECRET_KEY is shorter than 32 characters", stacklevel=2)
+            if len(self.SECRET_KEY.encode()) >= 32:
+                return
+            if not self.DEBUG:
+                raise ConfigError(f"SECRET_KEY is shorter than 32 bytes: make a random one with {how}")
+            warnings.warn("DEBUG: SECRET_KEY is shorter than 32 bytes", stacklevel=2)
             return
         if not self.DEBUG:
-            raise ConfigError(
-                "SECRET_KEY is missing or a placeholder: set a random value "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))') or DEBUG=true"
-            )
+            raise ConfigError(f"SECRET_KEY is missing or a placeholder: make a random one with {how}")
         self.SECRET_KEY = secrets.token_urlsafe(48)
         warnings.warn("DEBUG: SECRET_KEY was not set, a random one is used", stacklevel=2)
 

@@ -190,6 +190,17 @@ def test_secret_key_missing_or_placeholder_refused_unless_debug():
     assert debug.SECRET_KEY and debug.SECRET_KEY != "changethis" and len(debug.SECRET_KEY) >= 32
 
 
+def test_short_secret_key_refused_unless_debug():
+    with pytest.raises(ConfigError, match="32 bytes"):
+        Settings(_env_file=None, SECRET_KEY="abc", DEBUG=False).check_secrets()
+    # 31 bytes but 11 characters: bytes count, not characters.
+    with pytest.raises(ConfigError):
+        Settings(_env_file=None, SECRET_KEY="é" * 15 + "x", DEBUG=False).check_secrets()
+    Settings(_env_file=None, SECRET_KEY="k" * 32, DEBUG=False).check_secrets()
+    with pytest.warns(UserWarning):
+        Settings(_env_file=None, SECRET_KEY="abc", DEBUG=True).check_secrets()
+
+
 # --------------------------------------------------------------------------- tokens
 
 
@@ -216,6 +227,9 @@ async def test_bad_tokens_get_401(client, store):
         "no exp": jwt.encode({"sub": name, "role": "auditor", "iat": now}, settings.SECRET_KEY),
         "unknown role": jwt.encode(
             {**claims, "role": "root", "exp": now + timedelta(minutes=5)}, settings.SECRET_KEY
+        ),
+        "issued in the future": jwt.encode(
+            {**claims, "iat": now + timedelta(days=1), "exp": now + timedelta(days=2)}, settings.SECRET_KEY
         ),
         "garbage": "not-a-jwt",
     }
