@@ -494,7 +494,7 @@ def _json_records(text: str, budget: _Budget) -> int | None:
         return None
     try:
         value = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deeply nested: not records, read as text
         pass
     else:
         return len(value) if isinstance(value, list) else 1
@@ -506,7 +506,7 @@ def _json_records(text: str, budget: _Budget) -> int | None:
             continue
         try:
             json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         count += 1
     return count if count > 1 else None

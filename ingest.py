@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 
 from pymongo.errors import BulkWriteError
 
+from audit_shape import INT_COLUMNS, TEXT_COLUMNS, ColumnTypeError, coerce_extra, coerce_text
 from database import Store
 from models import ImportResult, ImportRowError
 
 MAX_REPORTED_ERRORS = 1000
+TOO_DEEP = "JSON trop profondément imbriqué pour un export d'audit"
 
 KEY_SYNONYMS = {
     "db_username": "dbusername",
@@ -39,7 +41,6 @@ KEY_SYNONYMS = {
     "obj_name": "object_name",
     "instance_number": "instance_id",
 }
-INT_FIELDS = ("return_code", "session_id", "instance_id")
 NULL_STRINGS = {"", "(null)", "null"}
 VERBATIM_FIELDS = {"sql_text", "sql_binds"}  # kept to the character (binds start with a space)
 
@@ -136,14 +137,16 @@ def to_bson_precision(dt: datetime) -> datetime:
 
 
 def _to_int(name: str, value: Any) -> int | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63):
         return value
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise RowError(f"{name} n'est pas un nombre : {str(value)[:40]!r}") from None
+        raise RowError(f"{name.upper()} n'est pas un nombre : {str(value)[:40]!r}") from None
     if not number.is_integer():
-        raise RowError(f"{name} n'est pas un entier : {value!r}")
+        raise RowError(f"{name.upper()} n'est pas un entier : {value!r}")
+    if abs(number) >= 2**63:  # BSON integers are 64-bit
+        raise RowError(f"{name.upper()} est trop grand : {str(value)[:40]!r}")
     return int(number)
 
 
@@ -176,9 +179,16 @@ def normalize_row(row: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
         raise RowError("event_timestamp manquant")
     else:
         doc["event_timestamp"] = parse_timestamp(doc["event_timestamp"], tz)
-    for name in INT_FIELDS:
-        if name in doc:
-            doc[name] = _to_int(name, doc[name])
+    for name, value in doc.items():
+        if name in INT_COLUMNS:
+            doc[name] = _to_int(name, value)
+        elif name in TEXT_COLUMNS:
+            try:
+                doc[name] = coerce_text(name, value)
+            except ColumnTypeError as exc:
+                raise RowError(str(exc)) from None
+        elif name != "event_timestamp":
+            doc[name] = coerce_extra(value)
     if doc.get("return_code") is None:
         doc["return_code"] = 0
     doc["_id"] = event_id(doc)
@@ -249,6 +259,9 @@ def _jsonl_rows(text: IO[str]) -> Iterator[tuple[int, dict | RowError]]:
         except json.JSONDecodeError as exc:
             yield number, RowError(f"JSON invalide : {exc.msg}")
             continue
+        except RecursionError:
+            yield number, RowError(TOO_DEEP)
+            continue
         yield number, row if isinstance(row, dict) else RowError("la ligne n'est pas un objet JSON")
 
 
@@ -257,6 +270,8 @@ def _json_rows(text: IO[str]) -> Iterator[tuple[int, dict | RowError]]:
         rows = json.load(text)
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"JSON invalide ligne {exc.lineno} : {exc.msg}") from exc
+    except RecursionError:
+        raise ImportFormatError(TOO_DEEP) from None
     if not isinstance(rows, list):
         raise ImportFormatError("le JSON doit être un tableau d'objets")
     for number, row in enumerate(rows, start=1):  # element number stands for the line

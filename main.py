@@ -1,5 +1,6 @@
 """The FastAPI app: lifespan, middleware and routers. Run with `python main.py`."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from loguru import logger
 
+import audit_shape
 import auth
 from config import settings
 from database import make_store
@@ -43,7 +45,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await store.start()
     app.state.store = store
     app.state.health_checks = {}
+    sweep: asyncio.Task | None = None
     try:
+        await audit_shape.protect(store)
+        sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
         if settings.ADMIN_USERNAME and settings.ADMIN_PASSWORD:
             await auth.ensure_admin(
                 store,
@@ -59,6 +64,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info("{} {} ready ({})", settings.APP_NAME, settings.APP_VERSION, store.kind)
             yield
     finally:
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
         await store.close()
 
 

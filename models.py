@@ -111,6 +111,16 @@ class AuditFilters(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
 
+    @field_validator("exclude")
+    @classmethod
+    def _known_exclusions(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in value.items():
+            if name not in DIMENSIONS:
+                raise ValueError(f"champ inconnu dans exclude : {name[:50]!r}")
+            if any(not isinstance(v, str | int) or isinstance(v, bool) for v in values):
+                raise ValueError(f"exclude.{name} : des textes ou des nombres sont attendus")
+        return value
+
     def to_match(self) -> dict[str, Any]:
         """The MongoDB filter for these conditions (time first, so the index leads)."""
         match: dict[str, Any] = {}

@@ -420,7 +420,8 @@ async def distinct_values(store) -> dict[str, list[Any]]:
     the 20,000-event demo trail)."""
 
     async def one(f: str) -> tuple[str, list[Any]]:
-        return f, [v for v in await store.audit.distinct(f) if v not in (None, "")]
+        # Other writers share the store: a value that is not text is no name a question can use.
+        return f, [v for v in await store.audit.distinct(f) if isinstance(v, str) and v]
 
     return dict(await asyncio.gather(*(one(f) for f in GAZETTEER_FIELDS)))
 
@@ -451,6 +452,6 @@ def gazetteer_from_events(events: list[dict]) -> Gazetteer:
     values: dict[str, set] = {f: set() for f in GAZETTEER_FIELDS}
     for e in events:
         for f in GAZETTEER_FIELDS:
-            if e.get(f) not in (None, ""):
+            if isinstance(e.get(f), str) and e[f]:
                 values[f].add(e[f])
     return Gazetteer.from_values({f: sorted(v) for f, v in values.items()})

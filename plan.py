@@ -41,7 +41,7 @@ Monday-Sunday, day "YYYY-MM-DD", week "YYYY-Www", month "YYYY-MM", all local tim
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -204,7 +204,10 @@ class Filters(BaseModel):
     categories: list[str] = Field(default_factory=list)  # each must hold
     exclude_categories: list[str] = Field(default_factory=list)  # none may hold
     failed: bool | None = None  # True: return_code != 0; False: return_code == 0
-    sql_contains: list[str] = Field(default_factory=list)  # case-insensitive substrings of sql_text
+    # Case-insensitive substrings of sql_text; bounded, as each becomes a regex the store must accept.
+    sql_contains: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=10
+    )
     hours: tuple[int, int] | None = None  # local hours [from, to), may wrap: (20, 6)
     off_hours: bool | None = None  # True: outside business hours or weekend; False: within them
 

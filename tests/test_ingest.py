@@ -85,8 +85,8 @@ def test_stable_id_ignores_key_case_and_order():
     ("row", "message"),
     [
         ({"DBUSERNAME": "SCOTT"}, "event_timestamp manquant"),
-        ({"EVENT_TIMESTAMP": "2025-01-15", "RETURN_CODE": "abc"}, "return_code n'est pas un nombre"),
-        ({"EVENT_TIMESTAMP": "2025-01-15", "SESSION_ID": "1.5"}, "session_id n'est pas un entier"),
+        ({"EVENT_TIMESTAMP": "2025-01-15", "RETURN_CODE": "abc"}, "RETURN_CODE n'est pas un nombre"),
+        ({"EVENT_TIMESTAMP": "2025-01-15", "SESSION_ID": "1.5"}, "SESSION_ID n'est pas un entier"),
     ],
 )
 def test_bad_rows(row, message):

@@ -799,7 +799,8 @@ async def test_strange_documents_do_not_break_anything(store, scratch_audit):
         {"_id": "b5", "event_timestamp": at, "action_name": ["DELETE"], "dbusername": True, "session_id": 2.0,
          "userhost": None, "return_code": 1.5, "sql_text": "DELETE FROM X"},
     ]  # fmt: skip
-    await scratch_audit.insert_many(docs)
+    # Written by another tool before the store's validator was set (audit_shape), or bypassing it.
+    await scratch_audit.insert_many(docs, bypass_document_validation=True)
     for kwargs in ODD_PLANS:
         result = await run_plan(store, Plan(**kwargs))
         assert result.query["collection"] == scratch_audit.name

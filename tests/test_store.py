@@ -88,8 +88,8 @@ async def test_a_second_process_shares_the_running_embedded_server(monkeypatch, 
         await other.start()
         try:
             assert other.embedded is None  # it did not start a second server on the same data
-            await other.audit.insert_one({"_id": "shared"})
-            assert await owner.audit.find_one({"_id": "shared"}) == {"_id": "shared"}
+            await other.users.insert_one({"_id": "shared"})
+            assert await owner.users.find_one({"_id": "shared"}) == {"_id": "shared"}
         finally:
             await other.close()
         assert owner.embedded.is_running()

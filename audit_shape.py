@@ -1,0 +1,109 @@
+"""The shape of an audit document, as the queries need it, enforced where documents are written.
+
+MongoDB is shared with other writers. The queries group and compare the audit columns as text,
+integers and dates; a document with `DBUSERNAME` as an object or a timestamp as text would break
+them. So the shape is checked in three places, all derived from `models.AuditEvent`:
+- import coerces each column where that is lossless and reports the row otherwise (`coerce_text`);
+- the collection carries a `$jsonSchema` validator (`protect`), so another writer's malformed
+  insert is refused by the store itself (code 121);
+- documents that were already there (written before the validator, or with validation bypassed)
+  are moved to a quarantine collection by a sweep in the background of start-up (`quarantine`),
+  counted and logged, never deleted.
+"""
+
+import json
+import types
+import typing
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from pymongo.errors import OperationFailure, PyMongoError
+
+from models import AuditEvent
+
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+class ColumnTypeError(ValueError):
+    """A column holds a value of a type the model does not allow, and no lossless coercion exists."""
+
+
+def _base(annotation: Any) -> type:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+COLUMN_TYPES: dict[str, type] = {
+    name: _base(field.annotation) for name, field in AuditEvent.model_fields.items()
+}
+TEXT_COLUMNS = tuple(name for name, kind in COLUMN_TYPES.items() if kind is str)
+INT_COLUMNS = tuple(name for name, kind in COLUMN_TYPES.items() if kind is int)
+_BSON = {str: ["string", "null"], int: ["int", "long", "null"], datetime: "date"}
+
+AUDIT_SCHEMA: dict[str, Any] = {
+    "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["event_timestamp"],
+        "properties": {name: {"bsonType": _BSON[kind]} for name, kind in COLUMN_TYPES.items()},
+    }
+}
+
+
+def coerce_text(name: str, value: Any) -> str | None:
+    """Text as stored: numbers become their digits; booleans, objects and lists are refused."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    raise ColumnTypeError(f"{name.upper()} doit être un texte, pas {_kind(value)}")
+
+
+def coerce_extra(value: Any) -> Any:
+    """An unknown column is kept; an object or a list is kept as its JSON text (keys may hold '$')."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "un booléen"
+    if isinstance(value, dict):
+        return "un objet"
+    if isinstance(value, list):
+        return "une liste"
+    return f"une valeur de type {type(value).__name__}"
+
+
+async def protect(store: Any) -> None:
+    """Put the validator on the audit collection; a store that refuses (no privilege) gets a warning."""
+    db, name = store.db, store.audit_name
+    try:
+        if name in await db.list_collection_names(filter={"name": name}):
+            await db.command("collMod", name, validator=AUDIT_SCHEMA, validationLevel="strict")
+        else:
+            await db.create_collection(name, validator=AUDIT_SCHEMA)
+    except OperationFailure as exc:
+        logger.warning("store: no audit validator ({}); documents are only checked at start-up", exc)
+
+
+async def quarantine(store: Any, batch: int = 1000) -> int:
+    """Move the documents that do not fit AUDIT_SCHEMA to `<audit>_quarantine`."""
+    audit = store.audit
+    target = store.db[store.audit_name + QUARANTINE_SUFFIX]
+    moved = 0
+    try:
+        while docs := await audit.find({"$nor": [AUDIT_SCHEMA]}).limit(batch).to_list():
+            ids = [d["_id"] for d in docs]
+            await target.delete_many({"_id": {"$in": ids}})
+            await target.insert_many(docs, bypass_document_validation=True)
+            await audit.delete_many({"_id": {"$in": ids}})
+            moved += len(docs)
+    except PyMongoError as exc:
+        logger.warning("store: the audit quarantine sweep stopped: {}", exc)
+    if moved:
+        logger.warning("store: {} audit document(s) of another shape moved to {}", moved, target.name)
+        await store.bump_audit_version()
+    return moved
