@@ -376,8 +376,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     heads: list[Item] = []
     distinct_field: str | None = None
     counting = bool(t.of("COUNT_WORDS"))
+    typed_at: dict[str, int] = {}  # where each grouping was said: "par X et par Y" groups in that order
     for item in t.of("bucket"):
         per.append(item.value)
+        typed_at.setdefault(item.value, item.start)
     values_at = [(v.start, v.value[0]) for v in t.of("value")]
     group_starts = [m.start() for m in re.finditer(r"\bpar\b|\bpour chaque\b|/", t.low)]
     for item in t.of("field"):
@@ -398,6 +400,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             )
             if item.value not in target:
                 target.append(item.value)
+                typed_at.setdefault(item.value, item.start)
             continue
         distinct_after = any(d.start >= item.end and d.start - item.end <= 3 for d in t.of("DISTINCT_WORDS"))
         rank_after = any(
@@ -453,6 +456,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     ranked = t.of("RANK_MOST") or t.of("RANK_LEAST")
     order = "asc" if t.of("RANK_LEAST") else ("desc" if ranked else None)
     limit = None
+    per.sort(key=lambda g: typed_at.get(g, len(t.low)))
     group_by: list[str] = [*each, *(g for g in per if g not in each)]
     crossed = re.search(r"\w\s+x\s+\w", t.low)
     if crossed and heads:  # "user x machine": in the order typed
@@ -534,6 +538,19 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     lasts, firsts = t.of("LAST_WORDS"), t.of("FIRST_WORDS")
     if firsts and all(re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end]) for i in lasts):
         lasts = []
+    when = [re.fullmatch(r"a quelle (date|heure)", t.low[i.start : i.end]) for i in lasts]
+    if lasts and ranked and not group_by and not firsts and all(when):
+        # "à quelle heure y a-t-il le plus de connexions": the busiest hour, not the last event
+        group_by, limit, lasts = ["hour" if when[0] and when[0][1] == "heure" else "day"], limit or 1, []
+    if (
+        measure == "events"
+        and (lasts or firsts)
+        and group_by
+        and not limit
+        and not re.search(r"\b(?:les|des)\s+(?:\d+\s+)?(?:derniers|dernieres|premiers|premieres)\b", t.low)
+    ):
+        measure = "last" if lasts else "first"  # "dernière activité par machine": one date per machine
+        lasts = firsts = []
     if measure == "events" and (lasts or firsts):
         plural = (
             bool(
@@ -555,6 +572,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         if which:
             limit = 1
+        asked_when = re.search(r"\bquand\b|a quelle date", t.low) and not plural
+        if asked_when and noun_after and limit == 1 and not t.of("DETAIL_WORDS"):
+            which, limit = None, None  # "c'est quand le premier événement ?": a date
         if plural or which:
             detail, order = True, "newest" if lasts else "oldest"
         else:

@@ -74,7 +74,7 @@ BUCKET_WORDS: list[tuple[str, str]] = [
 ]
 # Which fields a bare value may belong to, first match wins unless context says otherwise.
 VALUE_PRIORITY = ("dbusername", "object_schema", "object_name", "userhost", "client_program_name",
-                  "os_username", "terminal", "unified_audit_policies")  # fmt: skip
+                  "os_username", "terminal", "unified_audit_policies", "action_name")  # fmt: skip
 # Values that are also ordinary words: only read as values when typed in capitals or after their field word.
 COMMON_VALUES = {"oracle", "unknown", "help", "dba", "os", "password", "system", "jobs", "guest", "hr", "sys",
                  "sales", "finance", "orders", "products", "accounts", "ledger", "payments", "budgets", "monitor",
@@ -119,7 +119,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ),
     (r"(?:(?<=les )|(?<=des )|(?<=une )|(?<=aux )|(?<=la )|(?<=sur ))vues?|\bviews?\b", ("view",), (), ""),
     (
-        r"procedures?(?: stockees?)?|packages?|fonctions? pl/?sql|pl/?sql|appels? de procedures?",
+        r"appels? de procedures?(?: stockees?)?|procedures?(?: stockees?)?|packages?|fonctions? pl/?sql|pl/?sql",
         ("procedure",),
         (),
         "",
@@ -296,13 +296,13 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     ),
     (
         r"actuellement (?:accorde|attribue|donne)\w*|droits actuels|privileges actuels|(?:a|ont) (?:encore|toujours) (?:le|les) (?:role|droits?|privileges?)|"
-        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
+        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
         "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (
-        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a)|nombre de lignes (?:de|dans)",
+        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
         "la taille des objets et l'espace disque",
     ),
     (
@@ -333,7 +333,7 @@ WHAT_DONE = (
     r"(?:fait|font|faisait|faisaient|a fait|ont fait|fabrique\w*) quoi|qu'(?:a|ont|avait|avaient)(?:-t)?-?(?:il|elle|ils|elles|on)? ?fait|"
     r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait"
 )
-SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
+SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
 COMMANDS = (
     r"(?:pouvez-vous|peux-tu|pourriez-vous|merci de) (?:purger|supprimer|effacer|vider|creer|modifier|changer)|"
     r"^\W*(?:cree[zr]?|creons|supprime[zr]?|efface[zr]?|ajoute[zr]?|donne[zr]? (?:le|les|un) (?:droits?|roles?|privileges?)|accorde[zr]?|"
@@ -387,7 +387,8 @@ FILLER_PHRASES = (
     r"peux-tu|pouvez-vous|pourrais-tu|je (?:veux|voudrais|souhaite) (?:savoir|connaitre|voir)|dis-moi|donne-moi|montre-moi|"
     r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
     r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
-    r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit"
+    r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
+    r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?"
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.

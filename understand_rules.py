@@ -381,7 +381,17 @@ def read_auth(t: Text) -> None:
             t.add(m, "value", ("authentication_type", value, False))
 
 
+_EITHER_OUTCOME = re.compile(
+    r"\(?\s*(?:(?:reussie?s?|abouti\w*|ok)\s+(?:ou|et|/)\s+(?:pas|non|echouee?s?|ratee?s?|ko|en echec)|"
+    r"(?:echouee?s?|ratee?s?|ko)\s+(?:ou|et|/)\s+(?:pas|non|reussie?s?|ok)|quel qu'en soit le resultat|"
+    r"(?:avec )?succes (?:ou|et) echecs?|echecs? (?:ou|et) succes)\s*\)?"
+)
+
+
 def read_outcome(t: Text) -> None:
+    for m in _EITHER_OUTCOME.finditer(t.low):  # "(réussies ou pas)": both outcomes, no condition
+        if t.free(m.start(), m.end()):
+            t.take(m.start(), m.end())
     for m in t.matches(R["SUCCESS_WORDS"]):
         t.add(m, "failed", False)
     for m in t.matches(R["FAILED_WORDS"]):
@@ -394,6 +404,12 @@ def read_shape_words(t: Text) -> None:
         start = t.low.index("ni", m.start())
         if both and t.free(start, start + 2):
             t.add((start, start + 2), "EXCLUDE_WORDS")
+    for m in re.finditer(
+        r"(?P<a>\b(?:d')?une? autre) (?:\w+ ){1,2}?(?P<q>que)\b", t.low
+    ):  # "un autre poste que X"
+        if t.free(m.start("q"), m.end("q")) and t.free(m.start("a"), m.end("a")):
+            t.add((m.start("q"), m.end("q")), "EXCLUDE_WORDS")
+            t.take(m.start("a"), m.start("q"))  # the column word introduces the value after "que"
     for m in re.finditer(r"\bne\b.{0,30}?\bque\b", t.low):  # "ne sont lues que par X": only
         if t.free(m.start(), m.start() + 2) and t.free(m.end() - 3, m.end()):
             t.add((m.start(), m.start() + 2), "HAVING_ONLY")
@@ -426,7 +442,9 @@ def read_threshold(t: Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(R["THRESHOLD"]):
         t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=number_of(m["n"]) or 1))  # type: ignore[arg-type]
-    if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.low):
+    for m in re.finditer(r"\bpuis(?= par\b)", t.low):  # "par jour puis par heure": two groupings
+        t.take(m.start(), m.end())
+    if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.visible()):
         for m in t.matches(R["WINDOW"]):
             t.add(m, "window", _window_minutes(m))
             break
@@ -478,8 +496,13 @@ def read_compound_values(t: Text, gaz: Gazetteer) -> None:
             if hit and t.free(start, end):
                 fld = _pick(hit)
                 t.add((start, end), "value", (fld, hit[fld][0], False))
+    actions = set(gaz.values.get("action_name", []))
     for value in gaz.values.get("system_privilege_used", []):
         for m in re.finditer(r"(?<!\w)" + re.escape(fold_key(str(value))) + r"(?!\w)", t.low):
+            # "ALTER USER" is an action and a privilege: the privilege only when called one.
+            said_privilege = re.search(r"privileges?(?: systemes?)?(?: utilises?)?\W*$", t.low[: m.start()])
+            if value in actions and not said_privilege:
+                continue
             if t.free(m.start(), m.end()):
                 t.add(m, "value", ("system_privilege_used", value, False))
     for m in _IDENT.finditer(t.raw):

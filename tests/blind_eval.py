@@ -31,6 +31,8 @@ BLIND_2 = Path(__file__).parent / "data" / "blind_fr_2.jsonl"
 BLIND_3 = Path(__file__).parent / "data" / "blind_fr_3.jsonl"
 # A fourth one (200 questions), written at the end of the same session, for fixes after its first score.
 BLIND_4 = Path(__file__).parent / "data" / "blind_fr_4.jsonl"
+# A fifth one (200 questions, half held out), written by a fresh session on 2026-11-27.
+BLIND_5 = Path(__file__).parent / "data" / "blind_fr_5.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -132,8 +134,10 @@ def main() -> None:
     parser.add_argument("--second", action="store_true", help="score the second blind set")
     parser.add_argument("--third", action="store_true", help="score the third blind set (held out)")
     parser.add_argument("--fourth", action="store_true", help="score the fourth blind set")
+    parser.add_argument("--fifth", action="store_true", help="score the fifth blind set")
     args = parser.parse_args()
-    path = BLIND_4 if args.fourth else BLIND_3 if args.third else BLIND_2 if args.second else BLIND
+    chosen = [args.fifth, args.fourth, args.third, args.second]
+    path = next((p for p, on in zip((BLIND_5, BLIND_4, BLIND_3, BLIND_2), chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
             o = judge(r)
