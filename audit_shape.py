@@ -11,6 +11,7 @@ them. So the shape is checked in three places, all derived from `models.AuditEve
   counted and logged, never deleted.
 """
 
+import contextlib
 import json
 import types
 import typing
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 
 from models import AuditEvent
 
@@ -81,10 +82,10 @@ async def protect(store: Any) -> None:
     """Put the validator on the audit collection; a store that refuses (no privilege) gets a warning."""
     db, name = store.db, store.audit_name
     try:
-        if name in await db.list_collection_names(filter={"name": name}):
-            await db.command("collMod", name, validator=AUDIT_SCHEMA, validationLevel="strict")
-        else:
+        with contextlib.suppress(CollectionInvalid):  # it exists (or another worker just made it)
             await db.create_collection(name, validator=AUDIT_SCHEMA)
+            return
+        await db.command("collMod", name, validator=AUDIT_SCHEMA, validationLevel="strict")
     except OperationFailure as exc:
         logger.warning("store: no audit validator ({}); documents are only checked at start-up", exc)
 

@@ -265,14 +265,19 @@ async def ensure_admin(store: Store, *, username: str, password: str, email: str
     """
     existing = await get_user(store, username)
     if existing is None:
-        await create_user(
-            store,
-            username=username,
-            email=email or f"{user_key(username)}@localhost.localdomain",
-            password=password,
-            role="admin",
-        )
-        return
+        try:
+            await create_user(
+                store,
+                username=username,
+                email=email or f"{user_key(username)}@localhost.localdomain",
+                password=password,
+                role="admin",
+            )
+            return
+        except UserExists:  # another worker created it at the same moment
+            existing = await get_user(store, username)
+            if existing is None:
+                raise
     valid, new_hash = await verify_password(password, existing.get("hashed_password"))
     if valid and existing.get("role") == "admin" and existing.get("is_active", True):
         if new_hash:

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     ADMIN_EMAIL: str | None = None
     LOGIN_MAX_ATTEMPTS: int = 5
     LOGIN_WINDOW_MINUTES: int = 15
+    REGISTER_MAX_PER_HOUR: int = 10  # accounts created per client address and hour
 
     # Cache and conversations
     SQLITE_DB_PATH: str = "./data/cache.db"

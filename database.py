@@ -10,6 +10,7 @@ throughput (see README, "Store").
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import signal
 import socket
 import subprocess
@@ -114,6 +115,10 @@ class EmbeddedMongo:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.start_sync)
+        self.watch()
+
+    def watch(self) -> None:
+        """Restart the server if it dies (after `start_sync` from a worker thread)."""
         self._watch = asyncio.create_task(self._supervise(), name="embedded-mongo-watch")
 
     async def _supervise(self) -> None:
@@ -171,6 +176,7 @@ class Store:
         self.audit_name = AUDIT_COLLECTION  # tests point this at a scratch collection
         self._version: tuple[float, int] | None = None  # (read at, audit version)
         self.embedded: EmbeddedMongo | None = None
+        self._follower: asyncio.Task | None = None
         self.client: AsyncMongoClient | None = None
         self.db: AsyncDatabase | None = None
 
@@ -178,16 +184,49 @@ class Store:
     def kind(self) -> str:
         return "embedded-secantusdb" if self.embedded else "mongodb"
 
+    def _attach_or_spawn(self, data_dir: str, port: int | None = None) -> str:
+        """The URI of the embedded server for `data_dir`: the running one, or one started here.
+
+        Several workers (uvicorn --workers) start at once: a file lock makes one of them start the
+        server, and the others find it through its URI file.
+        """
+        lock = Path(data_dir).resolve().parent / "embedded-mongo.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if uri := EmbeddedMongo.running_uri(data_dir):
+                    return uri
+                embedded = EmbeddedMongo(data_dir=data_dir, port=port)
+                embedded.start_sync()
+                self.embedded = embedded
+                return embedded.uri
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def _follow(self, data_dir: str, port: int) -> None:
+        """In a worker that did not start the embedded server: take over if its owner stops."""
+        while self.embedded is None:
+            await asyncio.sleep(2)
+            if EmbeddedMongo.running_uri(data_dir) is None:
+                with contextlib.suppress(StoreUnavailable, OSError):
+                    await asyncio.to_thread(self._attach_or_spawn, data_dir, port)
+                if self.embedded is not None:
+                    logger.warning("store: the embedded SecantusDB had stopped, restarted on port {}", port)
+                    self.embedded.watch()
+
     async def start(self) -> None:
         uri = self._uri
         data_dir = str(Path(self.data_dir) / "mongo")
-        if uri is None and (uri := EmbeddedMongo.running_uri(data_dir)):
-            logger.info("store: the embedded SecantusDB already running on {}", uri)
         if uri is None:
-            self.embedded = EmbeddedMongo(data_dir=data_dir)
-            await self.embedded.start()
-            uri = self.embedded.uri
-            logger.info("store: embedded SecantusDB on {} (data in {})", uri, self.embedded.data_dir)
+            uri = await asyncio.to_thread(self._attach_or_spawn, data_dir)
+            if self.embedded is not None:
+                self.embedded.watch()
+                logger.info("store: embedded SecantusDB on {} (data in {})", uri, self.embedded.data_dir)
+            else:
+                logger.info("store: the embedded SecantusDB already running on {}", uri)
+                port = int(uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+                self._follower = asyncio.create_task(self._follow(data_dir, port), name="embedded-follow")
         else:
             logger.info("store: MongoDB at {}", _redact(uri))
         self.client = AsyncMongoClient(
@@ -201,6 +240,11 @@ class Store:
         await self.ensure_indexes()
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
         if self.client is not None:
             await self.client.close()
             self.client = None

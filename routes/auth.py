@@ -12,7 +12,7 @@ import auth
 from config import settings
 from deps import AdminUser, CurrentUser, StoreDep
 from errors import ApiError
-from login_throttle import Attempt, LoginThrottle, TooManyAttempts
+from login_throttle import Attempt, LoginThrottle, RateLimiter, TooManyAttempts
 from models import LoginRequest, PasswordChange, Token, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -20,9 +20,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.login_throttle = LoginThrottle(
-        max_attempts=settings.LOGIN_MAX_ATTEMPTS, window_seconds=settings.LOGIN_WINDOW_MINUTES * 60
+    store = app.state.store
+    throttle = LoginThrottle(
+        store, max_attempts=settings.LOGIN_MAX_ATTEMPTS, window_seconds=settings.LOGIN_WINDOW_MINUTES * 60
     )
+    await throttle.ensure_indexes()
+    app.state.login_throttle = throttle
+    app.state.register_limiter = RateLimiter(store, limit=settings.REGISTER_MAX_PER_HOUR, window_seconds=3600)
     yield
 
 
@@ -30,7 +34,12 @@ async def get_throttle(request: Request) -> LoginThrottle:
     return request.app.state.login_throttle
 
 
+async def get_register_limiter(request: Request) -> RateLimiter:
+    return request.app.state.register_limiter
+
+
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
+RegisterLimiterDep = Annotated[RateLimiter, Depends(get_register_limiter)]
 
 INVALID_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 
@@ -69,11 +78,23 @@ async def read_credentials(request: Request) -> LoginRequest:
         raise ApiError(422, "validation_error", "Identifiant et mot de passe requis.") from None
 
 
-@router.post("/register", response_model=UserPublic, status_code=201)
-async def register(body: UserCreate, store: StoreDep) -> UserPublic:
-    """Create an auditor account."""
+@router.post(
+    "/register",
+    response_model=UserPublic,
+    status_code=201,
+    responses={429: {"description": "Too many registrations from this address"}},
+)
+async def register(
+    body: UserCreate, store: StoreDep, request: Request, limiter: RegisterLimiterDep
+) -> UserPublic:
+    """Create an auditor account (a few per address and hour)."""
     if not settings.ALLOW_REGISTRATION:
         raise ApiError(403, "registration_closed", "Les inscriptions sont fermées.")
+    try:
+        await limiter.hit(f"register:{client_address(request)}", "registration")
+    except TooManyAttempts as exc:
+        logger.warning("registrations locked from {} for {}s", client_address(request), exc.retry_after)
+        raise _too_many(exc, "Trop d'inscriptions depuis cette adresse.") from None
     try:
         user = await auth.create_user(store, username=body.username, email=body.email, password=body.password)
     except auth.UserExists as exc:
@@ -87,18 +108,22 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def begin_attempt(throttle: LoginThrottle, *, username: str, address: str | None) -> Attempt:
+def _too_many(exc: TooManyAttempts, what: str) -> ApiError:
+    minutes = max(1, round(exc.retry_after / 60))
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"{what} Réessayez dans {minutes} min.",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def begin_attempt(throttle: LoginThrottle, *, username: str, address: str | None) -> Attempt:
     try:
-        return throttle.begin(username=username, address=address)
+        return await throttle.begin(username=username, address=address)
     except TooManyAttempts as exc:
         logger.warning("login locked ({}) from {} for {}s", exc.scope, address, exc.retry_after)
-        minutes = max(1, round(exc.retry_after / 60))
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"Trop de tentatives de connexion. Réessayez dans {minutes} min.",
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
+        raise _too_many(exc, "Trop de tentatives de connexion.") from None
 
 
 def issue_token(user: dict[str, Any]) -> Token:
@@ -122,7 +147,7 @@ async def login(request: Request, store: StoreDep, throttle: ThrottleDep) -> Tok
     """Exchange a username and password for a bearer token (429 after repeated failures)."""
     credentials = await read_credentials(request)
     address = client_address(request)
-    attempt = begin_attempt(throttle, username=credentials.username, address=address)
+    attempt = await begin_attempt(throttle, username=credentials.username, address=address)
     try:
         user = await auth.authenticate(store, username=credentials.username, password=credentials.password)
     except auth.InvalidCredentials as exc:
@@ -133,9 +158,9 @@ async def login(request: Request, store: StoreDep, throttle: ThrottleDep) -> Tok
             401, "invalid_credentials", INVALID_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"}
         ) from None
     except BaseException:
-        throttle.cancel(attempt)
+        await throttle.cancel(attempt)
         raise
-    throttle.succeeded(attempt)
+    await throttle.succeeded(attempt)
     return issue_token(user)
 
 
@@ -150,7 +175,7 @@ async def change_password(
     body: PasswordChange, request: Request, user: CurrentUser, store: StoreDep, throttle: ThrottleDep
 ) -> Token:
     """Change one's own password; other sessions end and a fresh token is returned."""
-    attempt = begin_attempt(throttle, username=user["username"], address=client_address(request))
+    attempt = await begin_attempt(throttle, username=user["username"], address=client_address(request))
     try:
         updated = await auth.change_password(
             store,
@@ -162,9 +187,9 @@ async def change_password(
         logger.info("password change refused for {!r}: wrong current password", user["username_key"])
         raise ApiError(400, "invalid_password", "Le mot de passe actuel est incorrect.") from None
     except BaseException:
-        throttle.cancel(attempt)
+        await throttle.cancel(attempt)
         raise
-    throttle.succeeded(attempt)
+    await throttle.succeeded(attempt)
     logger.info("password changed for {!r}", user["username_key"])
     return issue_token(updated)
 

@@ -23,6 +23,7 @@ os.environ.update(
     ADMIN_USERNAME="admin",
     ADMIN_PASSWORD="admin-password-123",
     MONGODB_DB="sio_test",
+    REGISTER_MAX_PER_HOUR="100000",  # tests register many accounts from 127.0.0.1
 )
 
 import httpx  # noqa: E402
@@ -123,13 +124,13 @@ async def scratch_audit(store) -> AsyncIterator:
 
 
 @pytest.fixture(autouse=True)
-def _reset_login_throttle(request):
+async def _reset_login_throttle(request):
     """Every test client shares 127.0.0.1: one test's failed logins must not lock out the next."""
     yield
     if "app" in request.fixturenames:
         throttle = getattr(request.getfixturevalue("app").state, "login_throttle", None)
         if throttle is not None:
-            throttle.reset()
+            await throttle.reset()
 
 
 @pytest.fixture(scope="session")

@@ -32,11 +32,13 @@ class FakeClock:
 
 
 @pytest.fixture(autouse=True)
-def throttle(app):
+async def throttle(app):
     """A fresh throttle on a fake clock for each test, so failed logins here lock nothing else."""
     original = app.state.login_throttle
     clock = FakeClock()
+    await original.reset()
     app.state.login_throttle = LoginThrottle(
+        app.state.store,
         max_attempts=settings.LOGIN_MAX_ATTEMPTS,
         window_seconds=settings.LOGIN_WINDOW_MINUTES * 60,
         clock=clock,
@@ -457,7 +459,7 @@ async def test_unknown_user_and_wrong_password_look_the_same(client, monkeypatch
     assert wrong.headers.get("www-authenticate") == unknown.headers.get("www-authenticate")
     assert len(checks) == 2  # one password check each, against a dummy hash for the unknown user
 
-    throttle.throttle.reset()
+    await throttle.throttle.reset()
     ghost = uniq("ghost")  # an unknown name is locked like a known one
     for _ in range(settings.LOGIN_MAX_ATTEMPTS):
         assert (await login(client, ghost, "x" * 10)).status_code == 401
