@@ -2,7 +2,8 @@
 
 Failed logins are counted per username and per client address in a sliding window. Each attempt is
 one document, inserted *before* the password is checked; it passes when fewer than the limit came
-before it (by `_id`), so of many simultaneous guesses in several processes exactly the limit pass. A TTL index removes the documents once the window has passed.
+before it (by `_id`), so of many simultaneous guesses in several processes exactly the limit pass.
+A TTL index removes the documents once the window has passed.
 
 A shared address (NAT, office proxy) must not let one person lock out everyone behind it: a
 username that signed in successfully from an address within `trust_seconds` is not held back by
