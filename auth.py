@@ -127,6 +127,15 @@ def decode_access_token(token: str, *, secret: str) -> dict[str, Any]:
     return claims
 
 
+def token_is_signed(token: str, *, secret: str) -> bool:
+    """A token of ours, unexpired (checked before a request body is read; the user is checked later)."""
+    try:
+        decode_access_token(token, secret=secret)
+    except InvalidToken:
+        return False
+    return True
+
+
 def token_matches_user(claims: dict[str, Any], user: dict[str, Any] | None) -> bool:
     """A token only works while its user exists, is active, has the same role and version.
 

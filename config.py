@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
     )
-    MAX_BODY_MB: int = 110
+    MAX_JSON_BODY_KB: int = 64  # bodies of JSON and form routes; uploads have FILES_MAX_MB / IMPORT_MAX_MB
 
     # Store
     MONGODB_URI: str | None = None

@@ -16,7 +16,7 @@ from database import make_store
 from demo_data import seed_demo
 from errors import install_error_handlers
 from logs import setup_logging
-from middleware import RequestContextMiddleware
+from middleware import RequestContextMiddleware, body_policies
 from routes import analyze, audit, cache, chat, files, imports, oracle, system
 from routes import auth as auth_routes
 
@@ -71,6 +71,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.close()
 
 
+def _token_is_signed(token: str) -> bool:
+    return auth.token_is_signed(token, secret=settings.SECRET_KEY or "")
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title=settings.APP_NAME,
@@ -90,7 +94,16 @@ def create_app() -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Request-ID"],
     )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_MB * 2**20)
+    multipart_overhead = 2**20
+    policy = body_policies(
+        json_limit=settings.MAX_JSON_BODY_KB * 1024,
+        uploads={
+            ("POST", "/api/files"): settings.FILES_MAX_MB * 2**20 + multipart_overhead,
+            ("POST", "/api/audit/import"): settings.IMPORT_MAX_MB * 2**20 + multipart_overhead,
+        },
+        public={"/api/auth/login", "/api/auth/register"},
+    )
+    app.add_middleware(RequestContextMiddleware, policy=policy, token_ok=_token_is_signed)
     api = APIRouter(prefix="/api")
     for area in AREAS:
         api.include_router(area.router)

@@ -1,11 +1,26 @@
-"""Pure ASGI middleware: request id, one log line per request, request body size limit."""
+"""Pure ASGI middleware: request id, one log line per request, body limits and a token check before the body.
+
+A body is read only when the request may have it: the route's size limit is checked as it arrives
+(a few KB for JSON routes, the upload size on upload routes), and a request to a protected route
+without a valid token is refused before its first byte is read.
+"""
 
 import json
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class BodyPolicy:
+    """What a route accepts: at most `limit` bytes; `public` routes need no token (login, register)."""
+
+    limit: int
+    public: bool = False
 
 
 class BodyTooLarge(Exception):
@@ -13,9 +28,16 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        policy: Callable[[str, str], BodyPolicy],
+        token_ok: Callable[[str], bool],
+    ) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.policy = policy  # (method, path) -> BodyPolicy
+        self.token_ok = token_ok  # a signed, unexpired token (the route still checks the user)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,55 +59,106 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
+        method = scope["method"]
+        policy = self.policy(method, scope["path"])
         received = 0
+        too_large = False
 
         async def receive_wrapper() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > policy.limit:
+                    too_large = True
                     raise BodyTooLarge
             return message
+
+        replaced = False
+
+        async def guarded_send(message: Message) -> None:
+            # The app answers a body cut short with its own error (400): the client is told 413.
+            nonlocal replaced
+            if too_large and not response_started and message["type"] == "http.response.start":
+                replaced = True
+                await self._error(send_wrapper, rid, 413, "payload_too_large", self._too_large_text(policy))
+                return
+            if not replaced:
+                await send_wrapper(message)
 
         try:
             length = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             length = 0
+        has_body = method in ("POST", "PUT", "PATCH") or length > 0
         try:
-            if length > self.max_body_bytes:
+            if has_body and not policy.public and not self._has_token(headers):
+                await self._error(
+                    send_wrapper,
+                    rid,
+                    401,
+                    "not_authenticated",
+                    "Authentification requise.",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            if length > policy.limit:
                 raise BodyTooLarge
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, receive_wrapper, guarded_send)
         except BodyTooLarge:
-            if response_started:
-                raise
-            await self._too_large(rid, send_wrapper)
+            if not response_started:
+                await self._error(send_wrapper, rid, 413, "payload_too_large", self._too_large_text(policy))
         finally:
             logger.info(
                 "{} {} {} {:.1f}ms rid={}",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
                 (time.perf_counter() - started) * 1000,
                 rid,
             )
 
-    async def _too_large(self, rid: str, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": f"Requête trop volumineuse (limite {self.max_body_bytes // 2**20} Mo).",
-                "code": "payload_too_large",
-                "request_id": rid,
-            }
-        ).encode()
+    def _has_token(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and self.token_ok(token.strip())
+
+    @staticmethod
+    def _too_large_text(policy: BodyPolicy) -> str:
+        size = f"{policy.limit // 2**20} Mo" if policy.limit >= 2**20 else f"{policy.limit // 1024} Ko"
+        return f"Requête trop volumineuse (limite {size})."
+
+    @staticmethod
+    async def _error(
+        send: Send,
+        rid: str,
+        status: int,
+        code: str,
+        detail: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = json.dumps({"detail": detail, "code": code, "request_id": rid}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *(extra or []),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def body_policies(
+    *, json_limit: int, uploads: dict[tuple[str, str], int], public: set[str], prefix: str = "/api/"
+) -> Callable[[str, str], BodyPolicy]:
+    """The policy of each route: uploads get their own size, other API routes `json_limit` and a token."""
+
+    def policy(method: str, path: str) -> BodyPolicy:
+        path = path.rstrip("/") or "/"
+        limit = uploads.get((method, path), json_limit)
+        return BodyPolicy(limit=limit, public=path in public or not path.startswith(prefix))
+
+    return policy

@@ -49,7 +49,7 @@ async def test_body_over_the_limit_gets_413(client, app):
     r = await client.post(
         "/api/auth/login",
         content=b"x" * 10,
-        headers={"content-length": str(settings.MAX_BODY_MB * 2**20 + 1)},
+        headers={"content-length": str(settings.MAX_JSON_BODY_KB * 1024 + 1)},
     )
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
