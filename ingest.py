@@ -164,6 +164,8 @@ def normalize_row(row: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
         name = _clean_key(key)
         if name == "_id":
             continue
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise RowError(f"caractère NUL dans {name.replace(chr(0), '').upper() or 'une colonne'}")
         if isinstance(value, str):
             if value.strip().lower() in NULL_STRINGS:
                 value = None
@@ -208,7 +210,8 @@ CSV_DELIMITERS = (",", ";", "\t", "|")
 
 
 def detect_encoding(head: bytes) -> str:
-    if b"\x00" in head:
+    # A binary file is full of NUL bytes; a stray one is a broken row, wherever it is (normalize_row).
+    if head.count(b"\x00") > max(1, len(head) // 100):
         raise ImportFormatError("fichier binaire : seuls JSON, JSON Lines et CSV sont acceptés")
     try:
         codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
@@ -358,6 +361,8 @@ async def import_rows(
             docs, errors, done = await asyncio.to_thread(_normalize_batch, iterator, batch_size, tz)
             room = MAX_REPORTED_ERRORS - len(result.errors)
             result.errors.extend(errors[: max(room, 0)])
+            result.error_count += len(errors)
+            result.errors_truncated = result.error_count > len(result.errors)
             if pending is not None:
                 await settle()
             pending = asyncio.create_task(_insert(store, docs))

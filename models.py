@@ -79,7 +79,9 @@ class ImportRowError(BaseModel):
 class ImportResult(BaseModel):
     inserted: int = 0
     duplicates: int = 0
-    errors: list[ImportRowError] = Field(default_factory=list)
+    errors: list[ImportRowError] = Field(default_factory=list)  # the first 1,000
+    error_count: int = 0  # every row in error, reported or not
+    errors_truncated: bool = False
 
 
 # --------------------------------------------------------------------------- query vocabulary

@@ -32,9 +32,9 @@ async def test_importing_the_same_jsonl_twice_stores_it_once(client, admin_heade
     body = _jsonl(events)
     first = await _post(client, admin_headers, body)
     assert first.status_code == 200, first.text
-    assert first.json() == {"inserted": n, "duplicates": 0, "errors": []}
+    assert first.json() == {"inserted": n, "duplicates": 0, "errors": [], "error_count": 0, "errors_truncated": False}
     second = await _post(client, admin_headers, body)
-    assert second.json() == {"inserted": 0, "duplicates": n, "errors": []}
+    assert second.json() == {"inserted": 0, "duplicates": n, "errors": [], "error_count": 0, "errors_truncated": False}
     assert await scratch_audit.count_documents({}) == n
     # Ids are derived from content: the imported rows are the generator's own documents.
     assert await scratch_audit.count_documents({"_id": {"$in": [e["_id"] for e in events]}}) == n
@@ -53,7 +53,7 @@ async def test_sql_developer_csv_export(client, admin_headers, scratch_audit):
                      "LOGON", "1017", "", "", "", "39000002", "ORA_LOGON_FAILURES"])  # fmt: skip
     r = await _post(client, admin_headers, out.getvalue().encode("cp1252"), "export.csv")
     assert r.status_code == 200, r.text
-    assert r.json() == {"inserted": 2, "duplicates": 0, "errors": []}
+    assert r.json() == {"inserted": 2, "duplicates": 0, "errors": [], "error_count": 0, "errors_truncated": False}
     select = await scratch_audit.find_one({"action_name": "SELECT"})
     assert select["event_timestamp"].isoformat() == "2025-11-20T21:15:30.123000+00:00"
     assert select["sql_text"] == "SELECT * FROM HR.EMPLOYEES\nWHERE ID = :1"  # quoted newline kept
@@ -119,3 +119,28 @@ async def test_cli_import(tmp_path: Path, mongo_uri, store, scratch_audit):
     assert proc.returncode == 0, proc.stderr
     assert "50 inserted, 0 duplicates, 0 errors" in proc.stdout
     assert await scratch_audit.count_documents({}) == 50
+
+
+async def test_nul_bytes_are_line_errors_wherever_they_are(client, admin_headers, scratch_audit):
+    good = '{"event_timestamp": "2026-11-20T10:00:00", "dbusername": "U%d", "action_name": "SELECT"}'
+    lines = [good % i for i in range(3000)]  # well over 64 KB
+    lines[1] = lines[1].replace('"U1"', '"U\\u0000"')  # JSON escape: a NUL in the value
+    lines[2] = lines[2].replace('"U2"', '"U\x002"')  # a raw NUL byte, in the first 64 KB
+    lines[2900] = lines[2900].replace('"U2900"', '"U\x00"')  # and one far after it
+    body = ("\n".join(lines) + "\n").encode()
+    r = await _post(client, admin_headers, body)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert [e["line"] for e in result["errors"]] == [2, 3, 2901]
+    # A raw NUL is not valid JSON text; an escaped one is a NUL in a value: both are line errors.
+    assert "NUL" in result["errors"][0]["message"]
+    assert all("NUL" in e["message"] or "JSON invalide" in e["message"] for e in result["errors"])
+    assert result["inserted"] == 2997
+
+
+async def test_error_report_gives_the_total_when_cut(client, admin_headers, scratch_audit):
+    bad = '{"event_timestamp": "pas une date", "dbusername": "U"}\n' * 1500
+    r = await _post(client, admin_headers, bad.encode())
+    result = r.json()
+    assert len(result["errors"]) == 1000
+    assert result["error_count"] == 1500 and result["errors_truncated"] is True
