@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     ORACLE_PASSWORD: str | None = None
     ORACLE_DRIVER_MODE: str = "thin"
     ORACLE_DSN: str | None = None
+    # Hosts that POST /api/oracle/config may point at (besides those of ORACLE_HOST / ORACLE_DSN).
+    ORACLE_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ORACLE_POOL_MIN: int = 1
     ORACLE_POOL_MAX: int = 4
     ORACLE_CONNECT_TIMEOUT_SECONDS: float = 5.0
@@ -118,7 +120,7 @@ class Settings(BaseSettings):
     ANOMALY_NIGHT_START_HOUR: int = 21  # local "night" for off-hours severity: from this hour...
     ANOMALY_NIGHT_END_HOUR: int = 6  # ...to this hour
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "ORACLE_ALLOWED_HOSTS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import math
+import re
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -111,6 +112,32 @@ class SyncInProgress(OracleError):
     pass
 
 
+class HostNotAllowed(OracleError):
+    """A run-time configuration names a database host outside the allow-list."""
+
+    def __init__(self, hosts: Sequence[str]) -> None:
+        self.hosts = list(hosts)
+        super().__init__(
+            "Hôte Oracle non autorisé : "
+            + ", ".join(self.hosts)
+            + ". Ajoutez-le à ORACLE_ALLOWED_HOSTS dans la configuration du service."
+        )
+
+
+_TNS_HOST = re.compile(r"\(\s*HOST\s*=\s*([^)\s]+)\s*\)", re.IGNORECASE)
+
+
+def dsn_hosts(dsn: str) -> set[str]:
+    """The hosts a connect string points at: `host:port/service`, `tcps://host...` or a TNS description."""
+    hosts = set(_TNS_HOST.findall(dsn))
+    if hosts or "(" in dsn:
+        return {h.lower() for h in hosts}
+    rest = re.sub(r"^[a-z]+://", "", dsn.strip(), flags=re.IGNORECASE).split("/", 1)[0].split("?", 1)[0]
+    rest = rest.rsplit("@", 1)[-1]
+    host = rest[1:].split("]", 1)[0] if rest.startswith("[") else rest.split(":", 1)[0]
+    return {host.lower()} if host else set()
+
+
 def _error_code(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else None
     return getattr(arg, "full_code", "") or ""
@@ -185,6 +212,11 @@ class OracleConfig:
     @property
     def configured(self) -> bool:
         return not self.missing()
+
+    def hosts(self) -> set[str]:
+        if self.dsn:
+            return dsn_hosts(self.dsn)
+        return {self.host.lower()} if self.host else set()
 
     @property
     def connect_string(self) -> str | None:
@@ -296,8 +328,16 @@ PoolFactory = Callable[..., Any]
 class OracleService:
     """One Oracle pool for the app's life, reconfigurable at run time."""
 
-    def __init__(self, config: OracleConfig, *, pool_factory: PoolFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: OracleConfig,
+        *,
+        pool_factory: PoolFactory | None = None,
+        allowed_hosts: Sequence[str] = (),
+    ) -> None:
         self.config = config
+        # Run-time configuration may point at these hosts, and at those of the start-up configuration.
+        self.allowed_hosts = {h.strip().lower() for h in allowed_hosts if h.strip()} | config.hosts()
         self.pool_factory = pool_factory or oracledb.create_pool_async
         self.metrics = Metrics()
         self.closing = asyncio.Event()
@@ -356,7 +396,14 @@ class OracleService:
             return self._pool
 
     async def configure(self, config: OracleConfig, *, start: bool = False) -> None:
-        """Replace the configuration; the old pool is closed once its queries end."""
+        """Replace the configuration; the old pool is closed once its queries end.
+
+        Raises HostNotAllowed for a host outside the allow-list: an admin token must not be enough
+        to make the server open connections to any host (or scan the network).
+        """
+        refused = sorted(h for h in config.hosts() if h not in self.allowed_hosts)
+        if refused:
+            raise HostNotAllowed(refused)
         async with self._lock:
             old, self._pool = self._pool, None
             self.config = config

@@ -25,7 +25,9 @@ BindValue = str | int | float | bool | None
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service = svc.OracleService(svc.OracleConfig.from_settings(settings))
+    service = svc.OracleService(
+        svc.OracleConfig.from_settings(settings), allowed_hosts=settings.ORACLE_ALLOWED_HOSTS
+    )
     app.state.oracle = service
     app.state.health_checks["oracle"] = service.health
     if service.configured:
@@ -60,6 +62,8 @@ def _http_error(exc: Exception) -> ApiError:
         return ApiError(504, "oracle_timeout", str(exc))
     if isinstance(exc, svc.OracleQueryFailed):
         return ApiError(400, "oracle_error", str(exc))
+    if isinstance(exc, svc.HostNotAllowed):
+        return ApiError(403, "host_not_allowed", str(exc))
     if isinstance(exc, svc.SyncInProgress):
         return ApiError(409, "sync_in_progress", str(exc))
     raise exc
@@ -137,7 +141,7 @@ async def get_config(_: AdminUser, oracle: OracleDep) -> dict[str, Any]:
     return oracle.config.public()
 
 
-@router.post("/config")
+@router.post("/config", responses={403: {"description": "Host outside ORACLE_ALLOWED_HOSTS"}})
 async def set_config(body: OracleConfigIn, _: AdminUser, oracle: OracleDep) -> dict[str, Any]:
     """Change the Oracle connection settings at run time; the pool is reopened with them."""
     changes = body.model_dump(exclude={"start"}, exclude_none=True)

@@ -23,7 +23,8 @@ os.environ.update(
     ADMIN_USERNAME="admin",
     ADMIN_PASSWORD="admin-password-123",
     MONGODB_DB="sio_test",
-    REGISTER_MAX_PER_HOUR="100000",  # tests register many accounts from 127.0.0.1
+    REGISTER_MAX_PER_HOUR="100000",
+    ORACLE_ALLOWED_HOSTS="db.example,127.0.0.1",  # tests register many accounts from 127.0.0.1
 )
 
 import httpx  # noqa: E402

@@ -668,3 +668,25 @@ def test_cli_sync_oracle_without_configuration():
     result = CliRunner().invoke(cli, ["sync-oracle"])
     assert result.exit_code == 2
     assert "ORACLE_USERNAME" in result.output
+
+
+def test_hosts_of_a_connect_string():
+    assert svc.dsn_hosts("db.example:1521/FREEPDB1") == {"db.example"}
+    assert svc.dsn_hosts("tcps://DB.Example:2484/svc?wallet_location=/x") == {"db.example"}
+    assert svc.dsn_hosts("[::1]:1521/svc") == {"::1"}
+    tns = "(DESCRIPTION=(ADDRESS_LIST=(ADDRESS=(PROTOCOL=TCP)(HOST=a.example)(PORT=1521))(ADDRESS=(HOST = b)))"
+    assert svc.dsn_hosts(tns + "(CONNECT_DATA=(SERVICE_NAME=x)))") == {"a.example", "b"}
+    assert svc.dsn_hosts("(DESCRIPTION=(CONNECT_DATA=(SERVICE_NAME=x)))") == set()
+
+
+async def test_config_cannot_point_at_any_host(client, admin_headers, oracle):
+    before = oracle.config
+    for change in (
+        {"dsn": "evil.example:1521/X"},
+        {"dsn": "(DESCRIPTION=(ADDRESS=(PROTOCOL=TCP)(HOST=10.0.0.9)(PORT=1521)))"},
+        {"dsn": "", "host": "169.254.169.254", "service_name": "x"},
+    ):
+        r = await client.post("/api/oracle/config", json=change, headers=admin_headers)
+        assert r.status_code == 403, r.text
+        assert r.json()["code"] == "host_not_allowed" and "ORACLE_ALLOWED_HOSTS" in r.json()["detail"]
+    assert oracle.config == before
