@@ -44,6 +44,21 @@ async def get_current_user(
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
 
 
+async def get_optional_user(
+    store: StoreDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> dict[str, Any] | None:
+    """The signed-in user, or None for a request without a (valid) token."""
+    if not token:
+        return None
+    try:
+        return await get_current_user(store, token)
+    except ApiError:
+        return None
+
+
+OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]
+
+
 async def get_admin_user(user: CurrentUser) -> dict[str, Any]:
     if user.get("role") != "admin":
         raise ApiError(403, "forbidden", "Action réservée aux administrateurs.")

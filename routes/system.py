@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from config import settings
 from database import StoreUnavailable
-from deps import StoreDep
+from deps import OptionalUser, StoreDep
 from models import DependencyHealth, HealthResponse, InfoResponse
 
 router = APIRouter(tags=["system"])
@@ -54,12 +54,13 @@ async def health(request: Request, store: StoreDep) -> JSONResponse:
 
 
 @router.get("/info", response_model=InfoResponse)
-async def info(store: StoreDep) -> InfoResponse:
-    """Name, version, store kind and document counts."""
-    counts = {
-        "audit_events": await store.audit.estimated_document_count(),
-        "users": await store.users.estimated_document_count(),
-    }
+async def info(store: StoreDep, user: OptionalUser) -> InfoResponse:
+    """Name, version and store kind; document counts with a token (users: admins only)."""
+    counts: dict[str, int] = {}
+    if user is not None:
+        counts["audit_events"] = await store.audit.estimated_document_count()
+        if user.get("role") == "admin":
+            counts["users"] = await store.users.estimated_document_count()
     return InfoResponse(
         name=settings.APP_NAME,
         version=settings.APP_VERSION,

@@ -16,6 +16,8 @@ from config import settings
 
 OCTET = "application/octet-stream"
 
+CLEAN = {"errors": [], "error_count": 0, "errors_truncated": False}
+
 
 # --------------------------------------------------------------------------- file makers
 
@@ -342,11 +344,23 @@ async def test_admin_imports_an_attached_audit_export(client, admin_headers, aud
     meta = created(await upload(client, admin_headers, "export.csv", AUDIT_CSV.encode("cp1252")))
     r = await client.post(f"/api/files/{meta['id']}/import", headers=admin_headers)
     assert r.status_code == 200, r.text
-    assert r.json() == {"inserted": 3, "duplicates": 0, "errors": [], "error_count": 0, "errors_truncated": False}
+    assert r.json() == {
+        "inserted": 3,
+        "duplicates": 0,
+        "errors": [],
+        "error_count": 0,
+        "errors_truncated": False,
+    }
     assert await scratch_audit.count_documents({"object_name": "SALAIRES_ÉTÉ"}) == 1
 
     r = await client.post(f"/api/files/{meta['id']}/import", headers=admin_headers)
-    assert r.json() == {"inserted": 0, "duplicates": 3, "errors": [], "error_count": 0, "errors_truncated": False}
+    assert r.json() == {
+        "inserted": 0,
+        "duplicates": 3,
+        "errors": [],
+        "error_count": 0,
+        "errors_truncated": False,
+    }
 
     # An auditor's JSON Lines export in UTF-16: the admin imports it with one call.
     rows = [

@@ -12,6 +12,8 @@ from pathlib import Path
 from config import settings
 from demo_data import generate
 
+CLEAN = {"errors": [], "error_count": 0, "errors_truncated": False}
+
 
 def _jsonl(events: list[dict]) -> bytes:
     lines = []
@@ -32,9 +34,21 @@ async def test_importing_the_same_jsonl_twice_stores_it_once(client, admin_heade
     body = _jsonl(events)
     first = await _post(client, admin_headers, body)
     assert first.status_code == 200, first.text
-    assert first.json() == {"inserted": n, "duplicates": 0, "errors": [], "error_count": 0, "errors_truncated": False}
+    assert first.json() == {
+        "inserted": n,
+        "duplicates": 0,
+        "errors": [],
+        "error_count": 0,
+        "errors_truncated": False,
+    }
     second = await _post(client, admin_headers, body)
-    assert second.json() == {"inserted": 0, "duplicates": n, "errors": [], "error_count": 0, "errors_truncated": False}
+    assert second.json() == {
+        "inserted": 0,
+        "duplicates": n,
+        "errors": [],
+        "error_count": 0,
+        "errors_truncated": False,
+    }
     assert await scratch_audit.count_documents({}) == n
     # Ids are derived from content: the imported rows are the generator's own documents.
     assert await scratch_audit.count_documents({"_id": {"$in": [e["_id"] for e in events]}}) == n
@@ -53,7 +67,13 @@ async def test_sql_developer_csv_export(client, admin_headers, scratch_audit):
                      "LOGON", "1017", "", "", "", "39000002", "ORA_LOGON_FAILURES"])  # fmt: skip
     r = await _post(client, admin_headers, out.getvalue().encode("cp1252"), "export.csv")
     assert r.status_code == 200, r.text
-    assert r.json() == {"inserted": 2, "duplicates": 0, "errors": [], "error_count": 0, "errors_truncated": False}
+    assert r.json() == {
+        "inserted": 2,
+        "duplicates": 0,
+        "errors": [],
+        "error_count": 0,
+        "errors_truncated": False,
+    }
     select = await scratch_audit.find_one({"action_name": "SELECT"})
     assert select["event_timestamp"].isoformat() == "2025-11-20T21:15:30.123000+00:00"
     assert select["sql_text"] == "SELECT * FROM HR.EMPLOYEES\nWHERE ID = :1"  # quoted newline kept

@@ -674,7 +674,9 @@ def test_hosts_of_a_connect_string():
     assert svc.dsn_hosts("db.example:1521/FREEPDB1") == {"db.example"}
     assert svc.dsn_hosts("tcps://DB.Example:2484/svc?wallet_location=/x") == {"db.example"}
     assert svc.dsn_hosts("[::1]:1521/svc") == {"::1"}
-    tns = "(DESCRIPTION=(ADDRESS_LIST=(ADDRESS=(PROTOCOL=TCP)(HOST=a.example)(PORT=1521))(ADDRESS=(HOST = b)))"
+    tns = (
+        "(DESCRIPTION=(ADDRESS_LIST=(ADDRESS=(PROTOCOL=TCP)(HOST=a.example)(PORT=1521))(ADDRESS=(HOST = b)))"
+    )
     assert svc.dsn_hosts(tns + "(CONNECT_DATA=(SERVICE_NAME=x)))") == {"a.example", "b"}
     assert svc.dsn_hosts("(DESCRIPTION=(CONNECT_DATA=(SERVICE_NAME=x)))") == set()
 

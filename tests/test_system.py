@@ -13,12 +13,17 @@ async def test_health_is_healthy_and_public(client):
     assert body.dependencies["llm"].status == "not_configured"
 
 
-async def test_info_reports_store_and_counts(client):
+async def test_info_reports_store_and_counts(client, admin_headers, auditor_headers):
     r = await client.get("/api/info")
     assert r.status_code == 200
     body = r.json()
     assert body["store"] in ("embedded-secantusdb", "mongodb")
-    assert set(body["counts"]) >= {"audit_events", "users"}
+    assert body["counts"] == {}  # nothing is counted for a visitor without a token
+    assert set((await client.get("/api/info", headers=auditor_headers)).json()["counts"]) == {"audit_events"}
+    assert set((await client.get("/api/info", headers=admin_headers)).json()["counts"]) == {
+        "audit_events",
+        "users",
+    }
 
 
 async def test_errors_are_json_with_code_and_request_id(client):
