@@ -69,3 +69,16 @@ async def test_uploads_keep_their_own_limit(client, admin_headers, scratch_audit
 async def test_login_and_register_need_no_token(client):
     r = await client.post("/api/auth/login", data={"username": "nobody", "password": "x"})
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+
+
+async def test_security_headers(client, auditor_headers):
+    r = await client.post("/api/auth/login", data={"username": "nobody", "password": "x"})
+    assert r.headers["cache-control"] == "no-store"
+    r = await client.get("/api/audit/count", headers=auditor_headers)
+    for name in ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options"):
+        assert name in r.headers, name
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    docs = await client.get("/docs")
+    assert "'unsafe-inline'" in docs.headers["content-security-policy"]
+    assert "cache-control" not in docs.headers or docs.headers["cache-control"] != "no-store"
