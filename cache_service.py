@@ -45,14 +45,18 @@ CREATE TABLE IF NOT EXISTS actions (
     duration_ms REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_ts ON actions (ts);
-CREATE TABLE IF NOT EXISTS questions (
-    normalized TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS user_questions (
+    username TEXT NOT NULL,
+    normalized TEXT NOT NULL,
     question TEXT NOT NULL,
     intent TEXT NOT NULL,
     count INTEGER NOT NULL,
-    last_asked REAL NOT NULL
+    last_asked REAL NOT NULL,
+    PRIMARY KEY (username, normalized)
 );
-CREATE INDEX IF NOT EXISTS questions_count ON questions (count DESC);
+CREATE INDEX IF NOT EXISTS user_questions_count ON user_questions (username, count DESC);
+DROP TABLE IF EXISTS questions;
+CREATE INDEX IF NOT EXISTS actions_user_ts ON actions (username, ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('hits', 0), ('misses', 0);
 """
@@ -287,7 +291,7 @@ class AnswerCache:
         self._actions.append((ts, username, intent, question, int(cached), source, duration_ms))
         normalized = normalize_question(question)
         if normalized and intent not in NOT_SUGGESTED:
-            self._questions.append((normalized, question, intent, ts))
+            self._questions.append((username, normalized, question, intent, ts))
         self._wake.set()
 
     async def _write_loop(self) -> None:
@@ -321,8 +325,9 @@ class AnswerCache:
                     )
                 if questions:
                     await self.db.executemany(
-                        "INSERT INTO questions (normalized, question, intent, count, last_asked)"
-                        " VALUES (?, ?, ?, 1, ?) ON CONFLICT (normalized) DO UPDATE SET"
+                        "INSERT INTO user_questions"
+                        " (username, normalized, question, intent, count, last_asked) VALUES (?, ?, ?, ?, 1, ?)"
+                        " ON CONFLICT (username, normalized) DO UPDATE SET"
                         " count = count + 1, question = excluded.question, intent = excluded.intent,"
                         " last_asked = excluded.last_asked",
                         questions,
@@ -341,26 +346,29 @@ class AnswerCache:
                 self._misses += misses
                 raise
 
-    async def actions(self, *, start: float, end: float) -> dict[str, Any]:
-        """Answered questions in [start, end) (epoch seconds): totals per intent and per user."""
+    async def actions(self, *, start: float, end: float, username: str | None = None) -> dict[str, Any]:
+        """Answered questions in [start, end) (epoch seconds): totals per intent and per user.
+
+        With `username`, only that user's questions (what an auditor may see).
+        """
         await self.flush()
-        window = (start, end)
+        where = "ts >= ? AND ts < ?" + (" AND username = ?" if username is not None else "")
+        window: tuple[Any, ...] = (start, end) if username is None else (start, end, username)
         async with self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(cached), 0), AVG(duration_ms) FROM actions"
-            " WHERE ts >= ? AND ts < ?",
+            f"SELECT COUNT(*), COALESCE(SUM(cached), 0), AVG(duration_ms) FROM actions WHERE {where}",
             window,
         ) as cur:
             total, cached, avg_ms = await cur.fetchone()
         async with self.db.execute(
             "SELECT intent, COUNT(*), SUM(cached), AVG(duration_ms) FROM actions"
-            " WHERE ts >= ? AND ts < ? GROUP BY intent ORDER BY 2 DESC, 1",
+            f" WHERE {where} GROUP BY intent ORDER BY 2 DESC, 1",
             window,
         ) as cur:
             rows = await cur.fetchall()
         by_intent = [{"intent": i, "count": n, "cached": c, "avg_ms": round(a, 2)} for i, n, c, a in rows]
         async with self.db.execute(
             "SELECT username, COUNT(*), SUM(cached), MAX(ts) FROM actions"
-            " WHERE ts >= ? AND ts < ? GROUP BY username ORDER BY 2 DESC, 1",
+            f" WHERE {where} GROUP BY username ORDER BY 2 DESC, 1",
             window,
         ) as cur:
             rows = await cur.fetchall()
@@ -373,21 +381,33 @@ class AnswerCache:
             "by_user": by_user,
         }
 
-    async def frequent_questions(self, *, limit: int = 10) -> list[dict[str, Any]]:
+    async def frequent_questions(self, *, username: str | None, limit: int = 10) -> list[dict[str, Any]]:
+        """The questions asked most often: by `username`, or by everyone (None, for admins)."""
         await self.flush()
-        async with self.db.execute(
-            "SELECT question, intent, count, last_asked FROM questions"
-            " ORDER BY count DESC, last_asked DESC LIMIT ?",
-            (limit,),
-        ) as cur:
+        if username is not None:
+            sql = (
+                "SELECT question, intent, count, last_asked FROM user_questions WHERE username = ?"
+                " ORDER BY count DESC, last_asked DESC LIMIT ?"
+            )
+            args: tuple[Any, ...] = (username, limit)
+        else:
+            sql = (
+                "SELECT MAX(question), MAX(intent), SUM(count), MAX(last_asked) FROM user_questions"
+                " GROUP BY normalized ORDER BY 3 DESC, 4 DESC LIMIT ?"
+            )
+            args = (limit,)
+        async with self.db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         return [{"question": q, "intent": i, "count": n, "last_asked": t} for q, i, n, t in rows]
 
-    async def suggest(self, partial: str, *, catalogue: Iterable[str], limit: int = 5) -> list[str]:
-        """Questions starting like `partial`, then close ones (fuzzy): frequent ones and the catalogue."""
+    async def suggest(
+        self, partial: str, *, username: str, catalogue: Iterable[str], limit: int = 5
+    ) -> list[str]:
+        """Questions starting like `partial`, then close ones (fuzzy): the user's own frequent ones and
+        the catalogue; never another user's words."""
         frequent = [
             q["question"]
-            for q in await self.frequent_questions(limit=200)
+            for q in await self.frequent_questions(username=username, limit=200)
             if q["intent"] not in NOT_SUGGESTED_INTENTS and not _is_bare_follow_up(q["question"])
         ]
         candidates = list(dict.fromkeys([*frequent, *catalogue]))

@@ -89,9 +89,10 @@ async def cache_actions(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, Any]:
-    """Chat questions answered in a time window (default 7 days), per intent and per user."""
+    """Chat questions answered in a time window (default 7 days): yours, or everyone's for admins."""
     lo, hi = window(timeframe, start, end)
-    stats = await cache.actions(start=lo, end=hi)
+    owner = None if user.get("role") == "admin" else user["username"]
+    stats = await cache.actions(start=lo, end=hi, username=owner)
     return {
         "start": datetime.fromtimestamp(lo, settings.tz).isoformat(timespec="seconds"),
         "end": datetime.fromtimestamp(hi, settings.tz).isoformat(timespec="seconds"),

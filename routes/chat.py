@@ -93,7 +93,9 @@ async def chat_suggestions(
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> dict[str, list[str]]:
     """Questions that complete or resemble what is being typed (frequent ones and known examples)."""
-    found = await cache.suggest(partial_message, catalogue=chat_service.EXAMPLES, limit=limit)
+    found = await cache.suggest(
+        partial_message, username=user["username"], catalogue=chat_service.EXAMPLES, limit=limit
+    )
     return {"suggestions": found}
 
 
@@ -101,8 +103,9 @@ async def chat_suggestions(
 async def frequent_questions(
     user: CurrentUser, cache: CacheDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
-    """The questions asked most often, with their count."""
-    return {"questions": await cache.frequent_questions(limit=limit)}
+    """Your questions asked most often, with their count (everyone's for admins)."""
+    owner = None if user.get("role") == "admin" else user["username"]
+    return {"questions": await cache.frequent_questions(username=owner, limit=limit)}
 
 
 @router.get("/conversations")

@@ -82,18 +82,26 @@ async def test_frequent_questions_and_suggestions(tmp_path):
                 )  # fmt: skip
         cache.record(username="u", question="bonjour", intent="small_talk", cached=False, source="template",
                      duration_ms=1)  # fmt: skip
-        top = await cache.frequent_questions(limit=5)
+        top = await cache.frequent_questions(username="u", limit=5)
         assert [(q["question"], q["count"]) for q in top] == [
             ("Combien de connexions échouées hier ?", 3),
             ("Qui a supprimé des tables ?", 1),
         ]
         catalogue = ["Combien d'événements aujourd'hui ?", "Quels sont les utilisateurs les plus actifs ?"]
-        found = await cache.suggest("combien", catalogue=catalogue, limit=3)
+        found = await cache.suggest("combien", username="u", catalogue=catalogue, limit=3)
         assert found[:2] == ["Combien de connexions échouées hier ?", "Combien d'événements aujourd'hui ?"]
-        assert (await cache.suggest("utilisateurs plus actfs", catalogue=catalogue))[0] == catalogue[1]
-        assert await cache.suggest("", catalogue=catalogue, limit=1) == [
+        assert (await cache.suggest("utilisateurs plus actfs", username="u", catalogue=catalogue))[
+            0
+        ] == catalogue[1]
+        assert await cache.suggest("", username="u", catalogue=catalogue, limit=1) == [
             "Combien de connexions échouées hier ?"
         ]
+        # Another user's words are never offered, nor counted in their frequent questions.
+        assert await cache.frequent_questions(username="v", limit=5) == []
+        other = await cache.suggest("combien de connexions", username="v", catalogue=catalogue, limit=5)
+        assert "Combien de connexions échouées hier ?" not in other
+        everyone = await cache.frequent_questions(username=None, limit=5)
+        assert everyone[0]["count"] == 3
     finally:
         await cache.close()
 
@@ -111,6 +119,17 @@ async def test_cache_routes(client, auditor_headers, admin_headers, app):
     body = r.json()
     assert body["total"] >= 1 and any(i["intent"] == "count_events" for i in body["by_intent"])
     assert any(u["username"] == "auditor1" for u in body["by_user"])
+    app.state.answer_cache.record(
+        username="someone_else", question="Qui a supprimé SALARIES ?", intent="count_events",
+        cached=False, source="template", duration_ms=3.0,
+    )  # fmt: skip
+    # An auditor sees only their own activity; an admin sees everyone's.
+    mine = (await client.get("/api/cache/actions?timeframe=1h", headers=auditor_headers)).json()
+    assert {u["username"] for u in mine["by_user"]} == {"auditor1"}
+    every = (await client.get("/api/cache/actions?timeframe=1h", headers=admin_headers)).json()
+    assert {"auditor1", "someone_else"} <= {u["username"] for u in every["by_user"]}
+    frequent = (await client.get("/api/chat/frequent-questions", headers=auditor_headers)).json()
+    assert "Qui a supprimé SALARIES ?" not in [q["question"] for q in frequent["questions"]]
     assert (await client.get("/api/cache/actions?timeframe=soon", headers=auditor_headers)).status_code == 422
     assert (await client.post("/api/cache/cleanup", headers=auditor_headers)).status_code == 403
     r = await client.post("/api/cache/cleanup", headers=admin_headers)
@@ -144,8 +163,10 @@ async def test_suggestions_leave_out_questions_that_do_not_stand_alone(tmp_path)
             for _ in range(5):
                 cache.record(username="u", question=question, intent=intent, cached=False,
                              source="template", duration_ms=1)  # fmt: skip
-        found = await cache.suggest("", catalogue=["Qui a supprimé des tables hier soir ?"], limit=10)
+        found = await cache.suggest(
+            "", username="u", catalogue=["Qui a supprimé des tables hier soir ?"], limit=10
+        )
         assert found == ["Combien de DELETE cette semaine ?", "Qui a supprimé des tables hier soir ?"]
-        assert "Et hier ?" in [q["question"] for q in await cache.frequent_questions(limit=10)]
+        assert "Et hier ?" in [q["question"] for q in await cache.frequent_questions(username="u", limit=10)]
     finally:
         await cache.close()
