@@ -326,7 +326,8 @@ class AnswerCache:
                 if questions:
                     await self.db.executemany(
                         "INSERT INTO user_questions"
-                        " (username, normalized, question, intent, count, last_asked) VALUES (?, ?, ?, ?, 1, ?)"
+                        " (username, normalized, question, intent, count, last_asked)"
+                        " VALUES (?, ?, ?, ?, 1, ?)"
                         " ON CONFLICT (username, normalized) DO UPDATE SET"
                         " count = count + 1, question = excluded.question, intent = excluded.intent,"
                         " last_asked = excluded.last_asked",
