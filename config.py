@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     SECRET_KEY: str | None = None
     ACCESS_TOKEN_EXPIRE_MINUTES: int = 8 * 60
     ALLOW_REGISTRATION: bool = True
-    ADMIN_USERNAME: str | None = None
+    ADMIN_USERNAME: str | None = "admin"  # created at start-up when ADMIN_PASSWORD is set
     ADMIN_PASSWORD: str | None = None
     ADMIN_EMAIL: str | None = None
     LOGIN_MAX_ATTEMPTS: int = 5

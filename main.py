@@ -25,8 +25,9 @@ AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, file
 
 async def seed_if_empty(store) -> None:
     if not settings.SEED_DEMO_DATA or await store.audit.estimated_document_count() > 0:
+        logger.info("start-up 2/3: audit trail in place, no demo data to load")
         return
-    logger.info("empty audit trail: loading {} demo events", settings.DEMO_EVENTS)
+    logger.info("start-up 2/3: empty audit trail, loading {} demo events", settings.DEMO_EVENTS)
     inserted, _ = await seed_demo(
         store,
         n_events=settings.DEMO_EVENTS,
@@ -41,6 +42,7 @@ async def seed_if_empty(store) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     setup_logging(settings.LOG_LEVEL)
     settings.check_secrets()
+    logger.info("start-up 1/3: store ({})", "MongoDB" if settings.MONGODB_URI else "embedded SecantusDB")
     store = make_store()
     await store.start()
     app.state.store = store
@@ -57,11 +59,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 email=settings.ADMIN_EMAIL,
             )
         await seed_if_empty(store)
+        logger.info("start-up 3/3: language model and services")
         async with contextlib.AsyncExitStack() as stack:
             for area in AREAS:
                 if hasattr(area, "lifespan"):
                     await stack.enter_async_context(area.lifespan(app))
-            logger.info("{} {} ready ({})", settings.APP_NAME, settings.APP_VERSION, store.kind)
+            logger.info(
+                "{} {} ready ({}): docs at http://localhost:{}/docs",
+                settings.APP_NAME,
+                settings.APP_VERSION,
+                store.kind,
+                settings.PORT,
+            )
             yield
     finally:
         if sweep is not None:
