@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
+from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,6 +25,71 @@ STATUS_CODES = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers: a French message and a stable machine code."""
+
+    detail: str
+    code: str
+    request_id: str | None = None
+    errors: list[ErrorItem] | None = None  # 422: one item per invalid field
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Requête incorrecte",
+    401: "Authentification requise, ou jeton invalide ou expiré",
+    403: "Action non autorisée pour ce compte",
+    404: "Introuvable",
+    409: "Conflit avec l'état actuel",
+    413: "Corps de requête trop volumineux",
+    415: "Type de contenu non pris en charge",
+    422: "Paramètres ou corps invalides",
+    429: "Trop de requêtes",
+    503: "Dépendance indisponible (base d'audit, Oracle, cache...)",
+    504: "Délai dépassé (Oracle)",
+}
+# Operations open without a token, and the statuses they cannot answer for that reason.
+PUBLIC_OPERATIONS = {("post", "/api/auth/login"): {403}, ("post", "/api/auth/register"): {401},
+                     ("get", "/api/health"): {401, 403}, ("get", "/api/info"): {401, 403}}  # fmt: skip
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document tell the truth about errors: every operation documents the error
+    statuses the service can answer, all with the one ErrorBody shape (FastAPI's default 422 schema
+    is not what the service sends)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas["ErrorBody"] = body
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if not path.startswith("/api/"):
+                    continue
+                statuses = set(ERROR_DESCRIPTIONS) - PUBLIC_OPERATIONS.get((method, path), set())
+                responses = operation.setdefault("responses", {})
+                for status in sorted(statuses):
+                    entry = responses.setdefault(str(status), {"description": ERROR_DESCRIPTIONS[status]})
+                    entry["content"] = ref
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ApiError(Exception):

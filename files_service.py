@@ -31,6 +31,8 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket, NoFile
+from gridfs.errors import CorruptGridFile
+from loguru import logger
 from pymongo import ASCENDING, DESCENDING
 
 from config import settings
@@ -708,13 +710,19 @@ async def open_content(
     doc = await _find(store, owner=owner, file_id=file_id, with_text=False)
     try:
         grid_out = await _bucket(store).open_download_stream(doc["_id"])
-    except NoFile:
+        # Read the first chunk now: a file deleted meanwhile is a 404, not a response cut short.
+        first = await grid_out.readchunk()
+    except (NoFile, CorruptGridFile):
         raise FileNotFound("Fichier introuvable.") from None
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
-            while chunk := await grid_out.readchunk():
+            chunk = first
+            while chunk:
                 yield chunk
+                chunk = await grid_out.readchunk()
+        except CorruptGridFile:  # deleted while it was being sent: the client sees a short body
+            logger.warning("file {} deleted while being downloaded", file_id)
         finally:
             await grid_out.close()
 

@@ -14,7 +14,7 @@ import auth
 from config import settings
 from database import make_store
 from demo_data import seed_demo
-from errors import install_error_handlers
+from errors import document_errors, install_error_handlers
 from logs import setup_logging
 from middleware import RequestContextMiddleware, body_policies
 from routes import analyze, audit, cache, chat, files, imports, oracle, system
@@ -95,6 +95,7 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    document_errors(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,

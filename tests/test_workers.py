@@ -25,8 +25,8 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
         ADMIN_USERNAME=ADMIN[0],
         ADMIN_PASSWORD=ADMIN[1],
         LOG_LEVEL="WARNING",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
