@@ -18,8 +18,10 @@ import plan_compiler
 from config import settings
 from ingest import insert_documents
 from plan import CATEGORIES, FIELDS, Filters, Plan
+from tests.blind_eval import BLIND
 from tests.plan_oracle import evaluate
 from tests.test_chat import parse_sse
+from tests.test_chat_figures import blind_trail  # noqa: F401 (a fixture)
 
 # Questions the rules leave unread on the demo trail (each test checks it with the LLM off).
 TOP_USER = "c'est qui qui bosse le plus sur la base ?"
@@ -439,3 +441,17 @@ def test_worked_examples_are_valid_plans():
         if plan is not None:
             Plan.model_validate(plan)
         assert json.dumps({"plan": plan}, ensure_ascii=False) in llm_plan.system_prompt(), question
+
+
+# ---------------------------------------------------------------------------- the plumbing on the blind set
+
+
+@pytest.mark.slow
+async def test_plumbing_on_unread_blind_questions(store, app, blind_trail, llm):  # noqa: F811
+    """bench/llm_plan.py on a few questions: the right plan from the model gives the right figures."""
+    from bench.llm_plan import measure, unread
+
+    recs = unread(BLIND)[:12]
+    assert len(recs) == 12
+    outcomes = await measure(store, app.state.answer_cache, llm, recs)
+    assert [(o.record["id"], o.verdict) for o in outcomes] == [(r["id"], "right") for r in recs]
