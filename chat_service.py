@@ -205,8 +205,11 @@ async def _prepare(
             source = "llm_plan"
         except llm_plan.RateLimited as exc:
             note = exc.message()
-        except llm_plan.LLMPlanError:
-            pass  # logged by llm_plan; the honest answer below
+        except PyMongoError:
+            raise  # the store is down: a 503 for the route
+        except Exception as exc:  # logged by llm_plan (or a bug): the honest answer below, never a 500
+            if not isinstance(exc, llm_plan.LLMPlanError):
+                logger.opt(exception=exc).error("question not read by the model")
     base: dict[str, Any] = {
         "conversation_id": conversation_id,
         "entities": reading_entities(reading),

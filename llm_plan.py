@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo
 
 import openai
 from loguru import logger
+from openai.types.chat import ChatCompletionMessageParam as Message
+from openai.types.shared_params import ResponseFormatJSONObject, ResponseFormatJSONSchema
 from pydantic import ValidationError
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -397,7 +399,7 @@ WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday
 
 def build_messages(
     question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previous: Plan | None = None
-) -> list[dict[str, str]]:
+) -> list[Message]:
     """The system prompt, then what depends on the question: date, known values, previous plan."""
     at = now.astimezone(tz)
     parts = [
@@ -426,7 +428,7 @@ class Usage:
 _json_object_only: dict[str, bool] = {}
 
 
-def _response_format(fmt: str) -> dict[str, Any]:
+def _response_format(fmt: str) -> ResponseFormatJSONSchema | ResponseFormatJSONObject:
     if fmt == "json_object":
         return {"type": "json_object"}
     # strict=False: the plan has optional parts, which OpenAI's strict mode does not allow; servers
@@ -437,13 +439,13 @@ def _response_format(fmt: str) -> dict[str, Any]:
     }
 
 
-async def _create(messages: list[dict[str, str]], fmt: str) -> tuple[str, Usage, str | None]:
+async def _create(messages: list[Message], fmt: str) -> tuple[str, Usage, str | None]:
     completion = await openai_service.client().chat.completions.create(
         model=settings.OPENAI_MODEL,
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         temperature=0,
         max_tokens=settings.LLM_PLAN_MAX_TOKENS,
-        response_format=_response_format(fmt),  # type: ignore[arg-type]
+        response_format=_response_format(fmt),
         timeout=settings.LLM_PLAN_TIMEOUT_SECONDS,
     )
     usage = Usage()
@@ -461,7 +463,7 @@ def _format() -> str:
     return settings.LLM_PLAN_RESPONSE_FORMAT
 
 
-async def _attempt(messages: list[dict[str, str]]) -> tuple[str, Usage, str | None, str]:
+async def _attempt(messages: list[Message]) -> tuple[str, Usage, str | None, str]:
     fmt = _format()
     try:
         text, usage, finish = await _create(messages, fmt)
@@ -476,7 +478,7 @@ async def _attempt(messages: list[dict[str, str]]) -> tuple[str, Usage, str | No
     return text, usage, finish, fmt
 
 
-async def call_model(messages: list[dict[str, str]]) -> str:
+async def call_model(messages: list[Message]) -> str:
     """The model's reply text; transient failures retried within LLM_PLAN_TIMEOUT_SECONDS in all."""
     started = time.perf_counter()
     usage, fmt, outcome = Usage(), _format(), "ok"
@@ -628,7 +630,10 @@ def validate(plan_json: dict[str, Any] | None, gaz: Gazetteer, *, question: str,
                 "then": check.values("action_name", seq.then),
             }
         )
-    plan = Plan.model_validate(plan.model_copy(update=update).model_dump())
+    try:
+        plan = Plan.model_validate(plan.model_copy(update=update).model_dump())
+    except ValidationError as exc:
+        raise PlanRefused(f"not a plan once checked: {exc.error_count()} error(s)") from exc
     try:
         plan_compiler.compile_plan(plan)  # the compiler's own checks; nothing runs
     except ValueError as exc:
