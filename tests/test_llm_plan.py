@@ -14,6 +14,7 @@ from pydantic import ValidationError
 import answers
 import chat_service
 import llm_plan
+import llm_plan_prompt
 import plan_compiler
 from config import settings
 from ingest import insert_documents
@@ -436,8 +437,8 @@ def test_schema_is_derived_from_the_plan():
 
 
 def test_worked_examples_are_valid_plans():
-    assert len(llm_plan.EXAMPLES) >= 5
-    for question, plan in llm_plan.EXAMPLES:
+    assert len(llm_plan_prompt.EXAMPLES) >= 5
+    for question, plan in llm_plan_prompt.EXAMPLES:
         if plan is not None:
             Plan.model_validate(plan)
         assert json.dumps({"plan": plan}, ensure_ascii=False) in llm_plan.system_prompt(), question
