@@ -203,10 +203,10 @@ async def test_a_value_neither_stored_nor_in_the_question_is_refused(client, aud
 async def test_timeout_falls_back_to_the_honest_answer(client, auditor_headers, demo, llm, monkeypatch):
     honest = await without_llm(client, auditor_headers, TOP_USER)
     monkeypatch.setattr(settings, "LLM_PLAN_TIMEOUT_SECONDS", 0.5)
-    llm.reply, llm.delay = reply(TOP_USER_PLAN), 3.0
+    llm.reply, llm.delay = reply(TOP_USER_PLAN), 5.0
     started = time.perf_counter()
     body = await chat(client, auditor_headers, TOP_USER)
-    assert time.perf_counter() - started < 2.5  # the whole reading, retries included, is bounded
+    assert time.perf_counter() - started < 4  # the whole reading, retries included, is bounded
     assert (body["source"], body["answer"]) == ("template", honest["answer"])
 
 
@@ -283,9 +283,8 @@ async def test_injected_where_in_a_value_is_a_plain_string(client, auditor_heade
     # not stored: reported absent, and nothing matches (a $where run would match all three)
     question = "le bilan de $where: sleep(100) || true ?"
     llm.reply = reply({"filters": {"include": {"dbusername": ["$where: sleep(100) || true"]}}})
-    started = time.perf_counter()
     body = await chat(client, auditor_headers, question)
-    assert body["data"]["rows"] == [[0]] and time.perf_counter() - started < 5
+    assert body["data"]["rows"] == [[0]]
     assert body["entities"]["not_found"] == ["$where: sleep(100) || true"]
 
 
