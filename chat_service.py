@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 import answers
 import conversations
 import files_service
+import llm_plan
 import openai_service
 import plan_compiler
 import replies
@@ -195,7 +196,20 @@ async def _prepare(
     if request.file_ids:
         return await _prepare_files(store, owner=owner, request=request, conversation_id=conversation_id)
     version = await store.audit_version()
-    reading = await _read(store, request.message, _previous_plan(turn), now, version=version)
+    previous = _previous_plan(turn)
+    reading = await _read(store, request.message, previous, now, version=version)
+    source, note = "template", ""
+    if reading.kind == "not_understood" and llm_plan.enabled():
+        try:
+            reading = await llm_plan.read(store, request.message, owner=owner, previous=previous, now=now)
+            source = "llm_plan"
+        except llm_plan.RateLimited as exc:
+            note = exc.message()
+        except PyMongoError:
+            raise  # the store is down: a 503 for the route
+        except Exception as exc:  # logged by llm_plan (or a bug): the honest answer below, never a 500
+            if not isinstance(exc, llm_plan.LLMPlanError):
+                logger.opt(exception=exc).error("question not read by the model")
     base: dict[str, Any] = {
         "conversation_id": conversation_id,
         "entities": reading_entities(reading),
@@ -213,6 +227,7 @@ async def _prepare(
             close = replies.partial_question(plan)
             suggestions = [q for q in [close, *replies.EXAMPLES] if q][:3]
             text = replies.not_understood_answer(reading.unknown, plan, reading.notes, suggestions)
+            text += f" {note}" if note else ""
             intent = Intent.UNKNOWN
         response = ChatResponse(
             answer=text, suggestions=suggestions, intent=str(intent),
@@ -221,10 +236,12 @@ async def _prepare(
         return Prepared(response=response, template=text, started=started)
 
     base.update(intent=plan_intent(plan), confidence=1.0, plan=answers.plan_view(plan))
+    if source == "llm_plan":  # (a cached answer of the rules keeps its own source: template or llm)
+        base.update(source=source, confidence=0.7)
     llm = f"llm:{settings.OPENAI_MODEL}" if openai_service.enabled() else "template"
     key = plan_cache_key(
         plan, notes=reading.notes, absent=reading.absent, audit_version=version,
-        extra=f"{store.audit_name}|{llm}|{TEMPLATES_VERSION}",
+        extra=f"{store.audit_name}|{llm}|{source}|{TEMPLATES_VERSION}",
     )  # fmt: skip
     hit = await cache.get(key)
     if hit is not None:
@@ -240,6 +257,8 @@ async def _prepare(
         return Prepared(response=response, template=text, started=started, plan=plan)
     result.rows = [[jsonable(c) for c in row] for row in result.rows]
     text = answers.write(plan, result, notes=reading.notes, absent=reading.absent, closest=reading.closest)
+    if source == "llm_plan":
+        text = f"{llm_plan.NOTICE} {text}"
     response = ChatResponse(
         answer=text,
         data=ChatData(columns=result.columns, rows=result.rows, total=result.total),
@@ -291,6 +310,7 @@ def _wants_llm(prepared: Prepared) -> bool:
     return (
         openai_service.enabled()
         and not prepared.response.cached
+        and prepared.response.source != "llm_plan"  # its first sentence says the model read it: kept as is
         and prepared.response.intent not in (Intent.HELP, Intent.SMALL_TALK, Intent.UNKNOWN, "out_of_scope")
     )
 
@@ -298,7 +318,11 @@ def _wants_llm(prepared: Prepared) -> bool:
 async def finish(store, *, cache: AnswerCache, owner: str, prepared: Prepared) -> ChatResponse:
     """Store the answer in the cache and the conversation, record the action; the final response."""
     response = prepared.response
-    if prepared.key and not response.cached and (response.source == "llm" or not openai_service.enabled()):
+    if (
+        prepared.key
+        and not response.cached
+        and (response.source != "template" or not openai_service.enabled())
+    ):
         value = response.model_dump(mode="json", exclude={"conversation_id", "cached"})
         await cache.put(prepared.key, {**value, "template": prepared.template}, intent=response.intent)
     turn = {

@@ -3,7 +3,7 @@
 import secrets
 import warnings
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     OPENAI_MODEL: str = "gpt-4o-mini"
     OPENAI_TIMEOUT_SECONDS: float = 20.0
     OPENAI_MAX_RETRIES: int = 2
+    # The LLM reads into a plan the questions the rules cannot read (llm_plan.py)
+    LLM_PLAN_ENABLED: bool = True
+    LLM_PLAN_TIMEOUT_SECONDS: float = 15.0  # the whole reading, retries included
+    LLM_PLAN_MAX_TOKENS: int = 1000
+    LLM_PLAN_RATE_LIMIT: int = 30  # model calls per user and window; 0 = no limit
+    LLM_PLAN_RATE_WINDOW_MINUTES: int = 60
+    LLM_PLAN_RESPONSE_FORMAT: Literal["json_schema", "json_object"] = "json_schema"
 
     # Oracle
     ORACLE_HOST: str | None = None
@@ -139,6 +146,10 @@ class Settings(BaseSettings):
     @property
     def llm_enabled(self) -> bool:
         return bool(self.OPENAI_API_KEY)
+
+    @property
+    def llm_plan_enabled(self) -> bool:
+        return self.llm_enabled and self.LLM_PLAN_ENABLED
 
     def check_secrets(self) -> None:
         """Refuse a missing or placeholder SECRET_KEY unless DEBUG, where a random one is made."""

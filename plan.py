@@ -194,6 +194,13 @@ CATEGORIES: dict[str, Category] = {
 }
 
 
+def _plain(name: str, values: list[Any]) -> None:
+    """Values are data to compare with, never query syntax: a dict such as {"$where": ...} is refused."""
+    for v in values:
+        if not (v is None or isinstance(v, str | int | float | bool)):
+            raise ValueError(f"values of {name!r} must be plain strings or numbers")
+
+
 class Filters(BaseModel):
     """Conditions on events. Every condition holds (AND); values of one field: any of them (OR)."""
 
@@ -219,6 +226,7 @@ class Filters(BaseModel):
                 raise ValueError(f"unknown field {name!r}")
             if not isinstance(values, list):
                 raise ValueError(f"values of {name!r} must be a list")
+            _plain(name, values)
         return {k: v for k, v in value.items() if v}
 
     @field_validator("categories", "exclude_categories")
@@ -243,12 +251,16 @@ class Filters(BaseModel):
 class Period(BaseModel):
     """[start, end) aware datetimes; None on a side means open."""
 
+    model_config = ConfigDict(extra="forbid")
+
     start: datetime | None = None
     end: datetime | None = None
     label: str = ""  # the words it was read from: "hier soir"
 
 
 class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     op: Literal["gt", "gte", "lt", "lte"] = "gt"
     value: float
     window_minutes: int | None = Field(default=None, ge=1, le=1440)
@@ -257,16 +269,34 @@ class Threshold(BaseModel):
 class Having(BaseModel):
     """Groups (values of group_by[0]) judged on the set of `field` values they show."""
 
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["both", "only", "never"]
     field: str = "action_name"
     values: list[Any] = Field(min_length=1)
 
+    @field_validator("values")
+    @classmethod
+    def _plain_values(cls, value: list[Any]) -> list[Any]:
+        _plain("having", value)
+        return value
+
 
 class Sequence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     first: list[str] = Field(min_length=1)  # action names
     then: list[str] = Field(min_length=1)
     same: list[str] = Field(default_factory=lambda: ["object_schema", "object_name"])
     within_minutes: int | None = None
+
+    @field_validator("same")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in FIELDS:
+                raise ValueError(f"unknown field {name!r}")
+        return value
 
 
 class Plan(BaseModel):

@@ -117,7 +117,14 @@ def _aware(value: datetime) -> datetime:
 
 
 def _coerce(field: str, values: list[Any]) -> list[Any]:
-    """Values as stored: the int fields compare as ints ("1017" -> 1017)."""
+    """Values as stored: the int fields compare as ints ("1017" -> 1017).
+
+    A value is always data: anything but a string, a number or None (a dict such as {"$where": ...})
+    is refused here too, whatever built the plan, so it can never reach the store as an operator.
+    """
+    for v in values:
+        if not (v is None or isinstance(v, str | int | float | bool)):
+            raise PlanError(f"Valeur non prise en charge pour le champ {field} : texte ou nombre attendu.")
     if field not in INT_FIELDS:
         return list(values)
     out: list[Any] = []

@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse
 import chat_service
 import conversations
 import files_service
+import llm_plan
 from config import settings
 from deps import CurrentUser, StoreDep
 from errors import ApiError
@@ -27,6 +28,7 @@ chatbot_router = APIRouter(tags=["chat"])
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await conversations.ensure_indexes(app.state.store, ttl_days=settings.CONVERSATION_TTL_DAYS)
+    await llm_plan.ensure_indexes(app.state.store)
     yield
 
 

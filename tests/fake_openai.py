@@ -1,14 +1,18 @@
 """A small OpenAI-compatible chat-completions server on loopback, for driving the real `openai` client.
 
 It runs uvicorn in a thread with its own event loop. Tests set what it does next:
-`reply` (the text), `status` (an HTTP error status for the next `fail_times` calls), `delay`
-(seconds before answering), `chunks` (how the streamed text is cut). Every request is recorded.
+`reply` (the text), `replies` (texts for the next requests, in order, before `reply`), `script` (a
+function of the request body giving the text, e.g. a plan chosen by the question), `status` (an HTTP
+error status for the next `fail_times` calls), `delay` (seconds before answering), `reject_formats`
+(`response_format` types answered with 400, as servers that do not know them do), `chunk_size` (how
+the streamed text is cut). Every request is recorded.
 """
 
 import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -41,6 +45,9 @@ class FakeOpenAI:
 
     def reset(self) -> None:
         self.reply = "D'accord."
+        self.replies: list[str] = []
+        self.script: Callable[[dict[str, Any]], str] | None = None
+        self.reject_formats: set[str] = set()
         self.status: int | None = None
         self.fail_times = 0
         self.delay = 0.0
@@ -74,9 +81,22 @@ class FakeOpenAI:
                 {"error": {"message": "simulated failure", "type": "server_error", "code": None}},
                 status_code=self.status,
             )
+        fmt = (body.get("response_format") or {}).get("type")
+        if fmt in self.reject_formats:
+            return JSONResponse(
+                {"error": {"message": f"unknown response_format {fmt}", "type": "invalid_request_error"}},
+                status_code=400,
+            )
         model = body.get("model", "fake-model")
+        if self.script is not None:
+            reply = self.script(body)
+        elif self.replies:
+            reply = self.replies.pop(0)
+        else:
+            reply = self.reply
         if body.get("stream"):
-            return StreamingResponse(self._stream(model, self.reply), media_type="text/event-stream")
+            return StreamingResponse(self._stream(model, reply), media_type="text/event-stream")
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -86,11 +106,15 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": self.reply},
+                        "message": {"role": "assistant", "content": reply},
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(reply) // 4,
+                    "total_tokens": prompt_tokens + len(reply) // 4,
+                },
             }
         )
 
