@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, NOW, TZ, records, trail  # noqa: E402
+from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, NOW, TZ, records, trail  # noqa: E402
 
-SETS = {"first": BLIND, "second": BLIND_2, "third": BLIND_3, "fourth": BLIND_4}
+SETS = {"first": BLIND, "second": BLIND_2, "third": BLIND_3, "fourth": BLIND_4, "fifth": BLIND_5}
 BLIND_AUDIT = "actions_audit_blind"  # the collection tests/test_chat_figures.py loads too
 
 
