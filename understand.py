@@ -80,20 +80,36 @@ def _negated(t: Text, item: Item) -> bool:
     for ex in t.of("EXCLUDE_WORDS"):
         if ex.end > item.start:
             continue
-        gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : item.start])
-        if BOUNDARY.search(gap) or len(gap) > 60:
-            continue
         # the list right after the word: "sauf SYS et SYSTEM", not "hors SELECT de BI_REPORT"
         after = [i for i in named if ex.end <= i.start <= item.start]
+        head = after[0].start if after else item.start  # "pas des serveurs (a, b, c)": up to the list
+        gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : head])
+        if BOUNDARY.search(gap) or len(gap) > 60:
+            continue
         linked = all(LIST_GAP.fullmatch(t.low[a.end : b.start]) for a, b in itertools.pairwise(after))
         if linked:
             return True
     return item.negated
 
 
+# Words that point back at the previous answer: "elles venaient d'où ?", "qui a fait ces DELETE ?".
+_ANAPHORA = re.compile(
+    r"^\s*(?:et\s+|mais\s+)?(?:elles|ils)\b|\b(?:celles|ceux)-(?:ci|la)\b|\b(?:parmi|d'entre) (?:eux|elles)\b|"
+    r"\bces\b(?!\s+(?:\d+|deux|trois|quatre|cinq|six|sept|huit|dix|quinze|trente)?\s*"
+    r"(?:derni\w*|jours?|heures?|semaines?|mois|minutes?|nuits?|soirs?|matins?|week-ends?)\b)"
+)
+
+
+def anaphora(t: Text) -> str | None:
+    m = _ANAPHORA.search(t.low)
+    return t.raw[m.start() : m.end()].strip() if m else None
+
+
 def _is_follow_up(t: Text, previous: Plan | None) -> bool:
     if previous is None:
         return False
+    if anaphora(t):
+        return True
     if re.match(
         r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose|par|pour chaque)\b",
         t.low,
@@ -254,6 +270,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     action_items: list[tuple[Item, tuple[str, ...], tuple[str, ...]]] = []
     failed: bool | None = None
     follow_up = _is_follow_up(t, previous)
+    pointer = anaphora(t)
+    if pointer and previous is None:  # "elles venaient d'où ?" with nothing before: about what?
+        return _not_understood(t, [pointer], None, notes, "à quoi renvoie ce mot, sans question précédente ?")
 
     for item in t.of("category"):
         cats, acts, note = item.value
@@ -436,7 +455,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         indefinite = (
             re.search(r"(?:^|\s)(?:des|d'|un|une|de)\s*$", before) and not ranked_any(t) and not having_words
         )
-        if indefinite and not asked and not group_after:
+        if indefinite and not asked and not group_after and word != "qui":
             continue  # "est-ce que des tables ont été supprimées": a condition, not a breakdown
         item.asked = bool(asked) or bool(
             re.search(r"(?:de |d')?quels?\s*$|(?:lequel|laquelle|lesquel(?:le)?s) des\s*$", before)
@@ -588,6 +607,13 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     what_happened = [d for d in details if re.search(r"passe|y a eu quoi|neuf", t.low[d.start : d.end])]
     if what_happened and counting:
         details = [d for d in details if d not in what_happened]  # "il s'est passé quoi ? combien ?": a count
+    listed = re.match(  # "toutes les connexions de ...", "les evenements de cette nuit sans ...": to see them
+        r"^\W*(?:tous |toutes )?(?:les|ces) (?:\d+ )?(?:evenements?|events?|connexions?|deconnexions?|echecs?|"
+        r"erreurs?|actions?|operations?|requetes?|suppressions?|modifications?|modifs?|sessions?|traces?)\b",
+        t.low,
+    )
+    if listed and not counting and not ranked and not group_by and measure in ("events", "sessions"):
+        details = [*details, Item(listed.start(), listed.start(), "DETAIL_WORDS", None)]
     if details and not group_by and measure in ("events", "sessions"):
         detail = True
         order = order if order in ("newest", "oldest") else "newest"

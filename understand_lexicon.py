@@ -388,7 +388,8 @@ FILLER_PHRASES = (
     r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
     r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
-    r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?"
+    r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?|"
+    r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)"
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.

@@ -266,3 +266,18 @@ def test_no_input_breaks_the_reader() -> None:
         assert reading.kind in ("plan", "not_understood", "out_of_scope", "help", "small_talk", "anomalies")
     for question in ["(" * 600, '"' + "a" * 1001 + '"', "é" * 3000, "sauf " * 300, "par " * 300]:
         assert read(question, gaz(), now=NOW, tz=TZ).kind
+
+
+def test_words_that_point_back_need_a_previous_question():
+    alone = ask("elles venaient d'où ?")
+    assert alone.kind == "not_understood" and alone.unknown == ["elles"]
+    before = ask("Combien de connexions échouées pour SYSTEM avant-hier ?")
+    after = ask("elles venaient d'où ?", before.plan)
+    assert after.kind == "plan" and after.plan.group_by == ["userhost"]
+    assert after.plan.filters.failed is True and after.plan.period == before.plan.period
+
+
+def test_an_exclusion_covers_the_whole_list_after_it():
+    r = ask("connexions qui ne viennent pas des serveurs (appsrv01, appsrv02, appsrv03)")
+    assert r.plan.filters.exclude == {"userhost": ["appsrv01", "appsrv02", "appsrv03"]}
+    assert not r.plan.filters.include
