@@ -92,6 +92,14 @@ def _negated(t: Text, item: Item) -> bool:
     return item.negated
 
 
+_GIVE = re.compile(r"\b(?:accord|attribu|donn|octroy|fil|grant)\w*")
+# Who receives a right, as opposed to who grants it.
+_GRANTEE = re.compile(
+    r"\b(?:recu|recus|recue|recues|obtenu|obtenus|recoit|recoivent|beneficiaire|"
+    r"(?:accorde|attribue|donne|octroye|file)e?s? (?:a|au|aux)\b)"
+)
+
+
 # Words that point back at the previous answer: "elles venaient d'où ?", "qui a fait ces DELETE ?".
 _ANAPHORA = re.compile(
     r"^\s*(?:et\s+|mais\s+)?(?:elles|ils)\b|\b(?:celles|ceux)-(?:ci|la)\b|\b(?:parmi|d'entre) (?:eux|elles)\b|"
@@ -367,6 +375,27 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             absent.setdefault(fld, []).append(value)
 
     contains = [i.value for i in t.of("contains")]
+    granting = "role" in categories or "grant" in categories or "GRANT" in include.get("action_name", [])
+    users = [v for v in t.of("value") if v.value[0] == "dbusername" and not v.negated]
+    to_user = {v.value[1] for v in users if re.search(r"(?:^|\s)(?:a|au)\s*$", t.before(v.start, 4))}
+    if (
+        granting
+        and include.get("dbusername")
+        and (_GRANTEE.search(t.low) or (to_user and _GIVE.search(t.low)))
+    ):
+        # "PLEGRAND a-t-il reçu le rôle DBA ?", "qui a accordé DBA à PLEGRAND ?": the trail's user is who
+        # grants; the grantee is only in the statement's text ("GRANT DBA TO PLEGRAND")
+        by = {v.value[1] for v in users if re.search(r"\bpar\s*$", t.before(v.start, 6))}
+        grantees = [
+            u for u in include["dbusername"] if u not in by and (u in to_user or _GRANTEE.search(t.low))
+        ]
+        include["dbusername"] = [u for u in include["dbusername"] if u not in grantees]
+        if not include["dbusername"]:
+            del include["dbusername"]
+        contains += [f"TO {u}" for u in grantees]
+        notes.append(
+            "le bénéficiaire d'un droit n'est que dans le texte SQL (« TO " + ", ".join(grantees) + " »)"
+        )
     hours = next((i.value for i in t.of("hours") if i.value), None)
     off = next((i.value for i in t.of("off_hours")), None)
     share_filters = Filters(categories=share_cats, include=share_include)
@@ -378,7 +407,18 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         failed=failed, sql_contains=contains, hours=hours, off_hours=off,
     )  # fmt: skip
 
-    periods = [i.value for i in t.of("period")]
+    period_items = sorted(t.of("period"), key=lambda i: i.start)
+    periods = [i.value for i in period_items]
+    if len(period_items) == 2 and not t.of("COMPARE_WORDS"):
+        a, b = period_items
+        joined = re.fullmatch(r"\s*(?:et|,)\s*", t.low[a.end : b.start])
+        if joined and a.value.end == b.value.start:  # "samedi et dimanche derniers": one span
+            label = f"{a.value.label} et {b.value.label}"
+            periods = [Period(start=a.value.start, end=b.value.end, label=label)]
+            tail = re.match(r"\s*derni\w*", t.low[b.end :])
+            if tail:  # "derniers" says which days, not "the last event"
+                t.items = [i for i in t.items if not (i.kind == "LAST_WORDS" and i.start >= b.end)]
+                t.take(b.end, b.end + tail.end())
     invalid = t.of("invalid_date")
     if invalid:
         notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")

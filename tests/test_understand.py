@@ -281,3 +281,18 @@ def test_an_exclusion_covers_the_whole_list_after_it():
     r = ask("connexions qui ne viennent pas des serveurs (appsrv01, appsrv02, appsrv03)")
     assert r.plan.filters.exclude == {"userhost": ["appsrv01", "appsrv02", "appsrv03"]}
     assert not r.plan.filters.include
+
+
+def test_who_receives_a_right_is_read_in_the_statement():
+    for question in ("Le compte PLEGRAND a-t-il reçu le rôle DBA ?", "qui a accordé le rôle DBA à PLEGRAND ?"):
+        f = plan_of(question).filters
+        assert "dbusername" not in f.include and f.sql_contains == ["TO PLEGRAND"], question
+    assert plan_of("le rôle DBA a-t-il été accordé par ADM_GIRARD ?").filters.include["dbusername"] == [
+        "ADM_GIRARD"
+    ]
+
+
+def test_two_days_in_a_row_are_one_period():
+    p = plan_of("connexions samedi et dimanche derniers")
+    assert p.measure == "events" and p.compare is None
+    assert (p.period.end - p.period.start).days == 2
