@@ -92,6 +92,9 @@ def _negated(t: Text, item: Item) -> bool:
     return item.negated
 
 
+_SQL_WORD = re.compile(
+    r"(?:insert|update|delete|drop|truncate|create|alter|grant|revoke|select|merge|rename)s?(?: \w+)?"
+)
 _GIVE = re.compile(r"\b(?:accord|attribu|donn|octroy|fil|grant)\w*")
 # Who receives a right, as opposed to who grants it.
 _GRANTEE = re.compile(
@@ -327,6 +330,20 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     share_failed = share and failed is not None and not share_items and not (share and failed_whole)
 
     sel_actions: list[str] = []
+    # "opérations destructrices (suppressions, purges, drops)": the list shows the class, it narrows nothing
+    # ("(insert/update/delete)" after "modifiés" is a list of SQL words: it says which, and narrows)
+    examples: list[tuple[int, int]] = []
+    for item, cats, _ in action_items:
+        m = re.match(r"\s{0,2}\(([^)]*)\)", t.low[item.end :]) if cats else None
+        if m:
+            lo, hi = item.end + m.start(1), item.end + m.end(1)
+            inner = [i for i in t.items if lo <= i.start < hi and i.kind in ("category", "value")]
+            if any(not _SQL_WORD.fullmatch(t.low[i.start : i.end]) for i in inner):
+                examples.append((lo, hi))
+    action_items = [a for a in action_items if not any(lo <= a[0].start < hi for lo, hi in examples)]
+    for v in t.of("value"):
+        if v.value[0] == "action_name" and any(lo <= v.start < hi for lo, hi in examples):
+            t.items.remove(v)
     for item, cats, acts in action_items:
         neg = _negated(t, item)
         target_cats = exclude_categories if neg else categories

@@ -296,3 +296,10 @@ def test_two_days_in_a_row_are_one_period():
     p = plan_of("connexions samedi et dimanche derniers")
     assert p.measure == "events" and p.compare is None
     assert (p.period.end - p.period.start).days == 2
+
+
+def test_a_list_in_parentheses_shows_the_class_or_narrows_it():
+    shown = plan_of("opérations destructrices (suppressions, purges, drops) le week-end dernier").filters
+    assert shown.categories == ["destructive"] and not shown.include
+    narrowed = plan_of("les 10 objets les plus modifiés (insert/update/delete)").filters
+    assert narrowed.include["action_name"] == ["INSERT", "UPDATE", "DELETE"]
