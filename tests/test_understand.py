@@ -284,7 +284,8 @@ def test_an_exclusion_covers_the_whole_list_after_it():
 
 
 def test_who_receives_a_right_is_read_in_the_statement():
-    for question in ("Le compte PLEGRAND a-t-il reçu le rôle DBA ?", "qui a accordé le rôle DBA à PLEGRAND ?"):
+    questions = ("Le compte PLEGRAND a-t-il reçu le rôle DBA ?", "qui a accordé le rôle DBA à PLEGRAND ?")
+    for question in questions:
         f = plan_of(question).filters
         assert "dbusername" not in f.include and f.sql_contains == ["TO PLEGRAND"], question
     assert plan_of("le rôle DBA a-t-il été accordé par ADM_GIRARD ?").filters.include["dbusername"] == [
