@@ -33,6 +33,8 @@ BLIND_3 = Path(__file__).parent / "data" / "blind_fr_3.jsonl"
 BLIND_4 = Path(__file__).parent / "data" / "blind_fr_4.jsonl"
 # A fifth one (200 questions, half held out), written by a fresh session on 2026-11-27.
 BLIND_5 = Path(__file__).parent / "data" / "blind_fr_5.jsonl"
+# A sixth one (200 questions, all held out: scored for the record, never read nor tuned to).
+BLIND_6 = Path(__file__).parent / "data" / "blind_fr_6.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -135,9 +137,11 @@ def main() -> None:
     parser.add_argument("--third", action="store_true", help="score the third blind set (held out)")
     parser.add_argument("--fourth", action="store_true", help="score the fourth blind set")
     parser.add_argument("--fifth", action="store_true", help="score the fifth blind set")
+    parser.add_argument("--sixth", action="store_true", help="score the sixth blind set (held out)")
     args = parser.parse_args()
-    chosen = [args.fifth, args.fourth, args.third, args.second]
-    path = next((p for p, on in zip((BLIND_5, BLIND_4, BLIND_3, BLIND_2), chosen, strict=True) if on), BLIND)
+    chosen = [args.sixth, args.fifth, args.fourth, args.third, args.second]
+    sets = (BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
             o = judge(r)

@@ -3,7 +3,7 @@ a change that makes the reader answer more questions wrongly fails here."""
 
 import pytest
 
-from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, score
+from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, BLIND_6, score
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,7 @@ from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, score
         (BLIND_4, "all", 0.67, 0.05),
         (BLIND_5, "dev", 0.72, 0.01),
         (BLIND_5, "heldout", 0.60, 0.03),
+        (BLIND_6, "all", 0.58, 0.07),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:

@@ -20,7 +20,7 @@ CONFORMANCE = "status_code_conformance,response_schema_conformance,content_type_
 ASIDE = r"metrics/stream|/api/oracle/config|/api/auth/me/password"
 
 
-def _run(port: int, token: str, *args: str) -> tuple[int, str]:
+def _run(port: int, token: str, where: Path, *args: str) -> tuple[int, str]:
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert cli, "schemathesis is in requirements-dev.txt"
     cmd = [
@@ -29,7 +29,7 @@ def _run(port: int, token: str, *args: str) -> tuple[int, str]:
         "--phases", "examples,coverage,fuzzing", "--max-examples", "8", "--workers", "2",
         "--seed", "20261127", "--max-failures", "50", *args,
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=where)  # its cache goes there
     return done.returncode, done.stdout + done.stderr
 
 
@@ -50,10 +50,10 @@ def test_every_operation_answers_as_documented(tmp_path: Path) -> None:
         checks = (
             "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
         )
-        code, out = _run(port, token, "--checks", checks, "--exclude-path-regex", f"{ASIDE}|{ORACLE_LIVE}")
+        code, out = _run(port, token, tmp_path, "--checks", checks, "--exclude-path-regex", f"{ASIDE}|{ORACLE_LIVE}")
         assert code == 0, out[-6000:]
         first = _cases(out)
-        code, out = _run(port, token, "--checks", CONFORMANCE, "--include-path-regex", ORACLE_LIVE)
+        code, out = _run(port, token, tmp_path, "--checks", CONFORMANCE, "--include-path-regex", ORACLE_LIVE)
         assert code == 0, out[-6000:]
         print(f"schemathesis: {first} + {_cases(out)} cases")
         assert first > 1000
