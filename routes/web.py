@@ -14,6 +14,18 @@ from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
+# The page runs under a strict policy: its own scripts, styles and API only.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI and ReDoc style their elements inline and ReDoc searches in a blob worker; no image or
+# request may leave the origin (ReDoc's sidebar logo points at its vendor's CDN: the policy blocks it
+# before any request is made).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 DOCS_PAGE = """<!doctype html>
 <html lang="fr">
@@ -57,7 +69,9 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/")
     async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+        return FileResponse(
+            STATIC_DIR / "index.html", headers={**NO_CACHE, "Content-Security-Policy": PAGE_CSP}
+        )
 
     @router.get("/favicon.ico")
     async def favicon() -> FileResponse:
@@ -65,10 +79,14 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/docs")
     async def swagger_ui() -> HTMLResponse:
-        return HTMLResponse(DOCS_PAGE.format(title=title), headers=NO_CACHE)
+        return HTMLResponse(
+            DOCS_PAGE.format(title=title), headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP}
+        )
 
     @router.get("/redoc")
     async def redoc() -> HTMLResponse:
-        return HTMLResponse(REDOC_PAGE.format(title=title), headers=NO_CACHE)
+        return HTMLResponse(
+            REDOC_PAGE.format(title=title), headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP}
+        )
 
     app.include_router(router)

@@ -110,8 +110,9 @@ function initLogin() {
   $("logout").addEventListener("click", () => endSession("Vous êtes déconnecté."));
 }
 
-async function main() {
-  await loadInfo();
+function main() {
+  // Handlers first: the sign-in form must never be submitted by the browser itself.
+  loadInfo();  // the time zone of dates; the page works meanwhile
   initLogin();
   initChat();
   onSessionChange((session, message) => {
