@@ -61,6 +61,15 @@ REDOC_PAGE = """<!doctype html>
 """
 
 
+OAUTH2_REDIRECT_PAGE = """<!doctype html>
+<html lang="fr">
+<body>
+<script src="/static/vendor/swagger-ui/oauth2-redirect.js"></script>
+</body>
+</html>
+"""
+
+
 def mount(app: FastAPI) -> None:
     """Serve static/ under /static, the page at /, and the offline docs."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -82,6 +91,11 @@ def mount(app: FastAPI) -> None:
         return HTMLResponse(
             DOCS_PAGE.format(title=title), headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP}
         )
+
+    @router.get("/docs/oauth2-redirect")
+    async def swagger_ui_redirect() -> HTMLResponse:
+        # for OAuth2 flows that redirect (the API's own flow, password, does not)
+        return HTMLResponse(OAUTH2_REDIRECT_PAGE, headers={"Content-Security-Policy": DOCS_CSP})
 
     @router.get("/redoc")
     async def redoc() -> HTMLResponse:

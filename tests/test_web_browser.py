@@ -181,6 +181,21 @@ async def edit_session(page, change: str) -> None:
     )
 
 
+async def click_first_bar(page, turn) -> None:
+    """Click the middle of the first bar of the turn's Chart.js chart."""
+    await asyncio.sleep(0.2)  # drawn on the next animation frame
+    await turn.locator(".chart-bar canvas").scroll_into_view_if_needed()
+    box = await turn.locator(".chart-bar canvas").bounding_box()
+    index = await page.locator(".turn").count() - 1
+    x, y = await page.evaluate(
+        """(i) => { const chart = document.querySelectorAll('.turn')[i].querySelector('.chart-bar').chart;
+                    const bar = chart.getDatasetMeta(0).data[0];
+                    return [(bar.x + bar.base) / 2, bar.y]; }""",
+        index,
+    )
+    await page.mouse.click(box["x"] + x, box["y"] + y)
+
+
 async def api_answer(client, headers, question: str) -> dict[str, Any]:
     r = await client.post("/api/chat/message", json={"message": question}, headers=headers)
     assert r.status_code == 200, r.text
@@ -233,19 +248,19 @@ async def test_sign_in_messages_expiry_and_sign_out(tab: Page, live: LiveServer)
 async def test_ask_stream_chips_table_chart_csv_follow_up_and_suggestion(tab: Page, client, auditor_headers):
     page = tab.page
     await tab.sign_in(AUDITOR)
-    # count the pieces of text that arrive in the answer before it is complete
+    # count the text nodes added to answers: one per streamed piece, then one for the whole answer
     await page.evaluate(
         """() => { window.__pieces = 0;
           new MutationObserver((records) => { for (const r of records)
-            if (r.target.classList && r.target.classList.contains('answer')
-                && r.target.getAttribute('aria-busy') === 'true') window.__pieces += r.addedNodes.length; })
+            if (r.target.classList && r.target.classList.contains('answer'))
+              window.__pieces += r.addedNodes.length; })
           .observe(document.getElementById('thread'), { childList: true, subtree: true }); }"""
     )
     q1 = "Combien de connexions échouées par jour cette semaine ?"
     turn = await tab.ask(q1)
     expected = await api_answer(client, auditor_headers, q1)
     assert await turn.locator(".answer").inner_text() == expected["answer"]
-    assert await page.evaluate("window.__pieces") >= 2  # streamed in pieces
+    assert await page.evaluate("window.__pieces") >= 3  # streamed in pieces, then replaced by `done`
     # chips: what was understood, above the answer
     assert "cette semaine" in await turn.locator(".chip-period").inner_text()
     filters = await turn.locator(".chip-filter .chip-value").all_inner_texts()
@@ -279,6 +294,13 @@ async def test_ask_stream_chips_table_chart_csv_follow_up_and_suggestion(tab: Pa
     turn = await tab.ask("Quels sont les utilisateurs les plus actifs ?")
     await turn.locator(".chart-bar canvas").wait_for()
     assert await turn.locator(".data-table tbody tr").count() == 20
+    # a click on the first bar drills down: that user, by action
+    top_user = await turn.locator(".data-table tbody tr").first.locator("td").first.inner_text()
+    await click_first_bar(page, turn)
+    turn = await tab.answered(2)
+    assert f"détail : {top_user}" in await turn.locator(".question").inner_text()
+    assert top_user in await turn.locator(".chip-filter").first.inner_text()
+    assert await turn.locator(".data-table th").first.inner_text() == "Action"
     turn = await tab.ask("Activité par jour de la semaine et par heure sur les 30 derniers jours")
     assert await turn.locator(".heatmap tbody tr").count() == 7
     assert await turn.locator(".heatmap tbody td").count() == 7 * 24
@@ -296,7 +318,7 @@ async def test_ask_stream_chips_table_chart_csv_follow_up_and_suggestion(tab: Pa
     assert "DELETE" in await turn.locator(".chip-filter").first.inner_text()
     assert await turn.locator(".chip-group select").input_value() == "dbusername"
     assert await page.locator("#conv-list li").first.locator(".conv-date").inner_text() != ""
-    assert "6 questions" in await page.locator("#conv-list li").first.inner_text()
+    assert "7 questions" in await page.locator("#conv-list li").first.inner_text()
 
     # change a chip: the grouping, then remove the filter; each asks again
     before = await page.locator(".turn").count()

@@ -86,3 +86,14 @@ async def test_a_bad_plan_is_a_422_and_operators_are_never_values(client, audito
         assert r.status_code == 422, (plan, r.text)
         assert r.json()["code"] in ("invalid_plan", "validation_error")
         assert r.json()["detail"].startswith("Plan refusé") or r.json()["code"] == "validation_error"
+
+
+def test_vendored_files_are_the_npm_packages_files():
+    """static/vendor/README.md lists each vendored file's SHA-256: the files are unchanged."""
+    import hashlib
+
+    readme = (STATIC / "vendor" / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, flags=re.M)
+    assert len(listed) == 5
+    for digest, name in listed:
+        assert hashlib.sha256((STATIC / "vendor" / name).read_bytes()).hexdigest() == digest, name

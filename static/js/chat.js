@@ -227,9 +227,14 @@ function renderResult(turn, response, question) {
   clear(turn.chart);
   clear(turn.table);
   clear(turn.query);
+  // A bar of a ranking drills down: that value alone, by action (or by user for actions).
   const chart = answerChart(response, (value, column) => {
-    if (["hour", "day", "week", "month", "weekday"].includes(column)) return;
-    ask(`et pour ${value} ?`);
+    if (["hour", "day", "week", "month", "weekday"].includes(column) || !response.plan) return;
+    const spec = copy(response.plan.spec || {});
+    spec.filters = spec.filters || {};
+    spec.filters.include = { ...(spec.filters.include || {}), [column]: [value] };
+    spec.group_by = [column === "action_name" ? "dbusername" : "action_name"];
+    ask(question, { plan: spec, note: `détail : ${value}` });
   });
   if (chart) turn.chart.append(chart);
   if (response.data && response.data.columns && response.data.columns.length) {

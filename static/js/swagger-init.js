@@ -12,6 +12,7 @@
     showCommonExtensions: true,
     persistAuthorization: false,
     validatorUrl: null,
+    oauth2RedirectUrl: window.location.origin + "/docs/oauth2-redirect",
     presets: [window.SwaggerUIBundle.presets.apis],
   });
 })();
