@@ -357,6 +357,12 @@ async def test_conversations_list_open_delete_new(tab: Page):
     await page.get_by_role("button", name="Nouvelle conversation").click()
     assert await page.locator(".turn").count() == 0
     await tab.ask("Quelles actions sont les plus fréquentes ?")
+    # completions while typing
+    await page.get_by_label("Votre question").fill("Quels sont les util")
+    await page.locator('#ask-completions option[value*="utilisateurs les plus actifs"]').first.wait_for(
+        state="attached"
+    )
+    await page.get_by_label("Votre question").fill("")
     items = page.locator("#conv-list li")
     assert await items.count() >= 2
     # open the earlier one: its two turns
@@ -365,6 +371,12 @@ async def test_conversations_list_open_delete_new(tab: Page):
     await expect(page.locator(".turn")).to_have_count(2)
     assert await earlier.locator(".conv-open").get_attribute("aria-current") == "true"
     assert "avant-hier" in await page.locator(".turn .question").nth(1).inner_text()
+    # a stored turn asked again as it was read: its table comes back
+    await page.locator(".turn").nth(1).get_by_role("button", name="Reposer la question").click()
+    turn = await tab.answered(2)
+    assert "reposée" in await turn.locator(".question").inner_text()
+    assert "avant-hier" in await turn.locator(".chip-period").inner_text()
+    assert await turn.locator(".data-table").count() == 1
     # a follow-up in the opened conversation keeps its context
     turn = await tab.ask("et hier ?")
     assert "hier" in await turn.locator(".chip-period").inner_text()
@@ -396,6 +408,14 @@ async def test_anomalies_view_and_ask_about_it(tab: Page, client, auditor_header
     await page.get_by_label("Période").select_option("30d")
     await page.get_by_role("button", name="Afficher").click()
     await page.get_by_text("sur les 30 derniers jours.").wait_for()
+    # every finding's question is read, and lists the events behind it
+    questions = [await b.get_attribute("data-question") for b in await page.locator(".ask-about").all()]
+    assert len(questions) >= report["count"]
+    for question in set(questions):
+        body = await api_answer(client, auditor_headers, question)
+        assert body["intent"] == "search_events", (question, body["answer"])
+        assert body["data"]["total"] >= 1, question
+    assert any(" entre " in q and q.startswith("Qu'a fait ") for q in questions)  # hours of a same-day window
     # ask about it: the chat opens on the question, and reads it
     finding = page.locator(".severity-high .ask-about").first
     question = await finding.get_attribute("data-question")
@@ -546,6 +566,11 @@ async def test_keyboard_390_px_and_screenshots(browser, live: LiveServer):
                 await page.evaluate("document.querySelector('.turn').scrollIntoView()")
                 await page.screenshot(path=str(SCREENSHOTS / f"chat-{width}.png"))
             # focus is visible, on every kind of control
+            # the skip link moves the focus to the content, in the same view
+            await page.locator(".skip-link").focus()
+            await page.keyboard.press("Enter")
+            await expect(page.locator("main")).to_be_focused()
+            assert await page.locator("#view-chat").is_visible()
             await page.locator("#nav a").first.focus()
             for _ in range(14):  # links, buttons, the conversation list, the chips' controls
                 await page.keyboard.press("Tab")

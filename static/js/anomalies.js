@@ -35,10 +35,10 @@ export function questionFor(anomaly) {
   }
   const when = day ? (sameDay ? ` le ${day}${hours}` : ` du ${day} au ${frenchDay(anomaly.end)}`) : "";
   if (anomaly.type === "failed_logon_burst" && anomaly.dbusername) {
-    return `Connexions échouées de ${anomaly.dbusername}${when}`;
+    return `Montre les connexions échouées de ${anomaly.dbusername}${when}`;
   }
   if (anomaly.dbusername) return `Qu'a fait ${anomaly.dbusername}${when} ?`;
-  if (anomaly.type === "failed_logon_burst") return `Connexions échouées${when}`;
+  if (anomaly.type === "failed_logon_burst") return `Montre les connexions échouées${when}`;
   if (anomaly.userhost) return `Événements depuis ${anomaly.userhost}${when}`;
   return `Événements${when}`;
 }

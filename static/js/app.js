@@ -119,7 +119,12 @@ function main() {
     if (session) signedIn(session);
     else signedOut(message);
   });
-  window.addEventListener("hashchange", () => route());
+  // Only the views' addresses route; the skip link moves the focus without leaving the view.
+  window.addEventListener("hashchange", () => { if (ROUTES[location.hash]) route(); });
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("main").focus();
+  });
   const session = restoreSession();
   if (!session) signedOut(loginMessage);
   else route({ focus: false });

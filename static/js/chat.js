@@ -346,9 +346,10 @@ async function openConversation(id) {
       turn.answer.textContent = t.answer;
       turn.answer.setAttribute("aria-busy", "false");
       turn.status.textContent = "";
+      // The stored plan is asked again as it was read (same period), with its table and chart.
       turn.suggestions.append(el("button", {
         type: "button", class: "btn btn-small", text: "Reposer la question (tableau et graphique)",
-        onclick: () => ask(t.question),
+        onclick: () => (t.plan ? ask(t.question, { plan: t.plan, note: "reposée" }) : ask(t.question)),
       }));
     }
     markCurrent();
@@ -424,6 +425,26 @@ export function initChat() {
   for (const text of EXAMPLES) {
     examples.append(el("li", {}, el("button", { type: "button", class: "suggestion", text, onclick: () => ask(text) })));
   }
+  // Completions of what is being typed: frequent questions and known examples.
+  const completions = el("datalist", { id: "ask-completions" });
+  ui.input.after(completions);
+  ui.input.setAttribute("list", "ask-completions");
+  let typing = null;
+  ui.input.addEventListener("input", () => {
+    clearTimeout(typing);
+    const partial = ui.input.value.trim();
+    if (partial.length < 3) return;
+    typing = setTimeout(async () => {
+      try {
+        const { suggestions } = await getJSON(
+          `/api/chat/suggestions?limit=8&partial_message=${encodeURIComponent(partial.slice(0, 200))}`);
+        clear(completions);
+        for (const text of suggestions) completions.append(el("option", { value: text }));
+      } catch {
+        // completions are a convenience: no message
+      }
+    }, 250);
+  });
   ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = ui.input.value.trim();

@@ -141,9 +141,11 @@ export function frenchDay(value) {
     .format(new Date(value));
 }
 
+/** The local hour (0-23) of a Date or ISO string in the app's time zone. */
 export function frenchHour(value) {
-  return Number(new Intl.DateTimeFormat("fr-FR", { timeZone, hour: "2-digit", hourCycle: "h23" })
-    .format(new Date(value)));
+  const parts = new Intl.DateTimeFormat("fr-FR", { timeZone, hour: "numeric", hourCycle: "h23" })
+    .formatToParts(new Date(value));
+  return Number(parts.find((p) => p.type === "hour").value);
 }
 
 /** createElement with attributes, properties and children (strings become text nodes). */
