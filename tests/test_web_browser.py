@@ -320,8 +320,16 @@ async def test_ask_stream_chips_table_chart_csv_follow_up_and_suggestion(tab: Pa
     assert await page.locator("#conv-list li").first.locator(".conv-date").inner_text() != ""
     assert "7 questions" in await page.locator("#conv-list li").first.inner_text()
 
-    # change a chip: the grouping, then remove the filter; each asks again
+    # change a chip: a filter's values, the grouping, then remove the filter; each asks again
     before = await page.locator(".turn").count()
+    await turn.get_by_role("button", name="Modifier le filtre").click()
+    editor = turn.locator(".chip-editor-row form")
+    await editor.get_by_label("Action (valeurs séparées par des virgules)").fill("INSERT, UPDATE")
+    await editor.get_by_role("button", name="Appliquer").click()
+    turn = await tab.answered(before)
+    chip = await turn.locator(".chip-filter").first.inner_text()
+    assert "INSERT" in chip and "UPDATE" in chip and "DELETE" not in chip
+    before += 1
     await turn.locator(".chip-group select").select_option("action_name")
     turn = await tab.answered(before)
     assert "regroupement : par action" in await turn.locator(".question").inner_text()
