@@ -4,7 +4,8 @@
 import { bucketLabel, cell, columnLabel, el, number, WEEKDAYS } from "./format.js";
 
 const TIME = new Set(["hour", "day", "week", "month"]);
-const VALUE_COLUMNS = ["count", "distinct", "sessions", "percent", "avg_s", "part", "events"];
+// The figure a chart shows, by preference: a share's percent, a duration's mean, else the count.
+const VALUE_COLUMNS = ["percent", "count", "distinct", "avg_s", "sessions", "events", "part"];
 const MAX_BARS = 20;
 const COLOR = "#1d4f91";
 const COLOR_FILL = "rgba(29, 79, 145, 0.15)";
@@ -17,8 +18,9 @@ export function chooseChart(response) {
   if (plan.detail || plan.measure === "anomalies" || plan.compare) return null;
   const groups = plan.group_by || [];
   const columns = data.columns;
-  const value = columns.findIndex((c) => VALUE_COLUMNS.includes(c));
-  if (value < 0) return null;
+  const name = VALUE_COLUMNS.find((c) => columns.includes(c));
+  if (!name) return null;
+  const value = columns.indexOf(name);
   if (groups.length === 2 && groups.includes("weekday") && groups.includes("hour")) {
     return { kind: "heatmap", weekday: columns.indexOf("weekday"), hour: columns.indexOf("hour"), value };
   }
