@@ -21,6 +21,7 @@ from typing import Any
 
 from bson import ObjectId
 from loguru import logger
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 import answers
@@ -47,6 +48,52 @@ TEMPLATES_VERSION = 3
 
 class ChatError(RuntimeError):
     """A chat request that cannot be served (not a question the user got wrong)."""
+
+
+class PlanRejected(ValueError):
+    """A plan sent by the client (`ChatRequest.plan`) that is not a valid plan; the message is French."""
+
+
+SCALARS = (str, int, float, bool, type(None))
+
+
+def _scalar_values(filters: dict[str, Any] | None) -> bool:
+    if not isinstance(filters, dict):
+        return True
+    return all(
+        isinstance(values, list) and all(isinstance(v, SCALARS) for v in values)
+        for key in ("include", "exclude")
+        for values in (filters.get(key) or {}).values()
+    )
+
+
+def asked_plan(spec: dict[str, Any]) -> understand.Reading:
+    """The reading of a plan the client sent back (a chip changed): validated, naive periods local.
+
+    Filter values must be plain strings or numbers: a value is compared as a value, never read as a
+    query operator. A period bound without a zone is read in APP_TIMEZONE.
+    """
+    having = spec.get("having") if isinstance(spec.get("having"), dict) else {}
+    if not (
+        _scalar_values(spec.get("filters"))
+        and _scalar_values(spec.get("share_of"))
+        and all(isinstance(v, SCALARS) for v in having.get("values") or [])
+    ):
+        raise PlanRejected("Plan refusé : les valeurs des filtres doivent être des textes ou des nombres.")
+    try:
+        plan = Plan.model_validate(spec)
+    except ValidationError as exc:
+        raise PlanRejected(f"Plan refusé : {exc.errors()[0]['msg']}") from None
+    for period in (plan.period, plan.compare):
+        if period is None:
+            continue
+        if period.start is not None and period.start.tzinfo is None:
+            period.start = period.start.replace(tzinfo=settings.tz)
+        if period.end is not None and period.end.tzinfo is None:
+            period.end = period.end.replace(tzinfo=settings.tz)
+        if period.start is not None and period.end is not None and period.start >= period.end:
+            raise PlanRejected("Plan refusé : le début de la période doit précéder sa fin.")
+    return understand.Reading("plan", plan=plan)
 
 
 @dataclass
@@ -197,9 +244,12 @@ async def _prepare(
         return await _prepare_files(store, owner=owner, request=request, conversation_id=conversation_id)
     version = await store.audit_version()
     previous = _previous_plan(turn)
-    reading = await _read(store, request.message, previous, now, version=version)
+    if request.plan is not None:  # a plan from an earlier answer, its chips edited on the web page
+        reading = asked_plan(request.plan)
+    else:
+        reading = await _read(store, request.message, previous, now, version=version)
     source, note = "template", ""
-    if reading.kind == "not_understood" and llm_plan.enabled():
+    if reading.kind == "not_understood" and llm_plan.enabled() and request.plan is None:
         try:
             reading = await llm_plan.read(store, request.message, owner=owner, previous=previous, now=now)
             source = "llm_plan"

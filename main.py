@@ -17,7 +17,7 @@ from demo_data import seed_demo
 from errors import document_errors, install_error_handlers
 from logs import setup_logging
 from middleware import RequestContextMiddleware, body_policies
-from routes import analyze, audit, cache, chat, files, imports, oracle, system
+from routes import analyze, audit, cache, chat, files, imports, oracle, system, web
 from routes import auth as auth_routes
 
 AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, files]
@@ -90,8 +90,8 @@ def create_app() -> FastAPI:
         version=settings.APP_VERSION,
         description="Questions en français sur la piste d'audit Oracle (UNIFIED_AUDIT_TRAIL).",
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served by routes/web.py from local assets
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
@@ -119,6 +119,7 @@ def create_app() -> FastAPI:
         api.include_router(area.router)
     api.include_router(chat.chatbot_router)  # POST /api/chatbot, for the existing SPA
     app.include_router(api)
+    web.mount(app)  # GET / (the web page), /static, /docs and /redoc
     return app
 
 

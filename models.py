@@ -275,6 +275,9 @@ class ChatRequest(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
     conversation_id: str | None = Field(default=None, max_length=64)
     file_ids: list[str] = Field(default_factory=list, max_length=10)
+    # Ask this plan instead of reading `message`: an earlier answer's `plan.spec`, edited (a chip of the
+    # web page changed or removed). It is validated like any plan; values must be plain scalars.
+    plan: dict[str, Any] | None = None
 
     @field_validator("message")
     @classmethod

@@ -22,6 +22,8 @@ PUBLIC = {
     "/redoc",
     "/openapi.json",
     "/docs/oauth2-redirect",
+    "/",  # the web page (its API calls carry the token)
+    "/favicon.ico",
 }
 
 ADMIN_PATHS = [
