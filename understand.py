@@ -122,7 +122,7 @@ def _is_follow_up(t: Text, previous: Plan | None) -> bool:
     if anaphora(t):
         return True
     if re.match(
-        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose|par|pour chaque)\b",
+        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose|meme question|par|pour chaque)\b",
         t.low,
     ):
         return True
@@ -512,7 +512,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         indefinite = (
             re.search(r"(?:^|\s)(?:des|d'|un|une|de)\s*$", before) and not ranked_any(t) and not having_words
         )
-        if indefinite and not asked and not group_after and word != "qui":
+        if indefinite and not asked and not group_after and word != "qui" and not t.of("threshold"):
             continue  # "est-ce que des tables ont été supprimées": a condition, not a breakdown
         item.asked = bool(asked) or bool(
             re.search(r"(?:de |d')?quels?\s*$|(?:lequel|laquelle|lesquel(?:le)?s) des\s*$", before)
@@ -755,6 +755,8 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     compare = periods[1] if len(periods) > 1 else None
     if t.of("ANOMALY"):
         return _anomalies(t, period, notes)
+    if re.search(r"\bchacun", t.low) and not group_by:  # "combien de fois chacun ?": each of what?
+        return _not_understood(t, ["chacun"], None, notes)
 
     plan_args: dict[str, Any] = dict(
         measure=measure, field=fld_for_distinct, group_by=group_by[:2], filters=filters,

@@ -146,7 +146,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     (r"\broles?\b", ("role",), (), ""),
     (r"deconnexions?|deconnecte\w*|\blogoffs?\b|\blogouts?\b|log off", ("logoff",), (), ""),
     (
-        r"tentatives? de connexions?|connexions?|connections?|conexions?|\blogons?\b|\blogins?\b|(?<!d')authentifications?|(?:se |s'|me |m')?(?:sont |est |etre |a |ont )?connecte\w*|se connecter|s'est logge|ouvertures? de sessions?",
+        r"tentatives? de connexions?|(?:a |ont |avoir )?tentee?s? de (?:se |s')connecter|connexions?|connections?|conexions?|\blogons?\b|\blogins?\b|(?<!d')authentifications?|(?:se |s'|me |m')?(?:sont |est |etre |a |ont )?connecte\w*|se connecter|s'est logge|ouvertures? de sessions?",
         ("logon",),
         (),
         "",
@@ -223,7 +223,7 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 
 # --------------------------------------------------------------------------- measures and shapes
 
-COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compte[rz]?|quantite|volume d'|volumetrie d'|how many"
+COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|(?<!\bun )compte[rz]?|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
 LAST_WORDS = (
@@ -389,12 +389,13 @@ FILLER_PHRASES = (
     r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?|"
-    r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)"
+    r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*meme chose pour|"
+    r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)"
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.
 ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
-                 "evts": "evenements", "evt": "evenement", "tbl": "table", "util": "utilisateur",
+                 "evts": "evenements", "opes": "operations", "ops": "operations", "evt": "evenement", "tbl": "table", "util": "utilisateur",
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {

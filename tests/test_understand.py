@@ -304,3 +304,12 @@ def test_a_list_in_parentheses_shows_the_class_or_narrows_it():
     assert shown.categories == ["destructive"] and not shown.include
     narrowed = plan_of("les 10 objets les plus modifiés (insert/update/delete)").filters
     assert narrowed.include["action_name"] == ["INSERT", "UPDATE", "DELETE"]
+
+
+def test_is_there_an_account_over_a_threshold_groups_by_account():
+    p = plan_of("y a-t-il un compte avec plus de 20 échecs de connexion en 5 min ?")
+    assert p.group_by == ["dbusername"] and p.threshold and p.threshold.window_minutes == 5
+    assert ask("combien de fois chacun ?").kind == "not_understood"  # each of what?
+    assert plan_of(
+        "Même question pour CDUBOIS.", plan_of("Combien de connexions pour SCOTT hier ?")
+    ).filters.include["dbusername"] == ["CDUBOIS"]
