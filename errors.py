@@ -1,5 +1,6 @@
 """One error shape for every error: `{detail, code, request_id[, errors]}`, never HTML or a trace."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,7 +123,7 @@ def error_response(
     code: str,
     message: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"detail": message, "code": code, "request_id": request_id(request)}

@@ -78,9 +78,10 @@ class RateLimiter:
 
     async def add(self, keys: list[str], now: float) -> list[ObjectId]:
         expires = datetime.now(UTC) + timedelta(seconds=self.window + 60)
-        docs = [{"_id": ObjectId(), "key": k, "at": now, "expires": expires} for k in keys]
+        ids = [ObjectId() for _ in keys]
+        docs = [{"_id": i, "key": k, "at": now, "expires": expires} for i, k in zip(ids, keys, strict=True)]
         await self.hits.insert_many(docs)
-        return [d["_id"] for d in docs]
+        return ids
 
     async def over(self, key: str, now: float, own: ObjectId) -> bool:
         """Whether `limit` hits of `key` in the window came before the caller's own hit `own`.
