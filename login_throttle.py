@@ -2,7 +2,7 @@
 
 Failed logins are counted per username and per client address in a sliding window. Each attempt is
 one document, inserted *before* the password is checked; it passes when fewer than the limit came
-before it (by `_id`), so of many simultaneous guesses in several processes exactly the limit pass.
+before it (by time, then `_id`), so of many simultaneous guesses exactly the limit pass.
 A TTL index removes the documents once the window has passed.
 
 A shared address (NAT, office proxy) must not let one person lock out everyone behind it: a
@@ -86,10 +86,16 @@ class RateLimiter:
     async def over(self, key: str, now: float, own: ObjectId) -> bool:
         """Whether `limit` hits of `key` in the window came before the caller's own hit `own`.
 
-        Ranking by `_id` (one total order, even across processes) lets exactly `limit` of many
-        simultaneous hits through, where counting all of them could refuse every one.
+        Hits are ranked by time, then by `_id` between hits of the same instant, so exactly `limit`
+        of many simultaneous hits pass, where counting all of them could refuse every one. (`_id`
+        alone is no order across processes: within one second, ObjectIds sort by a per-process
+        random part.)
         """
-        recent = {"key": key, "at": {"$gt": now - self.window}, "_id": {"$lt": own}}
+        recent = {
+            "key": key,
+            "at": {"$gt": now - self.window},
+            "$or": [{"at": {"$lt": now}}, {"at": now, "_id": {"$lt": own}}],
+        }
         return await self.hits.count_documents(recent, limit=self.limit) >= self.limit
 
     async def forget(self, ids: list[ObjectId]) -> None:
