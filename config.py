@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     ANOMALY_MASS_DML_THRESHOLD: int = 200
     ANOMALY_MASS_DML_WINDOW_MINUTES: int = 60
     ANOMALY_BASELINE_DAYS: int = 30  # history before the window used for baselines and first-seen
+    ANOMALY_LEARNING_DAYS: int = 7  # less history than this: the trail's first days are the baseline
     ANOMALY_ROUTINE_NIGHTS_RATIO: float = 0.5  # off-hours on at least this share of days = routine
     ANOMALY_NIGHT_START_HOUR: int = 21  # local "night" for off-hours severity: from this hour...
     ANOMALY_NIGHT_END_HOUR: int = 6  # ...to this hour
