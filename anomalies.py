@@ -22,20 +22,58 @@ explanation, the user and host concerned, the time window and the evidence:
 """
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from analytics import CHANGE_ACTIONS, local_hour, local_weekday, off_hours_expr
-from config import settings
+from config import settings as _settings
 from database import Store
 from french import plural
+
+# Thresholds of one call in place of the global settings (an alert policy's own parameters).
+_OVERRIDES: ContextVar[dict[str, Any]] = ContextVar("anomaly_overrides", default={})  # noqa: B039
+TUNABLE = (
+    "ANOMALY_FAILED_LOGON_THRESHOLD", "ANOMALY_FAILED_LOGON_WINDOW_MINUTES", "ANOMALY_MAD_THRESHOLD",
+    "ANOMALY_MIN_HOURLY_VOLUME", "ANOMALY_MASS_DML_THRESHOLD", "ANOMALY_MASS_DML_WINDOW_MINUTES",
+    "ANOMALY_BASELINE_DAYS", "ANOMALY_LEARNING_DAYS", "ANOMALY_ROUTINE_NIGHTS_RATIO",
+    "ANOMALY_NIGHT_START_HOUR", "ANOMALY_NIGHT_END_HOUR",
+)  # fmt: skip
+
+
+class _Settings:
+    """`config.settings`, with the thresholds overridden by `parameters()` in the current context."""
+
+    def __getattr__(self, name: str) -> Any:
+        overrides = _OVERRIDES.get()
+        return overrides[name] if name in overrides else getattr(_settings, name)
+
+
+settings = _Settings()
+
+
+@contextlib.contextmanager
+def parameters(overrides: dict[str, Any]) -> Iterator[None]:
+    """Run the detectors with these ANOMALY_* thresholds in place of the settings (tasks started
+    inside inherit them; other calls running at the same time do not see them)."""
+    unknown = set(overrides) - set(TUNABLE)
+    if unknown:
+        raise ValueError(f"unknown anomaly parameters: {sorted(unknown)}")
+    token = _OVERRIDES.set({**_OVERRIDES.get(), **overrides})
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
 
 Severity = Literal["low", "medium", "high"]
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
