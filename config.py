@@ -149,8 +149,18 @@ class Settings(BaseSettings):
     SMTP_TLS: bool = False  # implicit TLS (port 465)
     SMTP_FROM: str = "sio-audit@localhost"
 
+    # Reports (reports.py)
+    REPORT_ADMIN_USERS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["SYS", "SYSTEM"])
+    REPORT_WATCHED_OBJECTS: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SCHEMA.OBJECT
+
     @field_validator(
-        "CORS_ORIGINS", "ORACLE_ALLOWED_HOSTS", "ALERT_WEBHOOK_URLS", "ALERT_EMAIL_TO", mode="before"
+        "CORS_ORIGINS",
+        "ORACLE_ALLOWED_HOSTS",
+        "ALERT_WEBHOOK_URLS",
+        "ALERT_EMAIL_TO",
+        "REPORT_ADMIN_USERS",
+        "REPORT_WATCHED_OBJECTS",
+        mode="before",
     )
     @classmethod
     def _split_origins(cls, value: object) -> object:
