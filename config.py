@@ -169,7 +169,16 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "MONGODB_URI", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ORACLE_DSN", "SMTP_HOST", mode="before"
+        "MONGODB_URI",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ORACLE_DSN",
+        "SMTP_HOST",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+        "ALERT_WEBHOOK_SECRET",
+        "ALERTS_SCHEDULE_MINUTES",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

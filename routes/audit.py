@@ -75,9 +75,12 @@ def _ints(raw: list[str] | None, name: str) -> list[int]:
     out = []
     for v in _values(raw):
         try:
-            out.append(int(v))
+            number = int(v)
         except ValueError:
             raise _bad(f"« {name} » attend des nombres entiers, pas « {v} ».") from None
+        if not -(2**63) <= number < 2**63:  # BSON integers are 64-bit
+            raise _bad(f"« {name} » : nombre hors limites ({v[:30]}).")
+        out.append(number)
     return out
 
 
