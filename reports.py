@@ -489,7 +489,7 @@ def to_pdf(report: Report) -> bytes:
             chart = VerticalBarChart()
             chart.x, chart.y, chart.width, chart.height = 1.5 * cm, 1.2 * cm, 21 * cm, 4.3 * cm
             chart.data = [[float(r[-1] or 0) for r in rows]]
-            chart.categoryAxis.categoryNames = [str(r[0])[-10:] for r in rows]
+            chart.categoryAxis.categoryNames = [str(r[0])[:14] for r in rows]
             chart.categoryAxis.labels.fontSize = 6
             chart.categoryAxis.labels.angle = 30
             chart.categoryAxis.labels.boxAnchor = "ne"
