@@ -15,25 +15,65 @@ explanation, the user and host concerned, the time window and the evidence:
   what they are (GRANT DBA is high, a routine object grant in business hours is low).
 - privileged_account: use of SYS / SYSTEM.
 - new_host_or_program: a user seen for the first time on a host or with a program, relative to
-  their history before the window (ANOMALY_BASELINE_DAYS).
+  their history before the window (ANOMALY_BASELINE_DAYS); with less than ANOMALY_LEARNING_DAYS
+  of history, relative to the first ANOMALY_LEARNING_DAYS of the trail (`Detection.baseline`).
 - mass_dml: at least ANOMALY_MASS_DML_THRESHOLD INSERT/UPDATE/DELETE/MERGE by one user within
   ANOMALY_MASS_DML_WINDOW_MINUTES.
 """
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from analytics import CHANGE_ACTIONS, local_hour, local_weekday, off_hours_expr
-from config import settings
+from config import settings as _settings
 from database import Store
+from french import plural
+
+# Thresholds of one call in place of the global settings (an alert policy's own parameters).
+_OVERRIDES: ContextVar[dict[str, Any]] = ContextVar("anomaly_overrides", default={})  # noqa: B039
+TUNABLE = (
+    "ANOMALY_FAILED_LOGON_THRESHOLD", "ANOMALY_FAILED_LOGON_WINDOW_MINUTES", "ANOMALY_MAD_THRESHOLD",
+    "ANOMALY_MIN_HOURLY_VOLUME", "ANOMALY_MASS_DML_THRESHOLD", "ANOMALY_MASS_DML_WINDOW_MINUTES",
+    "ANOMALY_BASELINE_DAYS", "ANOMALY_LEARNING_DAYS", "ANOMALY_ROUTINE_NIGHTS_RATIO",
+    "ANOMALY_NIGHT_START_HOUR", "ANOMALY_NIGHT_END_HOUR",
+)  # fmt: skip
+
+
+class _Settings:
+    """`config.settings`, with the thresholds overridden by `parameters()` in the current context."""
+
+    def __getattr__(self, name: str) -> Any:
+        overrides = _OVERRIDES.get()
+        return overrides[name] if name in overrides else getattr(_settings, name)
+
+
+settings = _Settings()
+
+
+@contextlib.contextmanager
+def parameters(overrides: dict[str, Any]) -> Iterator[None]:
+    """Run the detectors with these ANOMALY_* thresholds in place of the settings (tasks started
+    inside inherit them; other calls running at the same time do not see them)."""
+    unknown = set(overrides) - set(TUNABLE)
+    if unknown:
+        raise ValueError(f"unknown anomaly parameters: {sorted(unknown)}")
+    token = _OVERRIDES.set({**_OVERRIDES.get(), **overrides})
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
 
 Severity = Literal["low", "medium", "high"]
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
@@ -122,7 +162,14 @@ def _fmt_time(dt: datetime) -> str:
     return _local(dt).strftime("%H:%M")
 
 
+def _n(n: float, one: str, many: str) -> str:
+    """'1 jour', '3 jours' (French: 0 and 1 take the singular)."""
+    return plural(n, one, many)
+
+
 def _span(start: datetime, end: datetime) -> str:
+    if _fmt(start) == _fmt(end):
+        return f"le {_local(start):%d/%m/%Y} à {_fmt_time(start)}"
     if _local(start).date() == _local(end).date():
         return f"le {_local(start):%d/%m/%Y} entre {_fmt_time(start)} et {_fmt_time(end)}"
     return f"du {_fmt(start)} au {_fmt(end)}"
@@ -859,8 +906,9 @@ def _grade_sensitive(item: dict[str, Any]) -> tuple[Severity, str] | None:
         return "medium", f"modification du compte {obj}"
     if action in DESTRUCTIVE_ACTIONS:
         what = "vidage" if action.startswith("TRUNCATE") else "suppression"
-        if TEMPORARY_NAME.search(obj) and not off:
-            return "low", f"{what} d'un objet temporaire ({obj})"
+        if TEMPORARY_NAME.search(obj):
+            # Scratch tables come and go in routine DBA work; off-hours it is worth a look, no more.
+            return ("medium" if off else "low"), f"{what} d'un objet temporaire ({obj})"
         if failed:
             return "medium", f"tentative de {what} échouée ({obj})"
         return ("high" if off else "medium"), f"{what} d'objet ({action} {obj})"
@@ -891,15 +939,16 @@ def _sensitive_findings(items: list[dict[str, Any]]) -> list[Anomaly]:
         )
         off = any(_is_off_hours(i["first"]) for _, _, i in entries)
         if session == "routine":
-            title = f"{count} action(s) sensible(s) courante(s) par {user}"
+            title = f"{_n(count, 'action sensible courante', 'actions sensibles courantes')} par {user}"
             explanation = (
-                f"{user} a effectué {count} action(s) sensible(s) de routine {_span(start, end)} : "
+                f"{user} a effectué {_n(count, 'action sensible', 'actions sensibles')} de routine "
+                f"{_span(start, end)} : "
                 f"{'; '.join(labels[:6])}. Faible gravité : administration courante en heures ouvrées."
             )
         else:
             title = f"{labels[0][0].upper()}{labels[0][1:]} par {user}"
             explanation = (
-                f"{user} a effectué {count} action(s) sensible(s) {_span(start, end)}"
+                f"{user} a effectué {_n(count, 'action sensible', 'actions sensibles')} {_span(start, end)}"
                 f"{' hors heures ouvrées' if off else ''}"
                 f"{f' depuis {hosts[0]}' if len(hosts) == 1 else ''} : {'; '.join(labels[:6])}."
             )
@@ -1029,7 +1078,8 @@ async def _off_hours_findings(
             hosts = sorted({h for d in low for h in d["hosts"] if h})
             if routine:
                 why = (
-                    f"activité habituelle : ce compte travaille hors heures {active_days} jour(s) sur "
+                    "activité habituelle : ce compte travaille hors heures "
+                    f"{_n(active_days, 'jour', 'jours')} sur "
                     f"{round(span_days)} (traitements de nuit, supervision)"
                 )
             else:
@@ -1038,8 +1088,9 @@ async def _off_hours_findings(
                 _anomaly(
                     "off_hours_activity",
                     "low",
-                    f"Activité hors heures de {user} ({len(low)} jour(s))",
-                    f"{user} a eu {n} événement(s) hors heures ouvrées sur {len(low)} jour(s) "
+                    f"Activité hors heures de {user} ({_n(len(low), 'jour', 'jours')})",
+                    f"{user} a eu {_n(n, 'événement', 'événements')} hors heures ouvrées sur "
+                    f"{_n(len(low), 'jour', 'jours')} "
                     f"{_span(first, last)} ; faible gravité : {why}.",
                     dbusername=user,
                     userhost=hosts[0] if len(hosts) == 1 else None,
@@ -1074,11 +1125,17 @@ async def _off_hours_findings(
             acts = ", ".join(
                 f"{c['a']} {'.'.join(x for x in (c.get('s'), c.get('o')) if x)}" for c in changes[:6]
             )
-            what = f", dont {sum(c['n'] for c in changes)} opération(s) de structure ou sensible(s) : {acts}"
+            ops = _n(
+                sum(c["n"] for c in changes),
+                "opération de structure ou sensible",
+                "opérations de structure ou sensibles",
+            )
+            what = f", dont {ops} : {acts}"
         hosts = sorted(h for h in d["hosts"] if h)
         explanation = (
-            f"{user} a été actif {when} {_span(exact['first'], exact['last'])} : {exact['n']} événement(s)"
-            f"{what}. Ce compte n'a d'activité hors heures que {active_days} jour(s) sur "
+            f"{user} a été actif {when} {_span(exact['first'], exact['last'])} : "
+            f"{_n(exact['n'], 'événement', 'événements')}"
+            f"{what}. Ce compte n'a d'activité hors heures que {_n(active_days, 'jour', 'jours')} sur "
             f"{round(span_days)} : ce n'est pas une habitude."
         )
         findings.append(
@@ -1140,8 +1197,9 @@ def _volume_findings(rows: list[dict[str, Any]]) -> list[Anomaly]:
                 else "medium"
             )
             explanation = (
-                f"{user} a généré {count} événement(s) {_span(start, end)}, soit jusqu'à "
-                f"{peak['hours']['n']} en une heure, alors que sa médiane est de {median:g} événement(s) par "
+                f"{user} a généré {_n(count, 'événement', 'événements')} {_span(start, end)}, soit jusqu'à "
+                f"{peak['hours']['n']} en une heure, alors que sa médiane est de "
+                f"{_n(median, 'événement', 'événements')} par "
                 f"heure d'activité (écart absolu médian {mad:g}, sur {peak['active_hours']} heures) : "
                 f"score robuste {score:.1f} pour un seuil de {threshold:g}."
             )
@@ -1323,7 +1381,7 @@ async def _new_pair_findings(q: _Queries, pairs: list[dict[str, Any]], *, start:
             severity = "low"
             what = f"avec un nouveau programme ({', '.join(new_programs)}) sur {host}"
         explanation = (
-            f"{user} s'est connecté {what} : {exact['n']} événement(s) "
+            f"{user} s'est connecté {what} : {_n(exact['n'], 'événement', 'événements')} "
             f"{_span(exact['first'], exact['last'])}. "
             f"Auparavant, ce compte n'était vu que sur {', '.join(sorted(str(h) for h in known_hosts))} "
             f"avec {', '.join(sorted(str(p) for p in known_programs))}."
@@ -1357,12 +1415,80 @@ async def _new_pair_findings(q: _Queries, pairs: list[dict[str, Any]], *, start:
 # --------------------------------------------------------------------------- entry point
 
 
+class Baseline(BaseModel):
+    """What the window was compared with: the history before it, or the first days of the trail."""
+
+    kind: Literal["history", "learning", "none"]
+    start: datetime | None = None  # the baseline's span
+    end: datetime | None = None  # "first seen" is judged from here on
+    days: float = 0
+    explanation: str
+
+
+class Detection(BaseModel):
+    """The findings of one run of the detectors, and the baseline they were judged against."""
+
+    start: datetime
+    end: datetime
+    baseline: Baseline
+    findings: list[Anomaly]
+
+
+def _baseline(
+    hours: dict[tuple[str, datetime], list], start: datetime, end: datetime, history_start: datetime
+) -> Baseline:
+    """The history before the window when it holds at least ANOMALY_LEARNING_DAYS; otherwise the first
+    ANOMALY_LEARNING_DAYS of the trail (a window that covers the whole trail learns from its start)."""
+    learning = timedelta(days=settings.ANOMALY_LEARNING_DAYS)
+    first = min((h for _, h in hours), default=None)
+    if first is None:
+        return Baseline(kind="none", explanation="Aucun événement : rien à comparer.")
+    since = max(first, history_start)
+    if since + learning <= start:
+        days = round((start - since).total_seconds() / 86400, 1)
+        return Baseline(
+            kind="history",
+            start=since,
+            end=start,
+            days=days,
+            explanation=f"Comparaison avec l'historique des {_n(round(days), 'jour', 'jours')} qui précèdent "
+            f"la période (du {_fmt(since)} au {_fmt(start)}).",
+        )
+    learn_end = first + learning
+    if learn_end >= end:
+        return Baseline(
+            kind="none",
+            start=first,
+            end=end,
+            days=round((end - first).total_seconds() / 86400, 1),
+            explanation=f"Historique insuffisant : la piste commence le {_fmt(first)}, moins de "
+            f"{_n(settings.ANOMALY_LEARNING_DAYS, 'jour', 'jours')} avant la fin de la période ; les "
+            "nouveaux postes et programmes ne sont pas signalés.",
+        )
+    return Baseline(
+        kind="learning",
+        start=first,
+        end=learn_end,
+        days=float(settings.ANOMALY_LEARNING_DAYS),
+        explanation=f"Peu d'historique avant la période : les "
+        f"{_n(settings.ANOMALY_LEARNING_DAYS, 'premier jour', 'premiers jours')} de la piste "
+        f"(du {_fmt(first)} au {_fmt(learn_end)}) servent de référence ; un poste ou un programme est "
+        "« nouveau » s'il apparaît après.",
+    )
+
+
 async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> list[Anomaly]:
-    """Findings in [start, end), most severe first, then latest first.
+    """Findings in [start, end), most severe first, then latest first (see `detect`)."""
+    return (await detect(store, start=start, end=end)).findings
+
+
+async def detect(store: Store, *, start: datetime, end: datetime) -> Detection:
+    """Findings in [start, end), most severe first, then latest first, with the baseline used.
 
     The history (ANOMALY_BASELINE_DAYS before the window, from local midnight) and the window are
     summarised per user and clock hour in one pass, cached per local day for the current audit
-    version: a repeated or sliding window only reads the hours not seen yet.
+    version: a repeated or sliding window only reads the hours not seen yet. When the history holds
+    less than ANOMALY_LEARNING_DAYS, the first days of the trail are the baseline (`_baseline`).
     """
     start, end = _utc(start), _utc(end)
     if start >= end:
@@ -1384,6 +1510,8 @@ async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> l
     for p in pairs:
         u = p["_id"]["u"]
         user_first[u] = min(p["first"], user_first.get(u, p["first"]))
+    baseline = _baseline(hours, start, end, history_start)
+    cutoff = start if baseline.kind == "history" else (baseline.end or end)
     dml, off_hours, new_pairs = await asyncio.gather(
         asyncio.gather(
             *(q.aggregate(_mass_dml_pipeline(u, lo, hi)) for u, lo, hi in _mass_dml_spans(hours, start, end))
@@ -1397,7 +1525,7 @@ async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> l
             history_start=history_start,
             end=end,
         ),
-        _new_pair_findings(q, pairs, start=start),
+        _new_pair_findings(q, pairs, start=cutoff),
     )
     findings: list[Anomaly] = []
     findings += _failed_logon_findings(failed[0] if failed else {})
@@ -1410,4 +1538,4 @@ async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> l
         new_hosts = {a.userhost for a in new_pairs if a.dbusername == account}
         findings += _privileged_findings(account, rows, new_hosts)
     findings.sort(key=lambda a: (SEVERITY_RANK[a.severity], -a.start.timestamp()))
-    return findings
+    return Detection(start=start, end=end, baseline=baseline, findings=findings)

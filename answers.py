@@ -821,20 +821,33 @@ SEVERITIES = {"critical": "critique", "high": "élevée", "medium": "moyenne", "
 
 
 def _anomalies(plan: Plan, result: QueryResult) -> str:
-    """The findings of the detectors: how many, the first few with their severity and time."""
+    """The findings of the detectors: how many per severity, every high one (an auditor must not miss
+    one), then the next few, with their severity and time."""
     period = period_phrase(plan.period)
     if not result.rows:
         return f"Aucune activité suspecte détectée {period}."
     found = fr.count_noun(result.total, "anomalie détectée", "anomalies détectées", feminine=True)
-    lines = [f"{fr.cap(found)} {period} :"]
-    for row in result.rows[:MAX_LISTED]:
+    severities = [str(_cell(result, row, "severity")) for row in result.rows]
+    counts = [
+        f"{fr.fmt_int(severities.count(key))} de gravité {label}"
+        for key, label in SEVERITIES.items()
+        if severities.count(key)
+    ]
+    head = f"{fr.cap(found)} {period}" + (f" ({', '.join(counts)})" if len(counts) > 1 else "")
+    lines = [f"{head} :"]
+    high = [row for row, sev in zip(result.rows, severities, strict=True) if sev in ("critical", "high")]
+    others = [
+        row for row, sev in zip(result.rows, severities, strict=True) if sev not in ("critical", "high")
+    ]
+    listed = high + others[: max(0, MAX_LISTED - len(high))]
+    for row in listed:
         severity = SEVERITIES.get(str(_cell(result, row, "severity")), str(_cell(result, row, "severity")))
         start = fr.as_datetime(_cell(result, row, "start"))
         when = f"{fr.fmt_dt(start)} — " if start else ""
         lines.append(f"- [{severity}] {when}{_cell(result, row, 'title')}")
     more = (
         "Le détail et les autres anomalies sont"
-        if result.total > MAX_LISTED
+        if result.total > len(listed)
         else "Le détail de chaque anomalie est"
     )
     lines.append(f"{more} dans le tableau.")

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 from tqdm import tqdm
 
+import alerts
 from config import settings
 from database import make_store
 from demo_data import seed_demo
@@ -51,6 +52,10 @@ async def _import(path: Path, size: int) -> None:
             result = await import_file(
                 store, _Progress(raw, bar), tz=settings.tz, batch_size=settings.IMPORT_BATCH_SIZE
             )
+        if settings.ALERTS_ENABLED and result.inserted:
+            # The service's schedule holder sends the notifications this run queues.
+            run = await alerts.run_detection(store)
+            typer.echo(f"{run.alerts_created} new alert(s)")
     finally:
         await store.close()
     typer.echo(f"{result.inserted} inserted, {result.duplicates} duplicates, {len(result.errors)} errors")

@@ -123,18 +123,63 @@ class Settings(BaseSettings):
     ANOMALY_MASS_DML_THRESHOLD: int = 200
     ANOMALY_MASS_DML_WINDOW_MINUTES: int = 60
     ANOMALY_BASELINE_DAYS: int = 30  # history before the window used for baselines and first-seen
+    ANOMALY_LEARNING_DAYS: int = 7  # less history than this: the trail's first days are the baseline
     ANOMALY_ROUTINE_NIGHTS_RATIO: float = 0.5  # off-hours on at least this share of days = routine
     ANOMALY_NIGHT_START_HOUR: int = 21  # local "night" for off-hours severity: from this hour...
     ANOMALY_NIGHT_END_HOUR: int = 6  # ...to this hour
 
-    @field_validator("CORS_ORIGINS", "ORACLE_ALLOWED_HOSTS", mode="before")
+    # Alerts (alerts.py): detection after every import and Oracle sync, and on a schedule
+    ALERTS_ENABLED: bool = True
+    ALERTS_SCHEDULE_MINUTES: float | None = None  # None: 5 when Oracle is configured, else off; 0: off
+    ALERTS_TICK_SECONDS: float = 30.0  # how often the schedule's holder delivers due notifications
+    ALERTS_SCAN_DAYS: int = 30  # new events older than this raise no alert (reports still see them)
+    ALERTS_MIN_SEVERITY: Literal["low", "medium", "high"] = "medium"  # when no policy is stored
+    # Notifications (notify.py)
+    ALERT_WEBHOOK_URLS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ALERT_WEBHOOK_SECRET: str | None = None  # HMAC-SHA256 key of the X-Signature-256 header
+    ALERT_EMAIL_TO: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    NOTIFY_MAX_ATTEMPTS: int = 5  # then the delivery is shown as failed
+    NOTIFY_BACKOFF_SECONDS: float = 30.0  # doubled after each failed attempt
+    NOTIFY_TIMEOUT_SECONDS: float = 10.0
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = 25
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_STARTTLS: bool = False
+    SMTP_TLS: bool = False  # implicit TLS (port 465)
+    SMTP_FROM: str = "sio-audit@localhost"
+
+    # Reports (reports.py)
+    REPORT_ADMIN_USERS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["SYS", "SYSTEM"])
+    REPORT_WATCHED_OBJECTS: Annotated[list[str], NoDecode] = Field(default_factory=list)  # SCHEMA.OBJECT
+
+    @field_validator(
+        "CORS_ORIGINS",
+        "ORACLE_ALLOWED_HOSTS",
+        "ALERT_WEBHOOK_URLS",
+        "ALERT_EMAIL_TO",
+        "REPORT_ADMIN_USERS",
+        "REPORT_WATCHED_OBJECTS",
+        mode="before",
+    )
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("MONGODB_URI", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ORACLE_DSN", mode="before")
+    @field_validator(
+        "MONGODB_URI",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ORACLE_DSN",
+        "SMTP_HOST",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+        "ALERT_WEBHOOK_SECRET",
+        "ALERTS_SCHEDULE_MINUTES",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -17,10 +17,11 @@ from demo_data import seed_demo
 from errors import document_errors, install_error_handlers
 from logs import setup_logging
 from middleware import RequestContextMiddleware, body_policies
-from routes import analyze, audit, cache, chat, files, imports, oracle, system, web
+from routes import alerts, analyze, audit, cache, chat, files, imports, oracle, reports, system, web
 from routes import auth as auth_routes
 
-AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, files]
+# The alerts' schedule syncs Oracle: its area comes after the Oracle one.
+AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, files, alerts, reports]
 
 
 async def seed_if_empty(store) -> None:

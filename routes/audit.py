@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 import analytics
-from anomalies import Anomaly, detect_anomalies
+from anomalies import Anomaly, Baseline, detect
 from config import settings
 from deps import CurrentUser, StoreDep
 from errors import ApiError
@@ -75,9 +75,12 @@ def _ints(raw: list[str] | None, name: str) -> list[int]:
     out = []
     for v in _values(raw):
         try:
-            out.append(int(v))
+            number = int(v)
         except ValueError:
             raise _bad(f"« {name} » attend des nombres entiers, pas « {v} ».") from None
+        if not -(2**63) <= number < 2**63:  # BSON integers are 64-bit
+            raise _bad(f"« {name} » : nombre hors limites ({v[:30]}).")
+        out.append(number)
     return out
 
 
@@ -172,6 +175,7 @@ class AnomalyReport(BaseModel):
     count: int
     by_severity: dict[str, int]
     by_type: dict[str, int]
+    baseline: Baseline
     anomalies: list[Anomaly]
 
 
@@ -364,7 +368,8 @@ async def anomalies(
     start_at, end_at = time_window(timeframe, start, end)
     if severity is not None and severity not in ("low", "medium", "high"):
         raise _bad("« severity » : low, medium ou high.")
-    found = await detect_anomalies(store, start=start_at, end=end_at or datetime.now(UTC))
+    detection = await detect(store, start=start_at, end=end_at or datetime.now(UTC))
+    found = detection.findings
     rank = {"low": 0, "medium": 1, "high": 2}
     if severity:
         found = [a for a in found if rank[a.severity] >= rank[severity]]
@@ -384,5 +389,6 @@ async def anomalies(
         count=len(found),
         by_severity=by_severity,
         by_type=by_type,
+        baseline=detection.baseline,
         anomalies=found,
     )

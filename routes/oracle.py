@@ -15,6 +15,7 @@ import oracle_service as svc
 from config import settings
 from deps import AdminUser, StoreDep
 from errors import ApiError
+from routes.alerts import after_ingest
 from sql_guard import MAX_QUERY_CHARS, QueryRefused
 
 router = APIRouter(prefix="/oracle", tags=["oracle"])
@@ -238,17 +239,19 @@ async def metrics_stream(
 
 @router.post("/sync-audit")
 async def sync_audit(
-    _: AdminUser, oracle: OracleDep, store: StoreDep, body: SyncIn | None = None
+    request: Request, _: AdminUser, oracle: OracleDep, store: StoreDep, body: SyncIn | None = None
 ) -> dict[str, Any]:
     """Copy new UNIFIED_AUDIT_TRAIL rows (after the last synced EVENT_TIMESTAMP) into the audit store."""
     body = body or SyncIn()
     with _as_http():
-        return await oracle.sync_audit(
+        summary = await oracle.sync_audit(
             store,
             batch_size=body.batch_size or settings.ORACLE_SYNC_BATCH_SIZE,
             limit=body.limit,
             restart=body.restart,
         )
+    run = await after_ingest(request, int(summary.get("inserted") or 0))
+    return {**summary, "alerts": run.model_dump(mode="json") if run else None}
 
 
 @router.get("/sync-audit")

@@ -175,3 +175,17 @@ async def test_anomalies_route(client, auditor_headers, demo):
     }
     r = await client.get("/api/audit/anomalies", params={"timeframe": "all"}, headers=auditor_headers)
     assert r.status_code == 422
+
+
+async def test_anomalies_over_the_whole_trail_learn_from_its_start(client, auditor_headers, demo):
+    """30 days on a 30-day trail: the first days are the baseline, and the response says so."""
+    r = await client.get("/api/audit/anomalies", params={"timeframe": "30d"}, headers=auditor_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["baseline"]["kind"] == "learning" and body["baseline"]["explanation"]
+    new = [a for a in body["anomalies"] if a["type"] == "new_host_or_program"]
+    assert [(a["dbusername"], a["userhost"], a["severity"]) for a in new] == [
+        ("MMARTIN", "laptop-ext-042", "high")
+    ]
+    r = await client.get("/api/audit/anomalies", params={"timeframe": "7d"}, headers=auditor_headers)
+    assert r.json()["baseline"]["kind"] == "history"

@@ -128,6 +128,17 @@ async def test_anomalies_default_to_the_last_seven_days(client, auditor_headers,
     assert any("SYSTEM" in row[2] for row in body["data"]["rows"])  # the planted failed-logon burst
 
 
+async def test_suspicious_activity_answer_names_every_high_finding(client, auditor_headers, demo):
+    body = await ask(client, auditor_headers, "Y a-t-il des activités suspectes ?")
+    columns = body["data"]["columns"]
+    high = [row for row in body["data"]["rows"] if row[columns.index("severity")] == "high"]
+    assert len(high) >= 6  # more than the five lines listed before
+    for row in high:
+        assert row[columns.index("title")] in body["answer"]
+    assert "450 modifications en masse par TPETIT" in body["answer"]
+    assert "de gravité élevée" in body["answer"]
+
+
 def parse_sse(text: str) -> list[tuple[str, str]]:
     events = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
