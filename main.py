@@ -11,6 +11,7 @@ from loguru import logger
 
 import audit_shape
 import auth
+import rollups
 from config import settings
 from database import make_store
 from demo_data import seed_demo
@@ -48,6 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = store
     app.state.health_checks = {}
     sweep: asyncio.Task | None = None
+    rebuild: asyncio.Task | None = None
     try:
         await audit_shape.protect(store)
         sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
@@ -59,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 email=settings.ADMIN_EMAIL,
             )
         await seed_if_empty(store)
+        rebuild = await rollups.prepare(store)  # a background task only when the rollups lag
         logger.info("start-up 3/3: language model and services")
         async with contextlib.AsyncExitStack() as stack:
             for area in AREAS:
@@ -73,10 +76,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             yield
     finally:
-        if sweep is not None:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+        for task in (sweep, rebuild):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await store.close()
 
 
