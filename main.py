@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -67,6 +68,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             for area in AREAS:
                 if hasattr(area, "lifespan"):
                     await stack.enter_async_context(area.lifespan(app))
+            # Objects made at start-up (gazetteer, spaCy model, settings) are never garbage: keep them
+            # out of the collector's generations, so a full collection does not stall the event loop.
+            gc.collect()
+            gc.freeze()
             logger.info(
                 "{} {} ready ({}): docs at http://localhost:{}/docs",
                 settings.APP_NAME,

@@ -138,3 +138,17 @@ async def test_a_write_around_the_import_path_falls_back_then_rebuild_restores(t
     for p in plans(trail)[:6]:
         a, b = await run_plan(store, p), await run_plan(store, p, use_rollups=False)
         assert (a.rows, a.total) == (b.rows, b.total), p
+
+
+async def test_search_total_from_rollups_or_counted_up_to_a_bound(trail, store, monkeypatch) -> None:
+    import analytics
+    from models import AuditFilters
+
+    monkeypatch.setattr(analytics, "SEARCH_COUNT_BOUND", 100)
+    page, exact = await analytics.search_page(store, AuditFilters(), limit=10)
+    assert (page.total, exact, len(page.rows)) == (3500, True, 10)  # from the rollups, past the bound
+    newest = max(e["event_timestamp"] for e in trail)
+    assert page.rows[0][1] == newest
+    words = AuditFilters(sql_text_contains=["e"])  # the rollups hold no SQL text: counted, bounded
+    page, exact = await analytics.search_page(store, words, limit=10)
+    assert (page.total, exact) == (100, False)
