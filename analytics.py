@@ -641,6 +641,34 @@ def parse_sort(sort: str) -> dict[str, int]:
     return spec
 
 
+SEARCH_COUNT_BOUND = 100_000  # search counts matches up to this many when the rollups cannot say
+
+
+async def _rollup_total(store: Store, filters: AuditFilters) -> int | None:
+    """The number of matches read from the rollups, when they hold the filters (else None)."""
+    from plan import Filters, Period, Plan
+    from plan_compiler import compile_rollup_plan, run_plan
+
+    if filters.session_id:
+        return None
+    include = {name: list(getattr(filters, name)) for name in DIMENSIONS if getattr(filters, name)}
+    plan = Plan(
+        filters=Filters(
+            include=include,
+            exclude=dict(filters.exclude),
+            failed=filters.failed if not filters.return_code else None,
+            sql_contains=list(filters.sql_text_contains),
+        ),
+        period=Period(start=filters.start, end=filters.end) if filters.start or filters.end else None,
+    )
+    if compile_rollup_plan(plan) is None:
+        return None
+    result = await run_plan(store, plan)
+    if not result.query.get("collection", "").endswith("_rollups"):
+        return None  # the rollups lag behind the events: count them instead
+    return int(result.rows[0][0]) if result.rows else 0
+
+
 async def search_events(
     store: Store,
     filters: AuditFilters,
@@ -649,26 +677,39 @@ async def search_events(
     limit: int = 50,
     page: int = 1,
 ) -> QueryResult:
-    """Events matching the filters, one page of them; `total` is the number of all matches."""
+    """Events matching the filters, one page of them; `total` as `search_page` says."""
+    result, _ = await search_page(store, filters, sort=sort, limit=limit, page=page)
+    return result
+
+
+async def search_page(
+    store: Store,
+    filters: AuditFilters,
+    *,
+    sort: str = "-event_timestamp",
+    limit: int = 50,
+    page: int = 1,
+) -> tuple[QueryResult, bool]:
+    """One page of the events matching the filters, and whether `total` is exact.
+
+    The page is read on its own (no `$facet`: the store sorts on its index and stops after it).
+    `total` comes from the rollups when they hold the filters; otherwise the matches are counted
+    up to SEARCH_COUNT_BOUND, and beyond it `total` is that bound and not exact.
+    """
     if limit < 1 or page < 1:
         raise AnalyticsError("« limit » et « page » doivent être des entiers positifs.")
-    pipeline = [
-        *match_stages(filters),
-        {
-            "$facet": {
-                "total": [{"$count": "n"}],
-                "rows": [{"$sort": parse_sort(sort)}, {"$skip": (page - 1) * limit}, {"$limit": limit}],
-            }
-        },
-    ]
-    doc = await _facet_one(store, pipeline)
-    rows = [[r.get("_id"), *(r.get(f) for f in AUDIT_FIELDS)] for r in doc.get("rows", [])]
-    return QueryResult(
-        columns=EVENT_COLUMNS,
-        rows=rows,
-        total=_first_count(doc.get("total", [])),
-        query=_query(store, pipeline),
-    )
+    head = match_stages(filters)
+    pipeline = [*head, {"$sort": parse_sort(sort)}, {"$skip": (page - 1) * limit}, {"$limit": limit}]
+    docs = await _aggregate(store, pipeline)
+    rows = [[r.get("_id"), *(r.get(f) for f in AUDIT_FIELDS)] for r in docs]
+    exact = True
+    total = await _rollup_total(store, filters)
+    if total is None:
+        counted = await _aggregate(store, [*head, {"$limit": SEARCH_COUNT_BOUND + 1}, {"$count": "n"}])
+        total = _first_count(counted)
+        if total > SEARCH_COUNT_BOUND:
+            total, exact = SEARCH_COUNT_BOUND, False
+    return QueryResult(columns=EVENT_COLUMNS, rows=rows, total=total, query=_query(store, pipeline)), exact
 
 
 async def get_event(store: Store, event_id: str) -> dict[str, Any] | None:

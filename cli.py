@@ -143,5 +143,60 @@ def sync_oracle_command(
     )
 
 
+rollups_cli = typer.Typer(help="Rollups: the summaries questions read.", no_args_is_help=True)
+cli.add_typer(rollups_cli, name="rollups")
+
+
+async def _check_rollups(store) -> bool:
+    import rollups
+
+    report = await rollups.check(store)
+    typer.echo(f"events: {report.events}, counted by the rollups: {report.counted}")
+    for line in report.mismatches:
+        typer.echo(f"  mismatch: {line}")
+    typer.echo("rollups agree with the events" if report.ok else "rollups DISAGREE with the events")
+    return report.ok
+
+
+@rollups_cli.command("rebuild")
+def rollups_rebuild_command(
+    check: bool = typer.Option(False, "--check", help="then recompute and compare, exit 1 if they differ"),
+) -> None:
+    """Recompute the rollups and sessions from the events (pause imports meanwhile)."""
+    import rollups
+
+    setup_logging("WARNING")
+
+    async def run() -> bool:
+        store = make_store()
+        await store.start()
+        try:
+            events = await rollups.rebuild(store)
+            typer.echo(f"rollups rebuilt from {events} events")
+            return await _check_rollups(store) if check else True
+        finally:
+            await store.close()
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
+@rollups_cli.command("check")
+def rollups_check_command() -> None:
+    """Recompute the rollups from the events and compare with the stored ones; exit 1 if they differ."""
+    setup_logging("WARNING")
+
+    async def run() -> bool:
+        store = make_store()
+        await store.start()
+        try:
+            return await _check_rollups(store)
+        finally:
+            await store.close()
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     cli()

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     MONGODB_URI: str | None = None
     MONGODB_DB: str = "auditdb"
     MONGODB_TIMEOUT_MS: int = 3000
+    EMBEDDED_CACHE_SIZE: str = "256M"  # WiredTiger cache of the embedded store ("128M", "1G"...)
     EMBEDDED_DATA_DIR: str = "./data"
     SEED_DEMO_DATA: bool = True
     DEMO_EVENTS: int = 20_000

@@ -60,8 +60,19 @@ def _die_with_parent() -> None:
 class EmbeddedMongo:
     """A SecantusDB server in a child process, restarted on the same port if it dies."""
 
-    def __init__(self, *, data_dir: str, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: str,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        cache_size: str | None = None,
+    ) -> None:
+        from config import settings
+
         self.data_dir = str(Path(data_dir).resolve())
+        # WiredTiger's cache (SecantusDB's default: 1G) bounds most of the store's memory.
+        self.cache_size = cache_size or settings.EMBEDDED_CACHE_SIZE
         self.host = host
         self.port = port or free_port(host)
         self._proc: subprocess.Popen | None = None
@@ -93,6 +104,7 @@ class EmbeddedMongo:
             sys.executable, "-m", "secantus",
             "--host", self.host, "--port", str(self.port),
             "--storage-path", self.data_dir, "--log-level", "WARNING", "--standalone",
+            "--cache-size", self.cache_size,
         ]  # fmt: skip
         self._proc = subprocess.Popen(
             cmd,

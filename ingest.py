@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.errors import BulkWriteError
 
+import rollups
 from audit_shape import INT_COLUMNS, TEXT_COLUMNS, ColumnTypeError, coerce_extra, coerce_text
 from database import Store
 from models import ImportResult, ImportRowError
@@ -319,17 +320,25 @@ def _normalize_batch(
 
 
 async def _insert(store: Store, docs: list[dict]) -> tuple[int, int]:
-    """(inserted, duplicates) for an unordered bulk insert."""
+    """(inserted, duplicates) for an unordered bulk insert; the rollups get the inserted events."""
     if not docs:
         return 0, 0
     try:
         result = await store.audit.insert_many(docs, ordered=False)
-        return len(result.inserted_ids), 0
+        inserted, duplicates = docs, 0
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(e.get("code") != 11000 for e in errors):
             raise
-        return exc.details.get("nInserted", 0), len(errors)
+        refused = {e.get("index") for e in errors}
+        inserted = [d for i, d in enumerate(docs) if i not in refused]
+        duplicates = len(errors)
+    else:
+        if len(result.inserted_ids) != len(docs):  # never with ordered=False and no error
+            raise RuntimeError("insert_many did not insert every document")
+    # Only the events the store took are counted: a re-imported event never counts twice.
+    await rollups.apply(store, inserted)
+    return len(inserted), duplicates
 
 
 async def import_rows(

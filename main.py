@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -11,6 +12,7 @@ from loguru import logger
 
 import audit_shape
 import auth
+import rollups
 from config import settings
 from database import make_store
 from demo_data import seed_demo
@@ -49,6 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = store
     app.state.health_checks = {}
     sweep: asyncio.Task | None = None
+    rebuild: asyncio.Task | None = None
     try:
         await audit_shape.protect(store)
         sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
@@ -60,11 +63,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 email=settings.ADMIN_EMAIL,
             )
         await seed_if_empty(store)
+        rebuild = await rollups.prepare(store)  # a background task only when the rollups lag
         logger.info("start-up 3/3: language model and services")
         async with contextlib.AsyncExitStack() as stack:
             for area in AREAS:
                 if hasattr(area, "lifespan"):
                     await stack.enter_async_context(area.lifespan(app))
+            # Objects made at start-up (gazetteer, spaCy model, settings) are never garbage: keep them
+            # out of the collector's generations, so a full collection does not stall the event loop.
+            gc.collect()
+            gc.freeze()
             logger.info(
                 "{} {} ready ({}): docs at http://localhost:{}/docs",
                 settings.APP_NAME,
@@ -74,10 +82,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             yield
     finally:
-        if sweep is not None:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+        for task in (sweep, rebuild):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await store.close()
 
 

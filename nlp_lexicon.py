@@ -9,6 +9,7 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
+import rollups
 from models import DIMENSIONS
 from time_parser import fold
 
@@ -441,7 +442,8 @@ async def gazetteer(store) -> Gazetteer:
         cached = _cache.get(key)
         if cached is not None and cached.version == version:
             return cached
-        values = await distinct_values(store)
+        # From the rollups (a few thousand small documents); full scans only if they cannot be trusted.
+        values = await rollups.known_values(store, GAZETTEER_FIELDS) or await distinct_values(store)
         built = await asyncio.to_thread(Gazetteer.from_values, values, version)
         _cache[key] = built
         return built

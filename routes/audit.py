@@ -145,8 +145,14 @@ async def audit_filters(
 Filters = Annotated[AuditFilters, Depends(audit_filters)]
 
 
+def _french_int(n: int) -> str:
+    return f"{n:,}".replace(",", "\u202f")
+
+
 class SearchPage(BaseModel):
-    total: int
+    total: int  # every match; when total_exact is false, a lower bound (the count stopped there)
+    total_exact: bool = True
+    total_label: str = ""  # French: "1 234", or "plus de 100 000"
     page: int
     limit: int
     pages: int
@@ -206,10 +212,12 @@ async def search(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> SearchPage:
     """Events matching the filters, one page, latest first by default, with the total count."""
-    result = await _run(analytics.search_events(store, filters, sort=sort, limit=limit, page=page))
+    result, exact = await _run(analytics.search_page(store, filters, sort=sort, limit=limit, page=page))
     items = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
     return SearchPage(
         total=result.total,
+        total_exact=exact,
+        total_label=_french_int(result.total) if exact else f"plus de {_french_int(result.total)}",
         page=page,
         limit=limit,
         pages=-(-result.total // limit),

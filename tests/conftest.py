@@ -30,6 +30,7 @@ os.environ.update(
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
+import rollups  # noqa: E402
 from config import settings  # noqa: E402
 from database import EmbeddedMongo  # noqa: E402
 
@@ -107,6 +108,7 @@ async def demo(store) -> DemoTrail:
     end = datetime.now(UTC)
     events = generate(n_events=settings.DEMO_EVENTS, days=settings.DEMO_DAYS, seed=7, end=end)
     await store.audit.delete_many({})
+    await rollups.reset(store)
     await insert_documents(store, events)
     return DemoTrail(events, end)
 
@@ -117,6 +119,7 @@ async def scratch_audit(store) -> AsyncIterator:
     previous = store.audit_name
     store.audit_name = SCRATCH_AUDIT
     await store.audit.delete_many({})
+    await rollups.reset(store)
     try:
         yield store.audit
     finally:

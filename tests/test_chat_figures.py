@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import chat_service
+import rollups
 from config import settings
 from ingest import insert_documents
 from models import ChatRequest
@@ -57,6 +58,7 @@ async def blind_trail(store):
     store.audit_name = BLIND_AUDIT
     if await store.audit.estimated_document_count() != len(events):
         await store.audit.delete_many({})
+        await rollups.reset(store)
         await insert_documents(store, [dict(e) for e in events])
         await store.bump_audit_version()
     try:

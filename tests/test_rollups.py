@@ -1,0 +1,157 @@
+"""Rollups: maintained by the insert path without counting duplicates, rebuilt and checked, and giving
+the same figures as the events for every plan kind they can serve."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import rollups
+from config import settings
+from demo_data import generate
+from ingest import insert_documents
+from plan import Filters, Period, Plan, Threshold
+from plan_compiler import compile_rollup_plan, run_plan
+
+END = datetime(2025, 3, 20, 16, 37, tzinfo=UTC)  # a Thursday; Paris is UTC+1 then
+
+
+def local_midnight(days_before: int) -> datetime:
+    day = (END.astimezone(settings.tz) - timedelta(days=days_before)).date()
+    return datetime(day.year, day.month, day.day, tzinfo=settings.tz).astimezone(UTC)
+
+
+YESTERDAY = Period(start=local_midnight(1), end=local_midnight(0), label="hier")
+WEEK = Period(start=local_midnight(7), end=local_midnight(0), label="7 jours")
+MORNING = Period(start=local_midnight(2) + timedelta(hours=7), end=local_midnight(2) + timedelta(hours=11))
+
+
+@pytest.fixture
+async def trail(scratch_audit, store) -> list[dict]:
+    """3,000 demo events over 30 days, imported, re-imported whole, and re-imported half with 500 new."""
+    events = generate(n_events=3500, days=30, seed=11, end=END)
+    first, extra = events[:3000], events[3000:]
+    assert await insert_documents(store, [dict(e) for e in first], batch_size=700) == (3000, 0)
+    assert await insert_documents(store, [dict(e) for e in first], batch_size=900) == (0, 3000)
+    mixed = [dict(e) for e in first[1000:2000]] + [dict(e) for e in extra]
+    assert await insert_documents(store, mixed, batch_size=400) == (500, 1000)
+    return events
+
+
+def user(events: list[dict]) -> str:
+    return max({e["dbusername"] for e in events}, key=lambda u: sum(e["dbusername"] == u for e in events))
+
+
+def plans(events: list[dict]) -> list[Plan]:
+    u = user(events)
+    return [
+        Plan(),
+        Plan(group_by=["dbusername"], limit=5),
+        Plan(group_by=["action_name"]),
+        Plan(group_by=["action_name"], filters=Filters(failed=True), period=YESTERDAY),
+        Plan(filters=Filters(include={"action_name": ["LOGON"]}, failed=True), period=YESTERDAY),
+        Plan(group_by=["hour"]),
+        Plan(group_by=["hour"], filters=Filters(include={"dbusername": [u]}), period=WEEK),
+        Plan(group_by=["weekday"]),
+        Plan(group_by=["day"], filters=Filters(include={"dbusername": [u]}), period=WEEK),
+        Plan(group_by=["week"]),
+        Plan(group_by=["month", "action_name"]),
+        Plan(group_by=["dbusername", "action_name"], limit=10),
+        Plan(group_by=["day", "dbusername"], period=WEEK),
+        Plan(group_by=["dbusername"], filters=Filters(off_hours=True)),
+        Plan(group_by=["action_name"], filters=Filters(off_hours=False), period=MORNING),
+        Plan(measure="distinct", field="userhost", group_by=["dbusername"]),
+        Plan(measure="distinct", field="dbusername", period=WEEK),
+        Plan(measure="share", share_of=Filters(failed=True), group_by=["dbusername"]),
+        Plan(measure="share", share_of=Filters(categories=["dml"]), period=WEEK),
+        Plan(group_by=["dbusername"], filters=Filters(categories=["dml"])),
+        Plan(group_by=["object_schema"], filters=Filters(exclude={"action_name": ["LOGON", "LOGOFF"]})),
+        Plan(group_by=["object_name"], filters=Filters(include={"object_schema": ["HR", "SALES"]})),
+        Plan(group_by=["dbusername"], threshold=Threshold(op="gt", value=50)),
+        Plan(group_by=["userhost"], order="asc", limit=3),
+        Plan(group_by=["client_program_name"], filters=Filters(include={"dbusername": [u]})),
+        Plan(group_by=["action_name"], period=MORNING),
+        Plan(group_by=["return_code"], period=YESTERDAY),
+    ]
+
+
+async def test_duplicates_are_never_counted_and_the_check_agrees(trail, store) -> None:
+    assert await store.audit.count_documents({}) == 3500
+    assert await rollups.counted(store) == 3500
+    assert await rollups.usable(store)
+    report = await rollups.check(store)
+    assert report.ok, report.mismatches
+    sessions = store[rollups.sessions_name(store.audit_name)]
+    assert await sessions.count_documents({}) == len({e["session_id"] for e in trail})
+
+
+async def test_rollups_and_events_give_the_same_figures(trail, store, monkeypatch) -> None:
+    import plan_compiler
+
+    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))  # short periods too, here
+    filled = 0
+    for plan in plans(trail):
+        assert compile_rollup_plan(plan) is not None, plan
+        fast = await run_plan(store, plan)
+        assert fast.query["collection"] == rollups.rollups_name(store.audit_name), plan
+        slow = await run_plan(store, plan, use_rollups=False)
+        assert slow.query["collection"] == store.audit_name
+        assert (fast.columns, fast.rows, fast.total) == (slow.columns, slow.rows, slow.total), plan
+        filled += bool(fast.rows and any(r[-1] for r in fast.rows))
+    assert filled >= len(plans(trail)) - 3  # the comparisons are on figures, not on empty tables
+
+
+def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
+    odd = Period(start=END - timedelta(minutes=90), end=END)
+    for plan in [
+        Plan(filters=Filters(hours=(20, 6))),  # hour windows: read from the events for now
+        Plan(period=odd),  # not on bucket bounds
+        Plan(filters=Filters(sql_contains=["salary"])),
+        Plan(group_by=["object_name", "dbusername"]),  # no such pair
+        Plan(measure="sessions", group_by=["dbusername"]),
+        Plan(measure="first", group_by=["dbusername"]),
+        Plan(detail=True),
+        Plan(group_by=["hour"], filters=Filters(include={"userhost": ["x"]})),  # no hourly host rollup
+        Plan(threshold=Threshold(value=5, window_minutes=10)),
+        Plan(compare=YESTERDAY, period=WEEK),
+    ]:
+        assert compile_rollup_plan(plan) is None, plan
+
+
+async def test_a_write_around_the_import_path_falls_back_then_rebuild_restores(trail, store) -> None:
+    stray = {**trail[0], "_id": "stray", "dbusername": "STRAY"}
+    await store.audit.insert_one(stray)
+    await store.bump_audit_version()  # as any writer's change is noticed: at the next version
+    assert not await rollups.usable(store)
+    plan = Plan(group_by=["dbusername"])
+    result = await run_plan(store, plan)
+    assert result.query["collection"] == store.audit_name
+    assert ["STRAY", 1] in result.rows
+    assert await rollups.rebuild(store) == 3501
+    assert await rollups.usable(store)
+    report = await rollups.check(store)
+    assert report.ok, report.mismatches
+    fast = await run_plan(store, plan)
+    assert fast.query["collection"].endswith("_rollups")
+    assert fast.rows == result.rows
+    # Imports after a rebuild keep adding to the same keys.
+    more = generate(n_events=200, days=2, seed=12, end=END)
+    await insert_documents(store, more)
+    report = await rollups.check(store)
+    assert report.ok, report.mismatches
+    for p in plans(trail)[:6]:
+        a, b = await run_plan(store, p), await run_plan(store, p, use_rollups=False)
+        assert (a.rows, a.total) == (b.rows, b.total), p
+
+
+async def test_search_total_from_rollups_or_counted_up_to_a_bound(trail, store, monkeypatch) -> None:
+    import analytics
+    from models import AuditFilters
+
+    monkeypatch.setattr(analytics, "SEARCH_COUNT_BOUND", 100)
+    page, exact = await analytics.search_page(store, AuditFilters(), limit=10)
+    assert (page.total, exact, len(page.rows)) == (3500, True, 10)  # from the rollups, past the bound
+    newest = max(e["event_timestamp"] for e in trail)
+    assert page.rows[0][1] == newest
+    words = AuditFilters(sql_text_contains=["e"])  # the rollups hold no SQL text: counted, bounded
+    page, exact = await analytics.search_page(store, words, limit=10)
+    assert (page.total, exact) == (100, False)
