@@ -391,7 +391,8 @@ async def test_conversations_list_open_delete_new(tab: Page):
     # delete it
     count = await items.count()
     await earlier.get_by_role("button", name="Supprimer la conversation").click()
-    await expect(items).to_have_count(count - 1)
+    # the list shows the 50 latest: when full, the next older one takes the freed place
+    await expect(items).to_have_count(count - 1 if count < 50 else 50)
     assert await page.locator(".turn").count() == 0
     assert await items.filter(has_text="Combien d'événements hier ?").count() == 0
 
