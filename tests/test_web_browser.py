@@ -610,3 +610,25 @@ async def test_keyboard_390_px_and_screenshots(browser, live: LiveServer):
             await context.close()
         assert tab.foreign == [], tab.foreign
         assert context.errors == [], context.errors
+
+
+async def test_alerts_view_acknowledge_and_close(tab: Page, client, admin_headers, auditor_headers):
+    r = await client.post("/api/alerts/run", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    listed = (await client.get("/api/alerts?status=new,acknowledged", headers=auditor_headers)).json()
+    if not listed["total"]:
+        pytest.skip("no open alert on this trail")
+    page = tab.page
+    await tab.sign_in(AUDITOR)
+    await page.get_by_role("link", name="Alertes").click()
+    await page.locator("#alerts-list .finding").first.wait_for()
+    assert await page.locator("#alerts-list .finding").count() == min(listed["total"], 50)
+    first = page.locator("#alerts-list .finding").first
+    alert_id = await first.get_attribute("data-alert")
+    if await first.get_by_role("button", name="Prendre en compte").count():
+        await first.get_by_role("button", name="Prendre en compte").click()
+        await page.locator(f'[data-alert="{alert_id}"]').get_by_text("Prise en compte").wait_for()
+    await page.locator(f'[data-alert="{alert_id}"]').get_by_role("button", name="Clore").click()
+    await page.locator(f'[data-alert="{alert_id}"]').wait_for(state="detached")  # open alerts only
+    alert = (await client.get(f"/api/alerts/{alert_id}", headers=auditor_headers)).json()
+    assert alert["status"] == "closed" and alert["status_by"] == AUDITOR["username"]

@@ -2,6 +2,7 @@
 import { login, onSessionChange, restoreSession, endSession, currentSession } from "./api.js";
 import { showActivity } from "./activity.js";
 import { showAdmin, stopLive } from "./admin.js";
+import { initAlerts, showAlerts } from "./alerts.js";
 import { showAnomalies } from "./anomalies.js";
 import { initChat, refreshConversations, resetChat } from "./chat.js";
 import { setTimeZone, show } from "./format.js";
@@ -10,6 +11,7 @@ const ROUTES = {
   "#/chat": { view: "chat", title: "chat-title" },
   "#/anomalies": { view: "anomalies", title: "anomalies-title", open: showAnomalies },
   "#/activite": { view: "activity", title: "activity-title", open: showActivity },
+  "#/alertes": { view: "alerts", title: "alerts-title", open: showAlerts },
   "#/admin": { view: "admin", title: "admin-title", open: showAdmin, admin: true },
 };
 
@@ -115,6 +117,7 @@ function main() {
   loadInfo();  // the time zone of dates; the page works meanwhile
   initLogin();
   initChat();
+  initAlerts();
   onSessionChange((session, message) => {
     if (session) signedIn(session);
     else signedOut(message);
