@@ -135,7 +135,8 @@ async def test_suspicious_activity_answer_names_every_high_finding(client, audit
     assert len(high) >= 6  # more than the five lines listed before
     for row in high:
         assert row[columns.index("title")] in body["answer"]
-    assert "450 modifications en masse par TPETIT" in body["answer"]
+    # (the mass DELETE of 450 rows is one of them while it falls in the last 7 whole days; the
+    # window follows the local date, so that finding's title is not asserted by name)
     assert "de gravité élevée" in body["answer"]
 
 
