@@ -547,6 +547,9 @@ async def _cache_reply(store, key: str, text: str, now: datetime) -> None:
     await store[PLANS_COLLECTION].replace_one({"_id": key}, doc, upsert=True)
 
 
+_usage_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
 async def take_call(store, owner: str, *, now: float | None = None) -> None:
     """Count one model call for `owner` in the current window, or raise RateLimited (fixed windows)."""
     limit = settings.LLM_PLAN_RATE_LIMIT
@@ -561,12 +564,18 @@ async def take_call(store, owner: str, *, now: float | None = None) -> None:
         "$setOnInsert": {"owner": owner, "expires_at": datetime.fromtimestamp(start + window, UTC)},
     }
     coll = store[USAGE_COLLECTION]
-    try:
-        doc = await coll.find_one_and_update(
-            {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-    except DuplicateKeyError:  # two first calls of a window raced on the upsert: the document exists now
-        doc = await coll.find_one_and_update({"_id": key}, update, return_document=ReturnDocument.AFTER)
+    # One count at a time per user in this process: concurrent upserts of the same new document lost
+    # increments on the embedded store under load (3 of 8 calls refused instead of 5, in CI).
+    lock = _usage_locks.get(owner)
+    if lock is None:
+        lock = _usage_locks[owner] = asyncio.Lock()
+    async with lock:
+        try:
+            doc = await coll.find_one_and_update(
+                {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:  # another process made the window's document first: it exists now
+            doc = await coll.find_one_and_update({"_id": key}, update, return_document=ReturnDocument.AFTER)
     if doc is not None and doc["calls"] > limit:
         raise RateLimited(max(1, int(start + window - at)))
 

@@ -374,7 +374,9 @@ async def test_conversations_list_open_delete_new(tab: Page, client, auditor_hea
     items = page.locator("#conv-list li")
     assert await items.count() >= 2
     # open the earlier one: its two turns
-    earlier = items.filter(has_text="Combien d'événements hier ?").first
+    # pinned by its id: the list is re-sorted as conversations change, and other tests asked the same
+    conversation = await items.filter(has_text="Combien d'événements hier ?").first.get_attribute("data-id")
+    earlier = page.locator(f'#conv-list li[data-id="{conversation}"]')
     await earlier.locator(".conv-open").click()
     await expect(page.locator(".turn")).to_have_count(2)
     assert await earlier.locator(".conv-open").get_attribute("aria-current") == "true"
@@ -388,8 +390,7 @@ async def test_conversations_list_open_delete_new(tab: Page, client, auditor_hea
     # a follow-up in the opened conversation keeps its context
     turn = await tab.ask("et hier ?")
     assert "hier" in await turn.locator(".chip-period").inner_text()
-    # delete it (other tests may have asked the same question: the item is told by its id)
-    conversation = await earlier.get_attribute("data-id")
+    # delete it
     count = await items.count()
     await earlier.get_by_role("button", name="Supprimer la conversation").click()
     # the list shows the 50 latest: when full, the next older one takes the freed place
