@@ -395,7 +395,7 @@ async def test_conversations_list_open_delete_new(tab: Page, client, auditor_hea
     await earlier.get_by_role("button", name="Supprimer la conversation").click()
     # the list shows the 50 latest: when full, the next older one takes the freed place
     await expect(items).to_have_count(count - 1 if count < 50 else 50)
-    assert await page.locator(".turn").count() == 0
+    await expect(page.locator(".turn")).to_have_count(0)  # waits: a full list keeps its count
     gone = await client.get(f"/api/chat/conversations/{conversation}", headers=auditor_headers)
     assert conversation and gone.status_code == 404
 
