@@ -5,7 +5,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /app
 COPY requirements.txt .
-# The spaCy French model comes from PyPI with the requirements: nothing is downloaded at run time.
 RUN pip install -r requirements.txt
 COPY . .
 RUN useradd --create-home --uid 10001 app && mkdir -p /app/data && chown -R app:app /app

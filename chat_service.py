@@ -35,7 +35,7 @@ import understand
 from cache_service import AnswerCache, plan_cache_key
 from config import settings
 from french import local
-from models import ChatData, ChatRequest, ChatResponse, Intent
+from models import Analysis, ChatData, ChatRequest, ChatResponse, Intent
 from nlp_lexicon import gazetteer
 from plan import Plan
 from suggestions import next_questions
@@ -73,7 +73,8 @@ def asked_plan(spec: dict[str, Any]) -> understand.Reading:
     Filter values must be plain strings or numbers: a value is compared as a value, never read as a
     query operator. A period bound without a zone is read in APP_TIMEZONE.
     """
-    having = spec.get("having") if isinstance(spec.get("having"), dict) else {}
+    raw_having = spec.get("having")
+    having: dict[str, Any] = raw_having if isinstance(raw_having, dict) else {}
     if not (
         _scalar_values(spec.get("filters"))
         and _scalar_values(spec.get("share_of"))
@@ -173,6 +174,33 @@ def reading_entities(reading: understand.Reading) -> dict[str, list[Any]]:
     return jsonable(out)
 
 
+# The `intent` of a reading without a plan to answer.
+READING_INTENTS = {"help": str(Intent.HELP), "small_talk": str(Intent.SMALL_TALK),
+                   "out_of_scope": "out_of_scope", "not_understood": str(Intent.UNKNOWN)}  # fmt: skip
+
+
+def reading_intent(reading: understand.Reading) -> tuple[str, float]:
+    """(intent, confidence) of a reading, as chat responses and /audit/analyze give them."""
+    if reading.kind == "plan" and reading.plan is not None:
+        return plan_intent(reading.plan), 1.0
+    return READING_INTENTS[reading.kind], 0.3 if reading.kind == "not_understood" else 1.0
+
+
+async def analyze(store, question: str, previous: dict[str, Any] | None) -> Analysis:
+    """What the chat understands of `question` (after the plan spec `previous`), without running it."""
+    prev = asked_plan(previous).plan if previous is not None else None
+    reading = await _read(store, question, prev, None, version=await store.audit_version())
+    intent, confidence = reading_intent(reading)
+    plan = reading.plan
+    return Analysis(
+        question=question, kind=reading.kind, understood=reading.kind == "plan", intent=intent,
+        confidence=confidence, entities=reading_entities(reading),
+        plan=answers.plan_view(plan) if plan is not None else None, unknown=reading.unknown,
+        absent=jsonable(reading.absent), closest=jsonable(reading.closest), notes=reading.notes,
+        topic=reading.topic, follow_up=reading.follow_up,
+    )  # fmt: skip
+
+
 # Readings of recent questions, so a repeated question skips the reader: keyed by the trail, its
 # version (values are linked to the trail), the question and the previous turn's plan. Kept only while
 # the reading cannot change with the clock: until the next local midnight, and only when every period
@@ -267,22 +295,20 @@ async def _prepare(
     plan = reading.plan
     if reading.kind != "plan" or plan is None:
         if reading.kind == "help":
-            text, suggestions, intent = replies.help_answer(), replies.EXAMPLES[:3], Intent.HELP
+            text, suggestions = replies.help_answer(), replies.EXAMPLES[:3]
         elif reading.kind == "small_talk":
-            text, suggestions, intent = replies.small_talk_answer(), replies.EXAMPLES[:3], Intent.SMALL_TALK
+            text, suggestions = replies.small_talk_answer(), replies.EXAMPLES[:3]
         elif reading.kind == "out_of_scope":
             text, suggestions = replies.out_of_scope_answer(reading.topic or "ce sujet")
-            intent = "out_of_scope"
         else:
             close = replies.partial_question(plan)
             suggestions = [q for q in [close, *replies.EXAMPLES] if q][:3]
             text = replies.not_understood_answer(reading.unknown, plan, reading.notes, suggestions)
             text += f" {note}" if note else ""
-            intent = Intent.UNKNOWN
+        intent, confidence = reading_intent(reading)
         response = ChatResponse(
-            answer=text, suggestions=suggestions, intent=str(intent),
-            confidence=0.3 if reading.kind == "not_understood" else 1.0, **base,
-        )  # fmt: skip
+            answer=text, suggestions=suggestions, intent=intent, confidence=confidence, **base
+        )
         return Prepared(response=response, template=text, started=started)
 
     base.update(intent=plan_intent(plan), confidence=1.0, plan=answers.plan_view(plan))
@@ -387,7 +413,7 @@ async def finish(store, *, cache: AnswerCache, owner: str, prepared: Prepared) -
     await conversations.append_turn(store, owner=owner, conversation_id=response.conversation_id, turn=turn)
     cache.record(
         username=owner,
-        question=turn["question"],
+        question=str(turn["question"]),
         intent=response.intent,
         cached=response.cached,
         source=response.source,

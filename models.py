@@ -163,24 +163,8 @@ class AuditFilters(BaseModel):
 
 
 class Intent(StrEnum):
-    TOP_USERS = "top_users"  # most active users
-    LIST_USERS = "list_users"  # list / count of users
-    USER_ACTIVITY = "user_activity"  # what one user did
-    TOP_ACTIONS = "top_actions"  # most frequent actions, counts per action
-    SEARCH_EVENTS = "search_events"  # events matching filters
-    COUNT_EVENTS = "count_events"  # "combien ..."
-    TOP_OBJECTS = "top_objects"  # most accessed objects
-    SCHEMA_OBJECTS = "schema_objects"  # objects of a schema
-    SCHEMA_ACTIVITY = "schema_activity"  # activity per schema
-    OBJECT_CHANGES = "object_changes"  # objects created, altered, dropped, modified
-    FAILED_LOGINS = "failed_logins"
-    ERRORS = "errors"  # statements that failed (return_code != 0)
-    ANOMALIES = "anomalies"  # suspicious or abnormal activity
-    OFF_HOURS = "off_hours"
-    PRIVILEGES = "privileges"  # GRANT, REVOKE, ALTER USER, privileges used
-    TIME_DISTRIBUTION = "time_distribution"  # peak hours, per day, per weekday, trend
-    CLIENTS = "clients"  # client programs, hosts, terminals, OS users
-    SESSIONS = "sessions"
+    """The `intent` of an answer without a plan; a plan's intent is its shape (chat_service.plan_intent)."""
+
     HELP = "help"
     SMALL_TALK = "small_talk"
     UNKNOWN = "unknown"
@@ -190,25 +174,23 @@ class Intent(StrEnum):
 TIME_BUCKETS: tuple[str, ...] = ("hour", "day", "weekday", "week")
 
 
-class TimeRange(BaseModel):
-    start: datetime | None = None
-    end: datetime | None = None
-    text: str | None = None  # the expression it was read from, e.g. "hier soir"
-
-
 class Analysis(BaseModel):
-    """What the NLP layer understood of a question."""
+    """What the question reader understood of a question: the same reading as the chat's."""
 
     question: str
-    normalized: str = ""
-    intent: Intent = Intent.UNKNOWN
-    confidence: float = 0.0
+    kind: Literal["plan", "not_understood", "out_of_scope", "help", "small_talk"]
+    understood: bool  # the whole question was read into a plan (the chat would answer it with figures)
+    intent: str
+    confidence: float
     entities: dict[str, list[Any]] = Field(default_factory=dict)
-    filters: AuditFilters = Field(default_factory=AuditFilters)
-    time_range: TimeRange | None = None
-    group_by: str | None = None  # a DIMENSIONS field or a TIME_BUCKETS value
-    top_n: int | None = None
-    count_only: bool = False
+    # The plan (for not_understood, the partial reading, never answered), as chat answers show it;
+    # `plan.spec` can be sent back as `previous` to read a follow-up.
+    plan: dict[str, Any] | None = None
+    unknown: list[str] = Field(default_factory=list)  # words not understood, as typed
+    absent: dict[str, list[Any]] = Field(default_factory=dict)  # named values absent from the trail
+    closest: dict[str, list[Any]] = Field(default_factory=dict)  # existing values close to them
+    notes: list[str] = Field(default_factory=list)  # interpretations said out loud
+    topic: str | None = None  # out_of_scope: what the question is about
     follow_up: bool = False
 
 
@@ -223,7 +205,7 @@ class QueryResult(BaseModel):
 
 class AnalyzeRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
-    previous: Analysis | None = None
+    previous: dict[str, Any] | None = None  # the `plan.spec` of the previous question, for a follow-up
 
 
 # --------------------------------------------------------------------------- users

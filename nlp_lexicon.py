@@ -431,6 +431,11 @@ _cache: dict[tuple[str, str], Gazetteer] = {}
 _lock = asyncio.Lock()
 
 
+def loaded(store) -> Gazetteer | None:
+    """The gazetteer built last for this store, if any (for /api/health; never builds one)."""
+    return _cache.get((store.db_name, store.audit_name))
+
+
 async def gazetteer(store) -> Gazetteer:
     """The gazetteer of the store's audit trail, rebuilt when `store.audit_version()` changes."""
     version = await store.audit_version()

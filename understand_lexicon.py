@@ -302,7 +302,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (
-        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
+        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|tables? (?:la |les )?plus (?:grosses?|grandes?|volumineu\w*|lourde?s?)|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
         "la taille des objets et l'espace disque",
     ),
     (

@@ -1,10 +1,9 @@
-"""Questions read per second on one core (target ≥ 300): the chat's plan reader (understand.read) over the
-blind set, then the intent analyzer (nlp_service) over its three labelled French sets.
+"""Questions read per second on one core (target ≥ 300): the plan reader (understand.read), which serves
+the chat and /api/audit/analyze, over the blind sets.
 
-Run: .venv/bin/python bench/nlp.py [--seconds 10] [--no-spacy] [--compare-time]
+Run: .venv/bin/python bench/nlp.py [--seconds 10] [--compare-time]
 The gazetteer is built from the demo trail (demo_data.generate) through Gazetteer.from_values, the
-code path the service uses after its MongoDB `distinct` calls. spaCy is loaded as in the app (its
-lemmas are the second chance for questions no rule classifies).
+code path the service uses after reading the known values.
 """
 
 import argparse
@@ -17,10 +16,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import settings
-from demo_data import generate
-from nlp_lexicon import gazetteer_from_events
-from nlp_service import analyze_sync, load
-from tests.nlp_eval import HELDOUT, USAGE, label_to_analysis, load_dataset, score
 from time_parser import parse_time
 
 
@@ -86,44 +81,15 @@ def bench_reader(seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--no-spacy", action="store_true")
     parser.add_argument("--compare-time", action="store_true")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     bench_reader(args.seconds)
-    sets = [load_dataset(), load_dataset(HELDOUT), load_dataset(USAGE)]
-    dataset = [d for part in sets for d in part]
-    now = datetime.fromisoformat(dataset[0]["now"])
-    gaz = gazetteer_from_events(generate(n_events=20_000, end=now, seed=7))
-    if not args.no_spacy:
-        load()
-    turns = [(d["question"], label_to_analysis(d["previous"]) if "previous" in d else None) for d in dataset]
-    tz = settings.tz
-    for q, prev in turns[:50]:  # warm-up (regex caches)
-        analyze_sync(q, gaz=gaz, previous=prev, now=now, tz=tz)
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < args.seconds:
-        for q, prev in turns:
-            analyze_sync(q, gaz=gaz, previous=prev, now=now, tz=tz)
-        done += len(turns)
-    elapsed = time.perf_counter() - started
-    rows = [
-        (d, analyze_sync(d["question"], gaz=gaz, previous=p, now=now, tz=tz))
-        for d, (_, p) in zip(dataset, turns, strict=True)
-    ]
-    n, m = len(sets[0]), len(sets[0]) + len(sets[1])
-    s, h, u = score(rows[:n]), score(rows[n:m]), score(rows[m:])
-    print(f"{done} analyses in {elapsed:.1f} s on one core: {done / elapsed:.0f} questions/s "
-          f"({elapsed / done * 1000:.2f} ms each; spaCy {'off' if args.no_spacy else 'loaded'})")  # fmt: skip
-    print(f"labelled set ({s['questions']}): intent {s['intent_accuracy']:.1%}, "
-          f"entity F1 {s['entity_f1']:.1%}, time exact {s['time_exact']:.1%}")  # fmt: skip
-    print(f"held-out set ({h['questions']}): intent {h['intent_accuracy']:.1%}, "
-          f"entity F1 {h['entity_f1']:.1%}, time exact {h['time_exact']:.1%}")  # fmt: skip
-    print(f"usage set ({u['questions']}): intent {u['intent_accuracy']:.1%}, "
-          f"entity F1 {u['entity_f1']:.1%}, time exact {u['time_exact']:.1%}")  # fmt: skip
     if args.compare_time:
-        compare_time_parsers([q for q, _ in turns], now)
+        from tests.blind_eval import NOW, records
+
+        compare_time_parsers([r["question"] for r in records("all")], NOW)
 
 
 if __name__ == "__main__":

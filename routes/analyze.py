@@ -1,15 +1,14 @@
-"""Question analysis: what a French question about the audit trail asks (intent, entities, time)."""
+"""Question analysis: how the chat reads a French question about the audit trail (its plan)."""
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 from loguru import logger
 
+import chat_service
 import nlp_lexicon
-import nlp_service
 from database import StoreUnavailable
 from deps import CurrentUser, StoreDep
 from errors import ApiError
@@ -20,20 +19,18 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load spaCy once, off the event loop, and report it in /api/health."""
-    started = time.perf_counter()
-    await asyncio.to_thread(nlp_service.load)
-    load_ms = (time.perf_counter() - started) * 1000
+    """Build the gazetteer in the background (the first question does not pay for it); report it."""
 
     async def nlp_health() -> DependencyHealth:
-        if not nlp_service.is_loaded():
-            return DependencyHealth(status="down", detail="modèle spaCy non chargé")
-        return DependencyHealth(
-            status="up", detail=f"{nlp_service.SPACY_MODEL} ({load_ms:.0f} ms)", kind="spacy"
-        )
+        gaz = nlp_lexicon.loaded(app.state.store)
+        if gaz is None:
+            return DependencyHealth(
+                status="up", detail="valeurs connues en cours de chargement", kind="gazetteer"
+            )
+        known = sum(len(v) for v in gaz.values.values())
+        return DependencyHealth(status="up", detail=f"{known} valeurs connues", kind="gazetteer")
 
     app.state.health_checks["nlp"] = nlp_health
-    # Build the gazetteer in the background so the first question does not pay for it.
     warm = asyncio.create_task(_warm_gazetteer(app.state.store))
     yield
     warm.cancel()
@@ -50,10 +47,12 @@ async def _warm_gazetteer(store) -> None:
 
 @router.post("/analyze", response_model=Analysis)
 async def analyze(body: AnalyzeRequest, store: StoreDep, user: CurrentUser) -> Analysis:
-    """Analyse a French question: intent, entities found in the audit trail, time range, grouping."""
+    """Read a French question as the chat does: its plan, or the words that were not understood."""
     if not body.query.strip():
         raise ApiError(400, "empty_query", "La question est vide.")
     try:
-        return await nlp_service.analyze(body.query, store=store, previous=body.previous)
+        return await chat_service.analyze(store, body.query, body.previous)
+    except chat_service.PlanRejected as exc:
+        raise ApiError(422, "invalid_plan", str(exc)) from None
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", "La base d'audit est indisponible.") from exc

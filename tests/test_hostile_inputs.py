@@ -11,14 +11,14 @@ async def _ok_afterwards(client, headers) -> None:
 
 
 async def test_analyze_with_an_unknown_field_in_previous_exclude(client, auditor_headers):
-    previous = {"question": "x", "filters": {"exclude": {"no_such_field": ["X"]}}}
+    previous = {"filters": {"exclude": {"no_such_field": ["X"]}}}
     r = await client.post(
         "/api/audit/analyze", headers=auditor_headers, json={"query": "et hier ?", "previous": previous}
     )
     assert r.status_code == 422, r.text
     assert "no_such_field" in r.text
     for bad in ({"dbusername": [{"$where": "1"}]}, {"dbusername": "SCOTT"}):
-        previous = {"question": "x", "filters": {"exclude": bad}}
+        previous = {"filters": {"exclude": bad}}
         r = await client.post(
             "/api/audit/analyze", headers=auditor_headers, json={"query": "et hier ?", "previous": previous}
         )
