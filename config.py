@@ -197,6 +197,13 @@ class Settings(BaseSettings):
     def llm_plan_enabled(self) -> bool:
         return self.llm_enabled and self.LLM_PLAN_ENABLED
 
+    @property
+    def secret_key(self) -> str:
+        """The signing key; check_secrets (at start-up) makes sure there is one."""
+        if not self.SECRET_KEY:
+            raise ConfigError("SECRET_KEY is missing")
+        return self.SECRET_KEY
+
     def check_secrets(self) -> None:
         """Refuse a missing or placeholder SECRET_KEY unless DEBUG, where a random one is made."""
         how = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"

@@ -30,12 +30,12 @@ async def get_current_user(
     if not token:
         raise _unauthorized("Authentification requise.")
     try:
-        claims = auth.decode_access_token(token, secret=settings.SECRET_KEY)
+        claims = auth.decode_access_token(token, secret=settings.secret_key)
     except auth.InvalidToken:
         raise _unauthorized("Jeton invalide ou expiré.") from None
     user = await auth.get_user(store, claims["sub"])
     # A deleted, disabled or demoted user, or one whose password changed, loses access at once.
-    if not auth.token_matches_user(claims, user):
+    if user is None or not auth.token_matches_user(claims, user):
         raise _unauthorized("Jeton invalide ou expiré.")
     user.pop("hashed_password", None)
     return user

@@ -38,8 +38,7 @@ from loguru import logger
 from openai.types.chat import ChatCompletionMessageParam as Message
 from openai.types.shared_params import ResponseFormatJSONObject, ResponseFormatJSONSchema
 from pydantic import ValidationError
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import OperationFailure
 from rapidfuzz import fuzz, process
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -50,11 +49,11 @@ from config import settings
 from llm_plan_prompt import COLUMNS, EXAMPLES, GUIDE, WEEKDAYS_EN, example
 from nlp_lexicon import Gazetteer, fold_key, gazetteer
 from plan import CATEGORIES, FIELDS, GROUPABLE, INT_FIELDS, Filters, Period, Plan
+from rate_limit import RateLimiter, TooManyAttempts
 from understand import Reading
 from understand_lexicon import FILLERS
 
 PLANS_COLLECTION = "llm_plans"  # cached replies, by normalised question
-USAGE_COLLECTION = "llm_plan_usage"  # model calls per user and window
 # Part of the cache key: bump it when the prompt or the schema changes.
 PROMPT_VERSION = 1
 ROLLING_CACHE_SECONDS = 60  # a plan whose period moves with the clock is reused this long only
@@ -87,7 +86,7 @@ class PlanRefused(LLMPlanError):
 
 
 class RateLimited(LLMPlanError):
-    """This user made LLM_PLAN_RATE_LIMIT model calls in the current window."""
+    """This user made LLM_PLAN_RATE_LIMIT model calls in the last LLM_PLAN_RATE_WINDOW_MINUTES."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limited for {retry_after}s")
@@ -492,8 +491,9 @@ def _closest(gaz: Gazetteer, name: str, value: Any) -> list[Any]:
 
 
 async def ensure_indexes(store) -> None:
-    """TTL indexes: cached replies and usage counters remove themselves once expired."""
-    for name in (PLANS_COLLECTION, USAGE_COLLECTION):
+    """TTL indexes: cached replies and counted calls remove themselves once expired."""
+    await RateLimiter(store, limit=1, window_seconds=60).ensure_indexes()
+    for name in (PLANS_COLLECTION,):
         try:
             await store[name].create_index("expires_at", name="expires_at_ttl", expireAfterSeconds=0)
         except OperationFailure:  # an index of that name with other options, from an older version
@@ -547,37 +547,16 @@ async def _cache_reply(store, key: str, text: str, now: datetime) -> None:
     await store[PLANS_COLLECTION].replace_one({"_id": key}, doc, upsert=True)
 
 
-_usage_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
 async def take_call(store, owner: str, *, now: float | None = None) -> None:
-    """Count one model call for `owner` in the current window, or raise RateLimited (fixed windows)."""
+    """Count one model call for `owner` in the sliding window, or raise RateLimited."""
     limit = settings.LLM_PLAN_RATE_LIMIT
     if limit <= 0:
         return
-    at = time.time() if now is None else now
-    window = settings.LLM_PLAN_RATE_WINDOW_MINUTES * 60
-    start = int(at // window) * window
-    key = f"{owner}|{start}"
-    update = {
-        "$inc": {"calls": 1},
-        "$setOnInsert": {"owner": owner, "expires_at": datetime.fromtimestamp(start + window, UTC)},
-    }
-    coll = store[USAGE_COLLECTION]
-    # One count at a time per user in this process: concurrent upserts of the same new document lost
-    # increments on the embedded store under load (3 of 8 calls refused instead of 5, in CI).
-    lock = _usage_locks.get(owner)
-    if lock is None:
-        lock = _usage_locks[owner] = asyncio.Lock()
-    async with lock:
-        try:
-            doc = await coll.find_one_and_update(
-                {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:  # another process made the window's document first: it exists now
-            doc = await coll.find_one_and_update({"_id": key}, update, return_document=ReturnDocument.AFTER)
-    if doc is not None and doc["calls"] > limit:
-        raise RateLimited(max(1, int(start + window - at)))
+    limiter = RateLimiter(store, limit=limit, window_seconds=settings.LLM_PLAN_RATE_WINDOW_MINUTES * 60)
+    try:
+        await limiter.hit(f"llm_plan:{owner}", "llm_plan", now=now)
+    except TooManyAttempts as exc:
+        raise RateLimited(exc.retry_after) from None
 
 
 # One reading at a time per cache key in this process: a question asked twice at once costs one call.

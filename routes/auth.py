@@ -12,8 +12,9 @@ import auth
 from config import settings
 from deps import AdminUser, CurrentUser, StoreDep
 from errors import ApiError
-from login_throttle import Attempt, LoginThrottle, RateLimiter, TooManyAttempts
+from login_throttle import Attempt, LoginThrottle
 from models import LoginRequest, PasswordChange, Token, UserCreate, UserPublic, UserUpdate
+from rate_limit import RateLimiter, TooManyAttempts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -73,7 +74,11 @@ async def read_credentials(request: Request) -> LoginRequest:
         if content_type.startswith("application/json"):
             return LoginRequest.model_validate_json(await request.body())
         form = await request.form()
-        return LoginRequest(username=form.get("username") or "", password=form.get("password") or "")
+        username, password = form.get("username"), form.get("password")
+        return LoginRequest(
+            username=username if isinstance(username, str) else "",
+            password=password if isinstance(password, str) else "",
+        )
     except ValidationError:
         raise ApiError(422, "validation_error", "Identifiant et mot de passe requis.") from None
 
@@ -131,7 +136,7 @@ def issue_token(user: dict[str, Any]) -> Token:
         subject=user["username"],
         role=user["role"],
         version=user.get("token_version", 0),
-        secret=settings.SECRET_KEY,
+        secret=settings.secret_key,
         expires_minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES,
     )
     return Token(access_token=token, expires_in=expires_in)

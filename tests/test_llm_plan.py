@@ -16,6 +16,7 @@ import chat_service
 import llm_plan
 import llm_plan_prompt
 import plan_compiler
+import rate_limit
 from config import settings
 from ingest import insert_documents
 from plan import CATEGORIES, FIELDS, Filters, Plan
@@ -43,7 +44,7 @@ async def llm(fake_llm, monkeypatch, app, store):
     monkeypatch.setattr(settings, "LLM_PLAN_TIMEOUT_SECONDS", 1.0)
     monkeypatch.setattr(settings, "LLM_PLAN_RATE_LIMIT", 50)
     monkeypatch.setattr(llm_plan, "_json_object_only", {})
-    for name in (llm_plan.PLANS_COLLECTION, llm_plan.USAGE_COLLECTION):
+    for name in (llm_plan.PLANS_COLLECTION, rate_limit.HITS):
         await store[name].delete_many({})
     await app.state.answer_cache.cleanup(everything=True)
     return fake_llm
@@ -360,11 +361,14 @@ async def test_rate_limit_per_user(client, auditor_headers, admin_headers, demo,
     assert (await chat(client, auditor_headers, TOP_USER))["source"] == "llm_plan"
     assert (await chat(client, admin_headers, questions[2]))["source"] == "llm_plan"
     assert len(llm.requests) == 3
-    usage = await store[llm_plan.USAGE_COLLECTION].find_one({"owner": "auditor1"})
-    assert usage["calls"] == 3 and usage["expires_at"] > datetime.now(UTC)
-    for name in (llm_plan.PLANS_COLLECTION, llm_plan.USAGE_COLLECTION):
-        indexes = await store[name].index_information()
-        assert indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
+    # the calls made are hits of the shared rate limiter (as failed logins are), with their TTL; the
+    # refused one is not kept
+    calls = await store[rate_limit.HITS].find({"key": "llm_plan:auditor1"}).to_list()
+    assert len(calls) == 2 and all(c["expires"] > datetime.now(UTC) for c in calls)
+    indexes = await store[llm_plan.PLANS_COLLECTION].index_information()
+    assert indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
+    hit_indexes = (await store[rate_limit.HITS].index_information()).values()
+    assert any(i.get("expireAfterSeconds") == 0 for i in hit_indexes)
 
 
 async def test_rate_limit_holds_under_concurrency_and_frees_with_the_window(store, llm, monkeypatch):
