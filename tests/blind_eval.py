@@ -35,6 +35,8 @@ BLIND_4 = Path(__file__).parent / "data" / "blind_fr_4.jsonl"
 BLIND_5 = Path(__file__).parent / "data" / "blind_fr_5.jsonl"
 # A sixth one (200 questions, all held out: scored for the record, never read nor tuned to).
 BLIND_6 = Path(__file__).parent / "data" / "blind_fr_6.jsonl"
+# A seventh one (200 questions, odd ids held out), written by a fresh session on 2026-11-28.
+BLIND_7 = Path(__file__).parent / "data" / "blind_fr_7.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -138,9 +140,10 @@ def main() -> None:
     parser.add_argument("--fourth", action="store_true", help="score the fourth blind set")
     parser.add_argument("--fifth", action="store_true", help="score the fifth blind set")
     parser.add_argument("--sixth", action="store_true", help="score the sixth blind set (held out)")
+    parser.add_argument("--seventh", action="store_true", help="score the seventh blind set")
     args = parser.parse_args()
-    chosen = [args.sixth, args.fifth, args.fourth, args.third, args.second]
-    sets = (BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    chosen = [args.seventh, args.sixth, args.fifth, args.fourth, args.third, args.second]
+    sets = (BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
