@@ -116,15 +116,26 @@ def anaphora(t: Text) -> str | None:
     return t.raw[m.start() : m.end()].strip() if m else None
 
 
+# How a question that continues the previous one begins: "et pour SCOTT ?", "sans les SELECT".
+_CONTINUES = re.compile(
+    r"\s*(?:et|mais|ou|plutot|seulement|uniquement|juste|maintenant|aussi|pareil|idem|meme chose|meme question|par|"
+    r"pour chaque|sans|sauf|hors|a part|excepte|en excluant|en dehors)\b"
+)
+_BREAKDOWN = re.compile(r"\s*(?:par|pour chaque)\b")  # "par utilisateur" is also a question of its own
+# Words of a question that stands on its own ("sans les SELECT, combien d'actions hier ?").
+_ASKS = re.compile(r"\b(?:qui|quel\w*|quand|quoi|comment|combien|liste\w*|montre\w*|affiche\w*|donne\w*)\b")
+
+
+def elliptic(t: Text) -> bool:
+    """A question that only continues a previous one: "et pour SCOTT ?", "sauf SYS" (no question of its own)."""
+    starts = bool(_CONTINUES.match(t.low)) and not _BREAKDOWN.match(t.low)
+    return starts and not _ASKS.search(t.low) and not t.of("COUNT_WORDS")
+
+
 def _is_follow_up(t: Text, previous: Plan | None) -> bool:
     if previous is None:
         return False
-    if anaphora(t):
-        return True
-    if re.match(
-        r"\s*(?:et|mais|ou|plutot|seulement|uniquement|maintenant|aussi|pareil|idem|meme chose|meme question|par|pour chaque)\b",
-        t.low,
-    ):
+    if anaphora(t) or _CONTINUES.match(t.low):
         return True
     if re.search(
         r"\b(?:les|l'|en|leur) ?(?:a|ont|avait|avaient|as|fait|font)\b|\b(?:ceux|celles)-(?:ci|la)\b", t.low
@@ -284,6 +295,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     pointer = anaphora(t)
     if pointer and previous is None:  # "elles venaient d'où ?" with nothing before: about what?
         return _not_understood(t, [pointer], None, notes, "à quoi renvoie ce mot, sans question précédente ?")
+    if previous is None and elliptic(t):  # "et pour SCOTT ?" first: the question it continues is missing
+        why = "elle semble prolonger une question précédente, mais il n'y en a pas"
+        return _not_understood(t, [t.raw.strip()], None, notes, why)
 
     for item in t.of("category"):
         cats, acts, note = item.value
@@ -318,7 +332,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         failed_whole = any(
             R["FAILED_WORDS"].search(t.low[a:b]) for a, b in whole
         )  # "% d'ORA-00942 parmi les erreurs": the errors are the whole
-        if in_whole or failed_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures"
+        # "taux d'échec des connexions pour HR_APP": failures within all the rest, unless a part is named
+        # after a pivot ("pourcentage des erreurs qui correspond à ORA-00942")
+        failed_part = any(0 <= f.start - share[0].end <= 6 for f in t.of("failed")) and not any(
+            i.start >= cut and i not in in_whole for i in named
+        )
+        if failed_part:
+            share_items = []
+        elif in_whole or failed_whole:  # "parmi les modifications, ...", "dans l'ensemble des lectures"
             share_items = [i for i in named if i not in in_whole]
         else:
             share_items = [i for i in named if i.start < at or i.end > cut]
@@ -358,7 +379,11 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 exclude.setdefault("action_name", []).extend(acts)
             else:
                 sel_actions += [a for a in acts if a not in sel_actions]
-    if ("dml" in categories and "ddl" in categories) or "change" in categories:
+    kinds = [c for c in ("dml", "ddl") if c in categories]
+    if "change" in categories and len(kinds) == 1:  # "modifiés par du DML": the named kind of change
+        categories.remove("change")
+        notes[:] = [n for n in notes if "lu comme DML et DDL" not in n]
+    elif len(kinds) == 2 or "change" in categories:  # "DML et DDL": every change
         categories = [c for c in categories if c not in ("dml", "ddl", "change")] + ["change"]
     for cat, kind in KIND_OF_CATEGORY.items():
         narrowed = [a for a in sel_actions if a.endswith(" " + kind)]

@@ -296,7 +296,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     ),
     (
         r"actuellement (?:accorde|attribue|donne)\w*|droits actuels|privileges actuels|(?:a|ont) (?:encore|toujours) (?:le|les) (?:role|droits?|privileges?)|"
-        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
+        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|dispos\w* (?:(?:aujourd'hui|actuellement|encore|toujours|deja) )?(?:du|des|de|d'un|d'une|le|la|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
         "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
@@ -335,7 +335,10 @@ WHAT_DONE = (
 )
 SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
 COMMANDS = (
-    r"(?:pouvez-vous|peux-tu|pourriez-vous|merci de) (?:purger|supprimer|effacer|vider|creer|modifier|changer)|"
+    r"(?:pouvez-vous|peux-tu|peux tu|pourriez-vous|pourrais-tu|tu peux|vous pouvez|merci de) (?:me |nous |lui |leur )?"
+    r"(?:purger|supprimer|effacer|vider|creer|modifier|changer|revoquer|retirer|accorder|octroyer|attribuer|"
+    r"verrouiller|deverrouiller|bloquer|debloquer|desactiver|reactiver|activer|tuer|arreter|redemarrer|"
+    r"reinitialiser|executer|deconnecter)\b|"
     r"^\W*(?:cree[zr]?|creons|supprime[zr]?|efface[zr]?|ajoute[zr]?|donne[zr]? (?:le|les|un) (?:droits?|roles?|privileges?)|accorde[zr]?|"
     r"revoque[zr]?|modifie[zr]?|change[zr]? le mot de passe|reinitialise[zr]?|lance[zr]? (?:une|un|la|le)|tue[zr]?|kill|"
     r"verrouille[zr]?|deverrouille[zr]?|bloque[zr]?|debloque[zr]?|arrete[zr]?|redemarre[zr]?|desactive[zr]?|active[zr]?)\b"

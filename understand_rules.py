@@ -59,13 +59,13 @@ EARLY_FILLERS = re.compile(
     r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
 )
 SHARE_WHOLE = re.compile(
-    r"\b(?:parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
+    r"\b(?:pour\b|chez\b|parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
     r"(?:dans|de|sur|parmi) l'activite|(?:dans|sur) le volume|(?:dans|sur) l'ensemble)"
     r"(?:(?: de la| des| du| de)\b| d')?(?:(?: les| la| le)\b| l')?"
 )
 SHARE_PIVOT = re.compile(
     r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
-    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi)\b"
+    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi|via)\b"
 )
 _SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
 _QUOTED = re.compile(

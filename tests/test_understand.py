@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nlp_lexicon import Gazetteer, gazetteer_from_events
-from plan import Plan
+from plan import Filters, Plan
 from understand import Reading, read
 
 TZ = ZoneInfo("Europe/Paris")
@@ -313,3 +313,54 @@ def test_is_there_an_account_over_a_threshold_groups_by_account():
     assert plan_of(
         "Même question pour CDUBOIS.", plan_of("Combien de connexions pour SCOTT hier ?")
     ).filters.include["dbusername"] == ["CDUBOIS"]
+
+
+def test_a_question_that_only_continues_another_needs_one():
+    for question in ("et pour SCOTT ?", "sauf SYS", "sans les SELECT", "seulement les DELETE", "et hier ?"):
+        r = ask(question)
+        assert r.kind == "not_understood" and r.plan is None, question
+        assert "prolonger une question précédente" in " ".join(r.notes)
+    assert ask("sans les SELECT, combien d'actions hier ?").kind == "plan"  # a question of its own
+    assert ask("par utilisateur").kind == "plan"
+    p = plan_of("sans les SELECT", plan_of("Combien d'événements pour ADM_MOREAU cette semaine ?"))
+    assert p.filters.include == {"dbusername": ["ADM_MOREAU"]} and p.filters.exclude == {
+        "action_name": ["SELECT"]
+    }
+    assert p.period is not None and p.period.label == "cette semaine"
+
+
+def test_a_kind_of_change_named_narrows_modified():
+    assert plan_of("objets modifiés par du DML la semaine dernière").filters.categories == ["dml"]
+    assert plan_of("objets modifiés par du DDL hier").filters.categories == ["ddl"]
+    assert plan_of("objets modifiés hier").filters.categories == ["change"]
+    assert plan_of("DML et DDL hier").filters.categories == ["change"]
+
+
+def test_the_population_of_a_rate_follows_pour():
+    for question in ("taux d'erreur pour SCOTT cette semaine", "pour SCOTT, quel est le taux d'erreur ?"):
+        p = plan_of(question)
+        assert p.filters.include == {"dbusername": ["SCOTT"]} and p.share_of == Filters(failed=True), question
+    p = plan_of("taux d'échec des connexions pour HR_APP")
+    assert p.filters.include == {"dbusername": ["HR_APP"]} and p.filters.categories == ["logon"]
+    assert p.share_of == Filters(failed=True)
+    p = plan_of("pourcentage de SELECT pour BI_REPORT")
+    assert p.filters.include == {"dbusername": ["BI_REPORT"]} and p.share_of.include == {
+        "action_name": ["SELECT"]
+    }
+    p = plan_of("Quel pourcentage des erreurs correspond à ORA-00942 ?")  # the part named after a pivot
+    assert p.filters.failed is True and p.share_of.include == {"return_code": [942]}
+    p = plan_of("quel pourcentage des connexions de la semaine dernière a été effectué via SQL Developer")
+    assert p.filters.categories == ["logon"] and p.share_of.include == {
+        "client_program_name": ["SQL Developer"]
+    }
+
+
+def test_requests_to_act_and_current_rights_are_out_of_scope():
+    for question in (
+        "Peux-tu révoquer le rôle DBA de PLEGRAND ?",
+        "pourriez-vous verrouiller le compte SCOTT ?",
+        "Quels utilisateurs disposent aujourd'hui du rôle DBA ?",
+        "quelle est la table la plus volumineuse ?",
+    ):
+        assert ask(question).kind == "out_of_scope", question
+    assert ask("peux-tu me donner la liste des DELETE d'hier").kind == "plan"
