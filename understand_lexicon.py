@@ -225,7 +225,7 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 
 COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|(?<!\bun )compte[rz]?|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
-SHARE_WORDS = r"pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
+SHARE_WORDS = r"fractions?|pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
 LAST_WORDS = (
     r"(?:les )?(?:plus recents?|plus recentes?)|derniers|dernieres|"
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
@@ -262,7 +262,7 @@ EVENT_NOUNS = (
     r"lignes? d'audit|lignes?|enregistrements?|entrees?|acces|statements?|choses?|trucs?|faits?|actes?|audits?|logs?"
 )
 EXCLUDE_WORDS = (
-    r"abstraction faite d[eu']s?|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
+    r"abstraction faite d[eu']s?|en laissant de cote|laisse\w* de cote|en mettant de cote|mise?s? de cote|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
     r"sans les?|sans la|sans|(?:mais |et |ou )?pas (?:sur|dans|par|depuis|avec|pour|chez|de la|du|des)|ne (?:sont|soient|est|etait|sont|viennent|vient|proviennent|provient) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
 )
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
@@ -296,7 +296,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     ),
     (
         r"actuellement (?:accorde|attribue|donne)\w*|droits actuels|privileges actuels|(?:a|ont) (?:encore|toujours) (?:le|les) (?:role|droits?|privileges?)|"
-        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|dispos\w* (?:(?:aujourd'hui|actuellement|encore|toujours|deja) )?(?:du|des|de|d'un|d'une|le|la|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
+        r"possede\w* (?:le|les) (?:role|droits?|privileges?)|possede\w* actuellement|actuellement (?:possede|detien)\w*|dispos\w* (?:(?:aujourd'hui|actuellement|encore|toujours|deja) )?(?:du|des|de|d'un|d'une|le|la|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
         "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
@@ -322,6 +322,12 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
+    (
+        r"(?:quel est|c'est quoi|donne\w*(?: moi)?|affiche\w*|montre\w*(?: moi)?) (?:le|les) mots? de passe|"
+        r"expir\w* (?:du |le |les |des )?mots? de passe|mots? de passe (?:expir\w*|actuels?)",
+        "les mots de passe et leur expiration (la piste enregistre seulement leurs changements)",
+    ),
+    (r"contenu (?:de |du |des )(?:la |le |les )?(?:tables?|vues?)", "les valeurs métier contenues dans les tables"),
     (r"meteo|football|recette", "un sujet sans rapport avec la base"),
 ]
 
@@ -399,7 +405,8 @@ FILLER_PHRASES = (
 # Words of the trade typed short: the spelling pass reads them as the long form.
 ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
                  "evts": "evenements", "opes": "operations", "ops": "operations", "evt": "evenement", "tbl": "table", "util": "utilisateur",
-                 "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans"}
+                 "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans",
+                 "cbien": "combien", "cmb": "combien"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
     r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",

@@ -364,3 +364,22 @@ def test_requests_to_act_and_current_rights_are_out_of_scope():
     ):
         assert ask(question).kind == "out_of_scope", question
     assert ask("peux-tu me donner la liste des DELETE d'hier").kind == "plan"
+
+
+def test_passwords_and_table_contents_are_out_of_scope():
+    for question in (
+        "quand expire le mot de passe de LBERNARD",
+        "c'est quoi le mot de passe de SCOTT ?",
+        "Quels privilèges possède actuellement l'utilisateur PLEGRAND ?",
+        "affiche le contenu de la table FINANCE.PAYMENTS",
+    ):
+        assert ask(question).kind == "out_of_scope", question
+    assert plan_of("connexions par mot de passe hier").filters.include == {
+        "authentication_type": ["PASSWORD"]
+    }
+
+
+def test_more_ways_to_exclude_and_to_ask_a_share():
+    f = plan_of("Combien d'événements hier en laissant de côté MONITOR et les LOGON/LOGOFF ?").filters
+    assert f.exclude == {"dbusername": ["MONITOR"]} and f.exclude_categories == ["logon", "logoff"]
+    assert plan_of("cbien de requetes par SCOTT hier").filters.include == {"dbusername": ["SCOTT"]}
