@@ -27,38 +27,36 @@ DOCS_CSP = (
     "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
-DOCS_PAGE = """<!doctype html>
+# One page for both docs: its head (title, styles) and its body (the viewer and its scripts).
+DOCS_SHELL = """<!doctype html>
 <html lang="fr">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} – Swagger UI</title>
+<title>{title} – {viewer}</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="{css}">
 </head>
 <body>
-<div id="swagger-ui" data-openapi-url="/openapi.json"></div>
+{body}
+</body>
+</html>
+"""
+SWAGGER_BODY = """<div id="swagger-ui" data-openapi-url="/openapi.json"></div>
 <script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
-<script src="/static/js/swagger-init.js"></script>
-</body>
-</html>
-"""
+<script src="/static/js/swagger-init.js"></script>"""
+REDOC_BODY = """<redoc spec-url="/openapi.json" hide-download-button></redoc>
+<script src="/static/vendor/redoc/redoc.standalone.js"></script>"""
+DOCS_VIEWERS = {
+    "swagger": ("Swagger UI", "/static/vendor/swagger-ui/swagger-ui.css", SWAGGER_BODY),
+    "redoc": ("ReDoc", "/static/css/redoc.css", REDOC_BODY),
+}
 
-REDOC_PAGE = """<!doctype html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} – ReDoc</title>
-<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/css/redoc.css">
-</head>
-<body>
-<redoc spec-url="/openapi.json" hide-download-button></redoc>
-<script src="/static/vendor/redoc/redoc.standalone.js"></script>
-</body>
-</html>
-"""
+
+def docs_page(viewer: str, title: str) -> HTMLResponse:
+    name, css, body = DOCS_VIEWERS[viewer]
+    page = DOCS_SHELL.format(title=title, viewer=name, css=css, body=body)
+    return HTMLResponse(page, headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP})
 
 
 OAUTH2_REDIRECT_PAGE = """<!doctype html>
@@ -88,9 +86,7 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/docs")
     async def swagger_ui() -> HTMLResponse:
-        return HTMLResponse(
-            DOCS_PAGE.format(title=title), headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP}
-        )
+        return docs_page("swagger", title)
 
     @router.get("/docs/oauth2-redirect")
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -99,8 +95,6 @@ def mount(app: FastAPI) -> None:
 
     @router.get("/redoc")
     async def redoc() -> HTMLResponse:
-        return HTMLResponse(
-            REDOC_PAGE.format(title=title), headers={**NO_CACHE, "Content-Security-Policy": DOCS_CSP}
-        )
+        return docs_page("redoc", title)
 
     app.include_router(router)
