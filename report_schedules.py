@@ -385,10 +385,12 @@ async def claim(store: Store, doc: dict[str, Any], now: datetime) -> str | None:
         return None  # already claimed (cheap check; the upsert below is the one that counts)
     run_id = f"{doc['_id']}:{period}"
     start, end = window(s, at)
+    fields = _new_run(run_id, str(doc["_id"]), period, start, end, now)
+    del fields["_id"]  # the upsert takes it from the query
     try:
         before = await store[RUNS].find_one_and_update(
             {"_id": run_id},
-            {"$setOnInsert": _new_run(run_id, str(doc["_id"]), period, start, end, now)},
+            {"$setOnInsert": fields},
             upsert=True,
             return_document=ReturnDocument.BEFORE,
         )
