@@ -17,7 +17,8 @@
 
 Runs are serialised across workers and replicas by a lease in MongoDB (`Lease`): an atomic
 find_one_and_update on one document with an expiry, so a crashed holder frees it when it expires.
-The schedule (`Scheduler`) uses another lease: one process runs it.
+The schedule (`Scheduler`) uses another lease: one process runs it, with the jobs other areas add
+to it (the scheduled reports of `report_schedules.py`).
 """
 
 import asyncio
@@ -611,9 +612,10 @@ def _targets(policies: list[Policy]) -> dict[str, list[tuple[str, str, QuietHour
 
 
 def global_targets() -> list[tuple[str, str, QuietHours | None]]:
-    return [("webhook", u, None) for u in settings.ALERT_WEBHOOK_URLS] + [
-        ("email", e, None) for e in settings.ALERT_EMAIL_TO
+    targets: list[tuple[str, str, QuietHours | None]] = [
+        ("webhook", u, None) for u in settings.ALERT_WEBHOOK_URLS
     ]
+    return targets + [("email", e, None) for e in settings.ALERT_EMAIL_TO]
 
 
 async def _raise(
@@ -773,7 +775,8 @@ async def _run(store: Store, now: datetime) -> RunSummary:
 
 class Scheduler:
     """The periodic work, run by the one process that holds the schedule lease: deliver the due
-    notifications every tick; every ALERTS_SCHEDULE_MINUTES, sync Oracle (when configured) and detect."""
+    notifications and run the added jobs (the scheduled reports) every tick; every
+    ALERTS_SCHEDULE_MINUTES, sync Oracle (when configured) and detect."""
 
     def __init__(
         self,
@@ -792,6 +795,11 @@ class Scheduler:
         self.lease = Lease(store, SCHEDULE_LEASE, ttl_seconds=max(3 * tick_seconds, 30))
         self.task: asyncio.Task | None = None
         self.runs = 0
+        self.jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
+
+    def add_job(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run `job` every tick, under the schedule lease, after the notifications."""
+        self.jobs[name] = job
 
     async def _due(self, now: datetime) -> bool:
         if self.every is None:
@@ -818,6 +826,11 @@ class Scheduler:
             self.runs += 1
         if self.deliver is not None:
             await self.deliver()
+        for name, job in self.jobs.items():
+            try:
+                await job()
+            except Exception as exc:  # one failed job does not hold the others back
+                logger.opt(exception=exc).warning("schedule: job {} failed", name)
         return True
 
     async def _loop(self) -> None:

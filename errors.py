@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import report_schedules
 from database import StoreUnavailable
 
 STATUS_CODES = {
@@ -25,6 +26,13 @@ STATUS_CODES = {
     422: "validation_error",
     429: "too_many_requests",
     503: "service_unavailable",
+}
+
+
+# Services' own exceptions (their messages are French) and the HTTP answer each one gets.
+SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    report_schedules.ScheduleNotFound: (404, "schedule_not_found"),
+    report_schedules.ScheduleError: (422, "validation_error"),
 }
 
 
@@ -204,6 +212,13 @@ def install_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
+
+    async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+        status, code = next(v for t, v in SERVICE_ERRORS.items() if isinstance(exc, t))
+        return error_response(request, status, code, str(exc))
+
+    for service_error in SERVICE_ERRORS:
+        app.add_exception_handler(service_error, _service_error)
 
     async def _store_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("store unavailable: {}", exc)

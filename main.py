@@ -19,11 +19,26 @@ from demo_data import seed_demo
 from errors import document_errors, install_error_handlers
 from logs import setup_logging
 from middleware import RequestContextMiddleware, body_policies
-from routes import alerts, analyze, audit, cache, chat, files, imports, oracle, reports, system, web
+from routes import (
+    alerts,
+    analyze,
+    audit,
+    cache,
+    chat,
+    files,
+    imports,
+    oracle,
+    report_schedules,
+    reports,
+    system,
+    web,
+)
 from routes import auth as auth_routes
 
-# The alerts' schedule syncs Oracle: its area comes after the Oracle one.
-AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, files, alerts, reports]
+# The alerts' schedule syncs Oracle: its area comes after the Oracle one; the report schedules add
+# their runner to that schedule: their area comes after the alerts one.
+AREAS = [system, auth_routes, imports, audit, analyze, chat, cache, oracle, files, alerts, reports,
+         report_schedules]  # fmt: skip
 
 
 async def seed_if_empty(store) -> None:

@@ -9,7 +9,8 @@ exponential backoff (NOTIFY_BACKOFF_SECONDS, doubled each time).
 
 Webhook: a JSON POST with a Slack/Teams-compatible `text` and the alert under `alert`, signed with
 HMAC-SHA256 of the raw body under ALERT_WEBHOOK_SECRET in `X-Signature-256: sha256=<hex>` (the
-GitHub convention), with `X-Alert-Id` and `X-Delivery-Id`. E-mail: plain text through aiosmtplib.
+GitHub convention), with `X-Alert-Id` and `X-Delivery-Id`. E-mail: plain text through aiosmtplib;
+`send_message` also sends the scheduled reports (`report_schedules.py`).
 """
 
 import hashlib
@@ -98,8 +99,6 @@ async def send_webhook(url: str, alert: dict[str, Any], delivery_id: str) -> Non
 
 
 async def send_email(to: str, alert: dict[str, Any]) -> None:
-    if not settings.SMTP_HOST:
-        raise DeliveryError("SMTP_HOST n'est pas configuré")
     message = EmailMessage()
     message["From"] = settings.SMTP_FROM
     message["To"] = to
@@ -109,10 +108,13 @@ async def send_email(to: str, alert: dict[str, Any]) -> None:
     await send_message(message)
 
 
-async def send_message(message: EmailMessage) -> None:
-    """Send one e-mail through the configured SMTP server."""
+async def send_message(message: EmailMessage) -> dict[str, str]:
+    """Send one e-mail through the configured SMTP server; the recipients it refused (the others got
+    it), with the server's reason. Raises DeliveryError when no recipient got it."""
+    if not settings.SMTP_HOST:
+        raise DeliveryError("SMTP_HOST n'est pas configuré")
     try:
-        await aiosmtplib.send(
+        refused, _ = await aiosmtplib.send(
             message,
             hostname=settings.SMTP_HOST,
             port=settings.SMTP_PORT,
@@ -124,6 +126,7 @@ async def send_message(message: EmailMessage) -> None:
         )
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+    return {address: f"{response.code} {response.message}" for address, response in refused.items()}
 
 
 def _json_default(value: Any) -> Any:

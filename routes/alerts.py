@@ -35,6 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configured = bool(oracle is not None and oracle.configured)
 
     async def sync() -> Any:
+        assert oracle is not None  # only scheduled when configured
         return await oracle.sync_audit(store, batch_size=settings.ORACLE_SYNC_BATCH_SIZE)
 
     scheduler = alerts.Scheduler(
@@ -177,18 +178,25 @@ async def read_alert(_: CurrentUser, store: StoreDep, alert_id: str) -> alerts.A
     return alert
 
 
+async def _change(
+    store: Store, user: dict[str, Any], alert_id: str, status: alerts.Status | None, comment: str | None
+) -> alerts.Alert:
+    """The one place an alert changes: its status (with an optional comment), or a comment alone."""
+    if status is not None:
+        alert = await alerts.set_status(store, alert_id, status, by=_who(user), comment=comment)
+    else:
+        alert = await alerts.add_comment(store, alert_id, comment or "", by=_who(user))
+    if alert is None:
+        raise _not_found(alert_id)
+    return alert
+
+
 @router.patch("/alerts/{alert_id}", response_model=alerts.Alert)
 async def patch_alert(user: CurrentUser, store: StoreDep, alert_id: str, body: AlertPatch) -> alerts.Alert:
     """Change the status (new, acknowledged, closed) and/or add a comment."""
     if body.status is None and body.comment is None:
         raise ApiError(422, "validation_error", "Indiquez « status » ou « comment ».")
-    if body.status is not None:
-        alert = await alerts.set_status(store, alert_id, body.status, by=_who(user), comment=body.comment)
-    else:
-        alert = await alerts.add_comment(store, alert_id, body.comment or "", by=_who(user))
-    if alert is None:
-        raise _not_found(alert_id)
-    return alert
+    return await _change(store, user, alert_id, body.status, body.comment)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=alerts.Alert)
@@ -196,12 +204,7 @@ async def acknowledge(
     user: CurrentUser, store: StoreDep, alert_id: str, body: StatusIn | None = None
 ) -> alerts.Alert:
     """Mark the alert as taken into account (who and when are kept)."""
-    alert = await alerts.set_status(
-        store, alert_id, "acknowledged", by=_who(user), comment=body and body.comment
-    )
-    if alert is None:
-        raise _not_found(alert_id)
-    return alert
+    return await _change(store, user, alert_id, "acknowledged", body.comment if body else None)
 
 
 @router.post("/alerts/{alert_id}/close", response_model=alerts.Alert)
@@ -209,18 +212,13 @@ async def close(
     user: CurrentUser, store: StoreDep, alert_id: str, body: StatusIn | None = None
 ) -> alerts.Alert:
     """Close the alert (who and when are kept)."""
-    alert = await alerts.set_status(store, alert_id, "closed", by=_who(user), comment=body and body.comment)
-    if alert is None:
-        raise _not_found(alert_id)
-    return alert
+    return await _change(store, user, alert_id, "closed", body.comment if body else None)
 
 
 @router.post("/alerts/{alert_id}/comments", response_model=alerts.Alert)
 async def comment(user: CurrentUser, store: StoreDep, alert_id: str, body: CommentIn) -> alerts.Alert:
-    alert = await alerts.add_comment(store, alert_id, body.text, by=_who(user))
-    if alert is None:
-        raise _not_found(alert_id)
-    return alert
+    """Add a comment to the alert (who and when are kept)."""
+    return await _change(store, user, alert_id, None, body.text)
 
 
 @router.post("/alerts/{alert_id}/deliveries/{delivery_id}/retry", response_model=alerts.Alert)
@@ -260,11 +258,13 @@ async def list_policies(_: AdminUser, store: StoreDep) -> PolicyList:
 
 @router.post("/alert-policies", response_model=alerts.Policy, status_code=201)
 async def create_policy(user: AdminUser, store: StoreDep, body: alerts.PolicyIn) -> alerts.Policy:
+    """Create an alert policy (admin)."""
     return await alerts.save_policy(store, body, by=_who(user))
 
 
 @router.get("/alert-policies/{policy_id}", response_model=alerts.Policy)
 async def read_policy(_: AdminUser, store: StoreDep, policy_id: str) -> alerts.Policy:
+    """One alert policy (admin)."""
     policy = await alerts.get_policy(store, policy_id)
     if policy is None:
         raise ApiError(404, "policy_not_found", "Politique d'alerte introuvable.")
@@ -275,6 +275,7 @@ async def read_policy(_: AdminUser, store: StoreDep, policy_id: str) -> alerts.P
 async def update_policy(
     user: AdminUser, store: StoreDep, policy_id: str, body: alerts.PolicyIn
 ) -> alerts.Policy:
+    """Replace an alert policy (admin); enable or disable it with `enabled`."""
     try:
         return await alerts.save_policy(store, body, by=_who(user), policy_id=policy_id)
     except KeyError:
@@ -283,6 +284,7 @@ async def update_policy(
 
 @router.delete("/alert-policies/{policy_id}", status_code=204)
 async def delete_policy(_: AdminUser, store: StoreDep, policy_id: str) -> Response:
+    """Delete an alert policy (admin)."""
     if not await alerts.delete_policy(store, policy_id):
         raise ApiError(404, "policy_not_found", "Politique d'alerte introuvable.")
     return Response(status_code=204)

@@ -635,3 +635,112 @@ async def test_alerts_view_acknowledge_and_close(tab: Page, client, admin_header
     await page.locator(f'[data-alert="{alert_id}"]').wait_for(state="detached")  # open alerts only
     alert = (await client.get(f"/api/alerts/{alert_id}", headers=auditor_headers)).json()
     assert alert["status"] == "closed" and alert["status_by"] == AUDITOR["username"]
+
+
+async def test_alert_policies_edited_and_reports_sent_from_the_page(
+    tab: Page, client, admin_headers, store, monkeypatch
+):
+    import report_schedules
+    from config import settings
+    from tests.receivers import SmtpReceiver
+
+    await store["alert_policies"].delete_many({})
+    for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+        await store[name].delete_many({})
+    detectors = (await client.get("/api/alert-policies", headers=admin_headers)).json()["detectors"]
+    schedule = {
+        "name": "Échecs de connexion hebdomadaires", "kind": "failed_logins", "format": "csv",
+        "frequency": "weekly", "weekday": 0, "hour": 6, "recipients": ["dpo@example.com"],
+    }  # fmt: skip
+    assert (
+        await client.post("/api/report-schedules", json=schedule, headers=admin_headers)
+    ).status_code == 201
+    smtp = SmtpReceiver().start()
+    monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")  # the live server runs in this process
+    monkeypatch.setattr(settings, "SMTP_PORT", smtp.port)
+    page = tab.page
+
+    async def policies() -> list[dict]:
+        return (await client.get("/api/alert-policies", headers=admin_headers)).json()["policies"]
+
+    try:
+        await tab.sign_in(ADMIN)
+        await page.get_by_role("link", name="Alertes").click()
+        await page.get_by_role("heading", name="Politiques d'alerte").wait_for()
+        await page.locator("#policies-list").get_by_text("Aucune politique.").wait_for()
+        # create
+        await page.get_by_role("button", name="Nouvelle politique").click()
+        await page.get_by_label("Nom de la politique").fill("Comptes sensibles")
+        await page.get_by_label(detectors["failed_logon_burst"]).check()
+        await page.get_by_label("Gravité minimale").select_option("high")
+        await page.get_by_label("Comptes surveillés").fill("alice, bob")
+        await page.get_by_label("Heures calmes : de").fill("22")
+        await page.get_by_label("à", exact=True).fill("7")
+        await page.get_by_label("Seuils propres").fill("failed_logon_threshold=3")
+        await page.get_by_label("E-mails").fill("soc@example.com")
+        await page.get_by_role("button", name="Enregistrer la politique").click()
+        item = page.locator("#policies-list li", has_text="Comptes sensibles")
+        await item.wait_for()
+        await expect(page.locator("#policy-form")).to_be_hidden()
+        [created] = await policies()
+        assert created["detectors"] == ["failed_logon_burst"] and created["min_severity"] == "high"
+        assert created["watch_users"] == ["ALICE", "BOB"] and created["quiet_hours"] == {
+            "start": 22,
+            "end": 7,
+        }
+        assert created["parameters"] == {"failed_logon_threshold": 3} and created["emails"] == [
+            "soc@example.com"
+        ]
+        # a mistake: the API's French message, nothing saved
+        await page.get_by_role("button", name="Nouvelle politique").click()
+        await page.get_by_label("Nom de la politique").fill("Mauvaise")
+        await page.get_by_label("E-mails").fill("pas-une-adresse")
+        await page.get_by_role("button", name="Enregistrer la politique").click()
+        await page.locator("#policy-error").get_by_text("adresse(s) e-mail invalide(s)").wait_for()
+        await page.get_by_role("button", name="Annuler").click()
+        assert len(await policies()) == 1
+        # edit: the form holds the policy; a change keeps the rest
+        await item.get_by_role("button", name="Modifier").click()
+        assert await page.get_by_label("Nom de la politique").input_value() == "Comptes sensibles"
+        assert await page.get_by_label("Comptes surveillés").input_value() == "ALICE, BOB"
+        await page.get_by_label("Gravité minimale").select_option("medium")
+        await page.get_by_role("button", name="Enregistrer la politique").click()
+        await item.get_by_text("gravité ≥ moyenne").wait_for()
+        [edited] = await policies()
+        assert edited["min_severity"] == "medium" and edited["watch_users"] == ["ALICE", "BOB"]
+        assert edited["quiet_hours"] == {"start": 22, "end": 7} and edited["detectors"] == [
+            "failed_logon_burst"
+        ]
+        # disable, enable
+        await item.get_by_role("button", name="Désactiver").click()
+        await item.get_by_text("Inactive").wait_for()
+        assert [p["enabled"] for p in await policies()] == [False]
+        await item.get_by_role("button", name="Activer").click()
+        await item.get_by_role("button", name="Désactiver").wait_for()
+        assert [p["enabled"] for p in await policies()] == [True]
+        # delete: a second click confirms
+        await item.get_by_role("button", name="Supprimer").click()
+        await item.get_by_role("button", name="Confirmer la suppression").click()
+        await item.wait_for(state="detached")
+        assert await policies() == []
+
+        # the scheduled reports: listed, and sent now to the SMTP server
+        report = page.locator("#schedules-list li", has_text=schedule["name"])
+        await report.get_by_text("Jamais envoyé.").wait_for()
+        await report.get_by_role("button", name="Envoyer maintenant").click()
+        await page.locator("#schedules-status").get_by_text("envoyé").wait_for()
+        await page.locator("#schedules-list li").get_by_text("Dernier envoi : envoyé").wait_for()
+        [message] = smtp.messages
+        assert message["to"] == ["dpo@example.com"] and "rapport-failed_logins-" in message["data"]
+
+        # an auditor sees neither
+        await page.get_by_role("button", name="Se déconnecter").click()
+        await tab.sign_in(AUDITOR)
+        await page.get_by_role("link", name="Alertes").click()
+        await page.locator("#alerts-status:not(:empty)").wait_for()
+        assert await page.locator("#policies").is_hidden() and await page.locator("#schedules").is_hidden()
+    finally:
+        smtp.stop()
+        await store["alert_policies"].delete_many({})
+        for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+            await store[name].delete_many({})

@@ -1,9 +1,11 @@
 // Alerts: GET /api/alerts (raised by continuous detection), newest first, filtered by status and
 // severity; each can be acknowledged or closed (POST .../acknowledge, .../close), or asked about.
+// Admins also see the alert policies and the scheduled reports (policies.js).
 import { getJSON } from "./api.js";
 import { askInNewConversation } from "./chat.js";
 import { clear, dateTime, el, number } from "./format.js";
 import { questionFor } from "./anomalies.js";
+import { initPolicies, showAlertAdmin } from "./policies.js";
 
 const STATUS = { new: "Nouvelle", acknowledged: "Prise en compte", closed: "Close" };
 const SEVERITY = { high: "élevée", medium: "moyenne", low: "faible" };
@@ -49,6 +51,12 @@ function card(alert) {
   return node;
 }
 
+/** The view opens: the alerts, and for admins the policies and scheduled reports. */
+export function openAlerts() {
+  showAlertAdmin();
+  return showAlerts();
+}
+
 export async function showAlerts() {
   const status = $("alerts-status-filter").value;
   const list = $("alerts-list");
@@ -67,5 +75,6 @@ export async function showAlerts() {
 }
 
 export function initAlerts() {
+  initPolicies();
   $("alerts-status-filter").addEventListener("change", () => showAlerts());
 }

@@ -2,7 +2,7 @@
 import { login, onSessionChange, restoreSession, endSession, currentSession } from "./api.js";
 import { showActivity } from "./activity.js";
 import { showAdmin, stopLive } from "./admin.js";
-import { initAlerts, showAlerts } from "./alerts.js";
+import { initAlerts, openAlerts } from "./alerts.js";
 import { showAnomalies } from "./anomalies.js";
 import { initChat, refreshConversations, resetChat } from "./chat.js";
 import { setTimeZone, show } from "./format.js";
@@ -11,7 +11,7 @@ const ROUTES = {
   "#/chat": { view: "chat", title: "chat-title" },
   "#/anomalies": { view: "anomalies", title: "anomalies-title", open: showAnomalies },
   "#/activite": { view: "activity", title: "activity-title", open: showActivity },
-  "#/alertes": { view: "alerts", title: "alerts-title", open: showAlerts },
+  "#/alertes": { view: "alerts", title: "alerts-title", open: openAlerts },
   "#/admin": { view: "admin", title: "admin-title", open: showAdmin, admin: true },
 };
 
