@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import chat_service
 import report_schedules
 from database import StoreUnavailable
 
@@ -33,6 +34,7 @@ STATUS_CODES = {
 SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     report_schedules.ScheduleNotFound: (404, "schedule_not_found"),
     report_schedules.ScheduleError: (422, "validation_error"),
+    chat_service.PlanRejected: (422, "invalid_plan"),
 }
 
 

@@ -52,7 +52,5 @@ async def analyze(body: AnalyzeRequest, store: StoreDep, user: CurrentUser) -> A
         raise ApiError(400, "empty_query", "La question est vide.")
     try:
         return await chat_service.analyze(store, body.query, body.previous)
-    except chat_service.PlanRejected as exc:
-        raise ApiError(422, "invalid_plan", str(exc)) from None
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", "La base d'audit est indisponible.") from exc

@@ -45,8 +45,6 @@ def _chat_errors() -> Iterator[None]:
         raise _not_found() from None
     except files_service.FileNotFound as exc:
         raise ApiError(404, "file_not_found", str(exc)) from None
-    except chat_service.PlanRejected as exc:
-        raise ApiError(422, "invalid_plan", str(exc)) from None
 
 
 async def _prepare(store, cache, user, body: ChatRequest) -> chat_service.Prepared:
