@@ -728,6 +728,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
 
     threshold = next((i.value for i in t.of("threshold")), None)
     window = next((i.value for i in t.of("window")), None)
+    for item in t.of("duration_threshold"):  # "sessions de plus d'une demi-heure": those sessions
+        if not (measure in ("sessions", "duration") or session_head or session_word or duration_words):
+            return _not_understood(t, [t.raw[item.start : item.end]], None, notes, why="une durée de quoi ?")
+        measure, detail, order, group_by, limit, threshold = "duration", True, "newest", [], None, item.value
     if threshold is not None and not threshold.window_minutes and t.of("SEQUENCE_WORDS") and window:
         threshold = None  # "dans les 5 minutes" of a sequence, not a count
     if threshold is not None and window and not threshold.window_minutes:

@@ -427,6 +427,10 @@ _THRESHOLD_OPS = {"plus de": "gt", "plus d'": "gt", "superieur a": "gt", "superi
                   "<=": "lte"}  # fmt: skip
 
 
+_DURATION_UNIT = re.compile(r"\s*(?P<u>demi-heures?|minutes?|mins?\b|mn\b|heures?|h\b|secondes?|sec\b|s\b)")
+_UNIT_SECONDS = {"demi": 1800, "mi": 60, "mn": 60, "h": 3600, "s": 1}
+
+
 def _window_minutes(m: re.Match[str]) -> int:
     unit, n = m["unit"], (number_of(m["w"]) if m["w"] else 1) or 1
     if unit.startswith("quart"):
@@ -441,7 +445,13 @@ def _window_minutes(m: re.Match[str]) -> int:
 def read_threshold(t: Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(R["THRESHOLD"]):
-        t.add(m, "threshold", Threshold(op=_THRESHOLD_OPS.get(m["op"], "gt"), value=number_of(m["n"]) or 1))  # type: ignore[arg-type]
+        op, n = _THRESHOLD_OPS.get(m["op"], "gt"), number_of(m["n"]) or 1
+        unit = _DURATION_UNIT.match(t.low, m.end())
+        if unit:  # "plus d'une demi-heure", "plus de 30 minutes": a session's duration, in seconds
+            seconds = n * next(v for k, v in _UNIT_SECONDS.items() if unit["u"].startswith(k))
+            t.add((m.start(), unit.end()), "duration_threshold", Threshold(op=op, value=seconds))  # type: ignore[arg-type]
+            continue
+        t.add(m, "threshold", Threshold(op=op, value=n))  # type: ignore[arg-type]
     for m in re.finditer(r"\bpuis(?= par\b)", t.low):  # "par jour puis par heure": two groupings
         t.take(m.start(), m.end())
     if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.visible()):

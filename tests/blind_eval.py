@@ -75,9 +75,11 @@ def _figures(plan: Plan) -> Any:
 
 
 def _canonical(plan: Plan) -> Plan:
-    """Two spellings of one question: the distinct session ids are the sessions."""
+    """Two spellings of one question: the distinct session ids are the sessions; a detail of sessions."""
     if plan.measure == "distinct" and plan.field == "session_id":
         return plan.model_copy(update={"measure": "sessions", "field": None})
+    if plan.detail and plan.measure == "duration":  # a listing of sessions either way
+        return plan.model_copy(update={"measure": "sessions"})
     return plan
 
 

@@ -83,3 +83,19 @@ async def test_figures_of_100_hard_questions_equal_python(store, app, blind_trai
         want_rows = [[cell(c) for c in row] for row in expected.rows]
         assert response.data.columns == list(expected.columns), record["question"]
         assert got_rows == want_rows, record["question"]
+
+
+async def test_sessions_longer_than_a_duration(store, app, blind_trail):
+    question = "Quelles sessions ont duré plus d'une demi-heure la semaine dernière ?"
+    request = ChatRequest(message=question)
+    response = await chat_service.answer(
+        store, cache=app.state.answer_cache, owner="figures", request=request, now=NOW
+    )
+    plan = Plan.model_validate(response.plan["spec"])
+    assert plan.detail and plan.threshold is not None and plan.threshold.value == 1800
+    expected = evaluate(plan, blind_trail, tz=settings.tz)
+    assert response.data is not None and response.data.total == expected.total == 6
+    assert [[cell(c) for c in row] for row in response.data.rows] == [
+        [cell(c) for c in row] for row in expected.rows
+    ]
+    assert response.answer.startswith("6 sessions (plus de 30 min) la semaine dernière"), response.answer

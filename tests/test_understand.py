@@ -383,3 +383,17 @@ def test_more_ways_to_exclude_and_to_ask_a_share():
     f = plan_of("Combien d'événements hier en laissant de côté MONITOR et les LOGON/LOGOFF ?").filters
     assert f.exclude == {"dbusername": ["MONITOR"]} and f.exclude_categories == ["logon", "logoff"]
     assert plan_of("cbien de requetes par SCOTT hier").filters.include == {"dbusername": ["SCOTT"]}
+
+
+def test_sessions_longer_or_shorter_than_a_duration():
+    for question, op, seconds in (
+        ("Quelles sessions ont duré plus d'une demi-heure la semaine dernière ?", "gt", 1800),
+        ("combien de sessions de plus de 2 heures hier ?", "gt", 7200),
+        ("sessions ayant duré moins de 10 secondes", "lt", 10),
+        ("sessions de SCOTT de plus de 45 minutes", "gt", 2700),
+    ):
+        p = plan_of(question)
+        assert p.detail and p.measure == "duration" and p.threshold is not None, question
+        assert (p.threshold.op, p.threshold.value, p.threshold.window_minutes) == (op, seconds, None)
+    assert ask("DELETE de plus de 10 minutes").kind == "not_understood"  # a duration of what?
+    assert plan_of("plus de 100 requêtes en 5 minutes").threshold.window_minutes == 5
