@@ -460,6 +460,14 @@ def read_threshold(t: Text) -> None:
             break
 
 
+_TREND = re.compile(r"\b(?:evolution|tendance|courbe)s?\b")
+_PER_PERIOD = re.compile(r"\b(?:quotidien\w*|journalier\w*|hebdomadaire\w*|mensuel\w*)")
+_PER_PERIOD_AFTER = re.compile(
+    r"\b(?:evolution|tendance|courbe|nombre|volume|total|decompte|comptage|activite|repartition)s? $"
+)
+_PER_PERIOD_BUCKET = {"quot": "day", "jour": "day", "hebd": "week", "mens": "month"}
+
+
 def read_fields(t: Text) -> None:
     for m in t.matches(R["PEAK_WORDS"]):
         t.add(m, "bucket", "hour")
@@ -473,6 +481,16 @@ def read_fields(t: Text) -> None:
         for m in t.matches(rx):
             if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)):
                 t.add(m, "bucket", bucket)
+    for m in t.matches(_PER_PERIOD):  # "évolution quotidienne", "nombre hebdomadaire de connexions"
+        noun = _PER_PERIOD_AFTER.search(t.before(m.start(), 16))
+        if noun:
+            t.add(m, "bucket", _PER_PERIOD_BUCKET[m.group(0)[:4]])
+            start = m.start() - len(noun.group(0))
+            if t.free(start, m.start()):
+                t.take(start, m.start())  # "volume", "évolution": what the grouping shows
+    if any(i.value in ("hour", "weekday", "day", "week", "month") for i in t.of("bucket")):
+        for m in t.matches(_TREND):  # "évolution par jour": the grouping says it
+            t.take(m.start(), m.end())
     for rx, fld in _FIELD_RX:
         for m in t.matches(rx):
             typed = t.raw[m.start() : m.end()]

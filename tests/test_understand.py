@@ -397,3 +397,19 @@ def test_sessions_longer_or_shorter_than_a_duration():
         assert (p.threshold.op, p.threshold.value, p.threshold.window_minutes) == (op, seconds, None)
     assert ask("DELETE de plus de 10 minutes").kind == "not_understood"  # a duration of what?
     assert plan_of("plus de 100 requêtes en 5 minutes").threshold.window_minutes == 5
+
+
+def test_a_trend_or_a_per_period_adjective_groups_by_time():
+    assert plan_of("Évolution quotidienne des DELETE sur SALES.ORDERS cette semaine").group_by == ["day"]
+    assert plan_of("évolution par jour des DELETE cette semaine").group_by == ["day"]
+    assert plan_of("nombre quotidien de connexions cette semaine").group_by == ["day"]
+    assert plan_of("volume mensuel de DELETE").group_by == ["month"]
+    assert plan_of("activité hebdomadaire de SCOTT").group_by == ["week"]
+    assert ask("évolution des connexions").kind == "not_understood"  # per what?
+    assert ask("le batch quotidien a-t-il tourné hier ?").kind == "not_understood"
+
+
+def test_more_or_fewer_between_two_periods_is_the_comparison():
+    p = plan_of("Y a-t-il eu plus de DDL ce mois-ci que le mois dernier ?")
+    assert p.filters.categories == ["ddl"] and p.period is not None and p.compare is not None
+    assert plan_of("y a-t-il plus de 5 DROP ce mois-ci ?").threshold.value == 5
