@@ -326,6 +326,7 @@ _rule(
     + r"(?:\s+(?P<my>\d{4}))?",
 )
 _rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
+_rule("week_of", r"(?:la\s+)?semaine\s+du\s+" + _SINGLE)  # "la semaine du 9 novembre": Monday to Sunday
 _rule("single", r"(?:le\s+|l')?" + _SINGLE)
 _rule(
     "day_of_month", r"le\s+(?P<dom>1er|premier|\d{1,2})(?!\s*(?:h\b|heures?|:|/|\d|er\s+et|\s+(?:au|et)\b))"
@@ -430,6 +431,12 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         return c.at(date(y, 1, 1)), c.at(date(y + 1, 1, 1))
     if name == "single":
         return _single_day(m, c)
+    if name == "week_of":
+        day = _single_day(m, c)
+        if day is None or day is INVALID:
+            return day
+        monday = day[0].date() - timedelta(days=day[0].weekday())
+        return c.at(monday), c.at(monday + timedelta(days=7))
     if name == "day_of_month":
         d = _day_num(g["dom"])
         if not 1 <= d <= 31:

@@ -179,3 +179,14 @@ def test_all_time_is_no_range(text: str) -> None:
 def test_start_of_a_period_is_not_all_time() -> None:
     m = parse_time("depuis le début du mois", now=NOW, tz=TZ)
     assert not m.all_time and (m.start, m.end) == (datetime(2025, 8, 1, tzinfo=TZ), NOW)
+
+
+def test_the_week_of_a_day_runs_monday_to_monday() -> None:
+    m = parse_time("UPDATE sur SALES, semaine du 12 août", now=NOW, tz=TZ)
+    assert m is not None
+    assert (m.start, m.end) == (datetime(2025, 8, 11, tzinfo=TZ), datetime(2025, 8, 18, tzinfo=TZ))
+    m = parse_time("DELETE la semaine du 18/07", now=NOW, tz=TZ)
+    assert m is not None and (m.start, m.end) == (
+        datetime(2025, 7, 14, tzinfo=TZ),
+        datetime(2025, 7, 21, tzinfo=TZ),
+    )
