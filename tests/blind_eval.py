@@ -37,6 +37,8 @@ BLIND_5 = Path(__file__).parent / "data" / "blind_fr_5.jsonl"
 BLIND_6 = Path(__file__).parent / "data" / "blind_fr_6.jsonl"
 # A seventh one (200 questions, odd ids held out), written by a fresh session on 2026-11-28.
 BLIND_7 = Path(__file__).parent / "data" / "blind_fr_7.jsonl"
+# An eighth one (200 questions, odd ids held out), written by a fresh session to stress precision.
+BLIND_8 = Path(__file__).parent / "data" / "blind_fr_8.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -143,9 +145,10 @@ def main() -> None:
     parser.add_argument("--fifth", action="store_true", help="score the fifth blind set")
     parser.add_argument("--sixth", action="store_true", help="score the sixth blind set (held out)")
     parser.add_argument("--seventh", action="store_true", help="score the seventh blind set")
+    parser.add_argument("--eighth", action="store_true", help="score the eighth blind set")
     args = parser.parse_args()
-    chosen = [args.seventh, args.sixth, args.fifth, args.fourth, args.third, args.second]
-    sets = (BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    chosen = [args.eighth, args.seventh, args.sixth, args.fifth, args.fourth, args.third, args.second]
+    sets = (BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
