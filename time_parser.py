@@ -329,7 +329,13 @@ _rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
 _rule("week_of", r"(?:la\s+)?semaine\s+du\s+" + _SINGLE)  # "la semaine du 9 novembre": Monday to Sunday
 _rule("single", r"(?:le\s+|l')?" + _SINGLE)
 _rule(
-    "day_of_month", r"le\s+(?P<dom>1er|premier|\d{1,2})(?!\s*(?:h\b|heures?|:|/|\d|er\s+et|\s+(?:au|et)\b))"
+    "day_of_last_month",
+    r"(?:le|du)\s+(?P<dom>1er|premier|\d{1,2})\s+du\s+mois\s+(?:dernier|passe|precedent)",
+)
+_rule(
+    "day_of_month",
+    # "le premier" is a day only where no noun follows ("le premier événement" is the first one)
+    r"(?:le|du)\s+(?P<dom>1er|premier(?=\s*(?:[?.!,;]|$|du\s+mois))|\d{1,2})(?:\s+(?:du|de\s+ce)\s+mois(?!\s+(?:derni|pass|prec)))?(?!\s*(?:h\b|heures?|:|/|\d|er\s+et|\s+(?:au|et)\b))",
 )
 
 
@@ -437,6 +443,10 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
             return day
         monday = day[0].date() - timedelta(days=day[0].weekday())
         return c.at(monday), c.at(monday + timedelta(days=7))
+    if name == "day_of_last_month":
+        d = _day_num(g["dom"])
+        last = c.today.replace(day=1) - timedelta(days=1)
+        return c.day(date(last.year, last.month, d)) if _valid(last.year, last.month, d) else INVALID
     if name == "day_of_month":
         d = _day_num(g["dom"])
         if not 1 <= d <= 31:

@@ -36,6 +36,7 @@ from understand_rules import (
     PREAMBLE,
     SAME_FIELDS,
     SHARE_PIVOT,
+    SHARE_PIVOT_VERB,
     SHARE_WHOLE,
     Item,
     R,
@@ -126,16 +127,24 @@ _BREAKDOWN = re.compile(r"\s*(?:par|pour chaque)\b")  # "par utilisateur" is als
 _ASKS = re.compile(r"\b(?:qui|quel\w*|quand|quoi|comment|combien|liste\w*|montre\w*|affiche\w*|donne\w*)\b")
 
 
+def _bare(t: Text) -> bool:
+    """ "qui ?", "combien ?", "quand ?": a question word alone, about nothing named."""
+    return len(re.findall(r"\w+", t.low)) <= 2 and not (t.of("value") or t.of("category") or t.of("period"))
+
+
 def elliptic(t: Text) -> bool:
-    """A question that only continues a previous one: "et pour SCOTT ?", "sauf SYS" (no question of its own)."""
-    starts = bool(_CONTINUES.match(t.low)) and not _BREAKDOWN.match(t.low)
-    return starts and not _ASKS.search(t.low) and not t.of("COUNT_WORDS")
+    """A question that only continues a previous one: "et pour SCOTT ?", "sauf SYS", "qui ?"."""
+    if _BREAKDOWN.match(t.low):
+        return False
+    if _bare(t):
+        return True
+    return bool(_CONTINUES.match(t.low)) and not _ASKS.search(t.low) and not t.of("COUNT_WORDS")
 
 
 def _is_follow_up(t: Text, previous: Plan | None) -> bool:
     if previous is None:
         return False
-    if anaphora(t) or _CONTINUES.match(t.low):
+    if anaphora(t) or _CONTINUES.match(t.low) or _bare(t):
         return True
     if re.search(
         r"\b(?:les|l'|en|leur) ?(?:a|ont|avait|avaient|as|fait|font)\b|\b(?:ceux|celles)-(?:ci|la)\b", t.low
@@ -266,6 +275,9 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
     t.now, t.tz = now, tz
     for m in EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
+    if not re.search(r"\bjamais\b", t.low):  # ("comptes jamais déconnectés": never, per account)
+        for m in t.matches(R["SESSION_OPEN"]):  # before "sans LOGOFF" reads as an exclusion of LOGOFF events
+            t.add(m, "SESSION_OPEN")
     read_sql_words(t)
     read_literals(t, gaz)
     read_compound_values(t, gaz)
@@ -316,26 +328,40 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     # Z the part; with nothing else, X is the part of every event; "taux d'échec des connexions": failed
     share_items: list[Item] = []
     failed_whole = False
+    cut = len(t.low)
     share = t.of("SHARE_WORDS")
     if share:
         at = share[0].start
         named = sorted(
-            (i for i in t.of("category") + t.of("value") if not _negated(t, i)), key=lambda i: i.start
+            (
+                i
+                for i in t.of("category") + t.of("value") + t.of("hours") + t.of("off_hours")
+                if not _negated(t, i)
+            ),
+            key=lambda i: i.start,
         )
-        whole = [
-            (m.start(), (t.low.find(",", m.end()) + 1 or len(t.low) + 1) - 1)
-            for m in SHARE_WHOLE.finditer(t.low)
-        ]
+
+        def whole_end(at: int) -> int:  # up to a comma or a verb ("de l'activité d'X a lieu entre 2h et 3h")
+            verb = SHARE_PIVOT_VERB.search(t.low, at)
+            return min((t.low.find(",", at) + 1 or len(t.low) + 1) - 1, verb.start() if verb else len(t.low))
+
+        whole = [(m.start(), whole_end(m.end())) for m in SHARE_WHOLE.finditer(t.low)]
         in_whole = [i for i in named if any(a <= i.start < b for a, b in whole)]
-        pivot = SHARE_PIVOT.search(t.low, share[0].end)
+        # a verb ("sont", "vient de") separates the whole from the part better than a preposition
+        # ("des opérations passées par JDBC sont des INSERT"): the last verb, else the first pivot
+        verbs = [m for m in SHARE_PIVOT_VERB.finditer(t.low, share[0].end) if t.free(m.start(), m.end())]
+        pivot = verbs[-1] if verbs else SHARE_PIVOT.search(t.low, share[0].end)
         cut = pivot.start() if pivot else len(t.low)
         failed_whole = any(
             R["FAILED_WORDS"].search(t.low[a:b]) for a, b in whole
         )  # "% d'ORA-00942 parmi les erreurs": the errors are the whole
         # "taux d'échec des connexions pour HR_APP": failures within all the rest, unless a part is named
         # after a pivot ("pourcentage des erreurs qui correspond à ORA-00942")
-        failed_part = any(0 <= f.start - share[0].end <= 6 for f in t.of("failed")) and not any(
-            i.start >= cut and i not in in_whole for i in named
+        rate = t.low[share[0].start : share[0].end].startswith(
+            ("taux", "ratio")
+        )  # "taux d'erreur des X sur Y"
+        failed_part = any(0 <= f.start - share[0].end <= 6 for f in t.of("failed")) and (
+            rate or not any(i.start >= cut and i not in in_whole for i in named)
         )
         if failed_part:
             share_items = []
@@ -349,6 +375,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     share_cats: list[str] = []
     share_include: dict[str, list[Any]] = {}
     share_failed = share and failed is not None and not share_items and not (share and failed_whole)
+    if share and any(_negated(t, i) and i.start >= cut for i in t.of("value") + t.of("category")):
+        # "quelle part des SELECT ne passe pas par SQL Developer": a part defined by what it is not
+        return _not_understood(t, ["pas"], None, notes, why="une part définie par une exclusion")
 
     sel_actions: list[str] = []
     # "opérations destructrices (suppressions, purges, drops)": the list shows the class, it narrows nothing
@@ -406,7 +435,18 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if item in share_items:
             share_include.setdefault(fld, []).append(value)
             continue
-        target = exclude if _negated(t, item) else include
+        negated = _negated(t, item)
+        table = next(
+            (o for o in t.of("value") if o.value[0] == "object_name" and o.start == item.start), None
+        )
+        qualified = table is not None
+        if negated and fld == "object_schema" and qualified:
+            # "pas la table SALES.ORDERS": the table is left out (an exclusion per field would also
+            # leave out every other table of SALES)
+            name = table.value[1] if table is not None else value
+            notes.append(f"les tables nommées {name} sont exclues, quel que soit leur schéma")
+            continue
+        target = exclude if negated else include
         if value not in target.setdefault(fld, []):
             target[fld].append(value)
         present_vals = {str(v).upper() for v in gaz.values.get(fld, [])} if fld not in INT_FIELDS else None
@@ -438,9 +478,13 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         notes.append(
             "le bénéficiaire d'un droit n'est que dans le texte SQL (« TO " + ", ".join(grantees) + " »)"
         )
-    hours = next((i.value for i in t.of("hours") if i.value), None)
-    off = next((i.value for i in t.of("off_hours")), None)
-    share_filters = Filters(categories=share_cats, include=share_include)
+    hours = next((i.value for i in t.of("hours") if i.value and i not in share_items), None)
+    off = next((i.value for i in t.of("off_hours") if i not in share_items), None)
+    share_filters = Filters(
+        categories=share_cats, include=share_include,
+        hours=next((i.value for i in t.of("hours") if i.value and i in share_items), None),
+        off_hours=next((i.value for i in t.of("off_hours") if i in share_items), None),
+    )  # fmt: skip
     if share_failed:
         share_filters = Filters(failed=failed)
         failed = None
@@ -876,6 +920,8 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
     nf: Filters = new["filters"]
     pf = previous.filters.model_copy(deep=True)
     include = {**pf.include, **nf.include}
+    if "object_schema" in nf.include and "object_name" not in nf.include:
+        include.pop("object_name", None)  # "et sur tout le schéma HR ?": the schema, not the previous table
     exclude = {
         k: list(dict.fromkeys([*pf.exclude.get(k, []), *nf.exclude.get(k, [])]))
         for k in {*pf.exclude, *nf.exclude}

@@ -231,7 +231,7 @@ LAST_WORDS = (
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
 )
 FIRST_WORDS = (
-    r"(?:les |le |la )?plus ancienn?e?s?(?: d'abord)?|premiers|premieres|(?:a-t-(?:il|elle) |a |ont )commence\b|commence(?:-t-(?:il|elle))?(?= ?[?.]|$)|demarre\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
+    r"depuis quand|(?:les |le |la )?plus ancienn?e?s?(?: d'abord)?|premiers|premieres|(?:a-t-(?:il|elle) |a |ont )commence\b|commence(?:-t-(?:il|elle))?(?= ?[?.]|$)|demarre\w*|1ere|1er|la premiere fois|(?:le |la )?premiere?|(?:le |la )?plus ancienn?e?"
 )
 COVERAGE_WORDS = (
     r"(?:combien de jours d'|profondeur d'|l')historique|jusqu'ou remontent|remontent|jusqu'ou|profondeur|s'etal\w*|"
@@ -254,7 +254,7 @@ RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?)
     r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
-SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*"
+SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:un |une )?(?:logon|connexion) sans (?:aucun |de |le )?logoff|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
                   r"longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
@@ -357,7 +357,7 @@ SMALL_TALK = r"^\W*(?:bonjour|salut|bonsoir|hello|coucou|merci|ok|d'accord|au re
 # Words that carry no condition: articles, pronouns, auxiliaries, question words, politeness, and
 # the generic verbs of "who did what".
 FILLERS = set("""
-a à ai as avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
+a à ai as lieu avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
 au aux du des de d' l' la le les un une une l d s n qu c j m t y en dans sur sous pour par avec vers chez entre
 et ou ni mais donc or car que qui quoi quel quelle quels quelles lequel laquelle lesquels lesquelles dont ou où
 ce cet cette ces ca ça cela ceci celui celle ceux celles il ils elle elles on nous vous je tu me moi te toi se lui leur leurs

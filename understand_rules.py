@@ -53,19 +53,24 @@ _SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\
 _NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
 _IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
 LIST_GAP = re.compile(
-    r"[\s(),]*(?:(?:et|ou|ni|&|/)\s*)?(?:(?:les?|la|des|du|de la|l'|aux?|ni|pas)\s*)*[\s()]*"
+    r"[\s(),]*(?:(?:et|ou|ni|&|/)\s*)?(?:(?:les?|la|des|du|de la|de|d'|l'|aux?|ni|pas|ses|leurs?|ceux|celles)\s*)*[\s()]*"
 )
 EARLY_FILLERS = re.compile(
     r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
 )
 SHARE_WHOLE = re.compile(
+    r"^\W*sur (?:les|le|la|l')|\bdans (?:les|le|la|l')(?! ?(?:ensemble|total|activite|volume)\b)|"
     r"\b(?:pour\b|chez\b|parmi|dans l'ensemble|sur l'ensemble|dans le total|sur le total|au sein|par rapport (?:au total|a l'ensemble)|"
     r"(?:dans|de|sur|parmi) l'activite|(?:dans|sur) le volume|(?:dans|sur) l'ensemble)"
     r"(?:(?: de la| des| du| de)\b| d')?(?:(?: les| la| le)\b| l')?"
 )
+SHARE_PIVOT_VERB = re.compile(
+    r"\b(?:vient|viennent|provien\w*|correspond\w*|est|sont|ont eu lieu|a eu lieu|a lieu|ont lieu|concern\w*|"
+    r"touch\w*|se fai\w*|s'est fai\w*|se sont fai\w*|a ete|ont ete|etaient|etait)\b"
+)
 SHARE_PIVOT = re.compile(
     r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
-    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi|via)\b"
+    r"gener\w*|port\w*|se fai\w*|qui|en provenance|depuis|sur|par|pour|parmi|via|fait|faite|faites|faits)\b"
 )
 _SINGLE_QUOTED = re.compile(r"(?<![\w])'(?P<q>[^']{1,200}?)'(?![\w])")
 _QUOTED = re.compile(

@@ -413,3 +413,68 @@ def test_more_or_fewer_between_two_periods_is_the_comparison():
     p = plan_of("Y a-t-il eu plus de DDL ce mois-ci que le mois dernier ?")
     assert p.filters.categories == ["ddl"] and p.period is not None and p.compare is not None
     assert plan_of("y a-t-il plus de 5 DROP ce mois-ci ?").threshold.value == 5
+
+
+def test_a_bare_question_word_continues_the_previous_question():
+    previous = plan_of("Combien de DROP TABLE hier ?")
+    p = plan_of("qui ?", previous)
+    assert p.group_by == ["dbusername"] and p.filters.include == {"action_name": ["DROP TABLE"]}
+    assert p.period == previous.period
+    assert ask("qui ?").kind == "not_understood" and ask("combien ?").kind == "not_understood"
+
+
+def test_the_first_event_is_not_the_first_of_the_month():
+    p = plan_of("Quel a été le premier événement enregistré pour ADM_MOREAU hier après 22h ?")
+    assert p.detail and p.order == "oldest" and p.limit == 1 and p.compare is None
+    assert p.period is not None and p.period.label == "hier"
+    assert plan_of("connexions du 1er").period.start.day == 1
+    assert plan_of("DELETE du premier du mois").compare is None
+    last_month = plan_of("DELETE le 3 du mois dernier").period
+    assert (last_month.start.month, last_month.start.day, last_month.end.day) == (10, 3, 4)
+    assert plan_of("Depuis quand ETL_BATCH fait-il des DELETE sur FINANCE.BUDGETS ?").measure == "first"
+
+
+def test_a_logon_without_logoff_is_an_open_session():
+    p = plan_of("Combien de sessions ont un LOGON sans LOGOFF ?")
+    assert p.measure == "sessions" and p.session_state == "open" and p.filters.is_empty()
+
+
+def test_shares_with_a_time_window_a_verb_or_a_container():
+    p = plan_of("pourcentage des connexions faites hors heures ouvrées cette semaine")
+    assert p.filters.categories == ["logon"] and p.share_of == Filters(off_hours=True)
+    p = plan_of("Sur les DROP TABLE du mois, quelle part a eu lieu en dehors des heures de bureau ?")
+    assert p.filters.include == {"action_name": ["DROP TABLE"]} and p.share_of == Filters(off_hours=True)
+    p = plan_of("Quelle part de l'activité d'ETL_BATCH a lieu entre 2h et 3h du matin ?")
+    assert p.filters.include == {"dbusername": ["ETL_BATCH"]} and p.share_of == Filters(hours=(2, 3))
+    p = plan_of("Taux d'erreur des SELECT sur le schéma HR (RETURN_CODE <> 0)")
+    assert p.filters.include == {"action_name": ["SELECT"], "object_schema": ["HR"]}
+    assert p.share_of == Filters(failed=True)
+    p = plan_of("Quelle est la part de SALES_APP dans les INSERT sur SALES.ORDERS la semaine dernière ?")
+    assert p.share_of.include == {"dbusername": ["SALES_APP"]}
+    assert p.filters.include == {
+        "action_name": ["INSERT"],
+        "object_schema": ["SALES"],
+        "object_name": ["ORDERS"],
+    }
+    p = plan_of(
+        "Quel pourcentage des opérations passées par JDBC Thin Client sont des INSERT, UPDATE ou DELETE ?"
+    )
+    assert p.filters.include == {"client_program_name": ["JDBC Thin Client"]}
+    assert p.share_of.include == {"action_name": ["INSERT", "UPDATE", "DELETE"]}
+    r = ask("Quelle fraction des SELECT de MMARTIN ne passe pas par SQL Developer ?")
+    assert r.kind == "not_understood"  # a part defined by an exclusion: not held by a plan
+
+
+def test_exclusions_across_a_list_and_of_a_qualified_table():
+    f = plan_of(
+        "Combien d'événements d'ADM_GIRARD ce mois-ci, en dehors de ses SELECT et de ses LOGON/LOGOFF ?"
+    ).filters
+    assert f.exclude == {"action_name": ["SELECT"]} and f.exclude_categories == ["logon", "logoff"]
+    assert not f.categories
+    r = ask("Combien d'événements de TPETIT ne concernent pas la table SALES.ORDERS ?")
+    assert r.plan.filters.exclude == {"object_name": ["ORDERS"]}
+    assert any("quel que soit leur schéma" in n for n in r.notes)
+    follow = plan_of(
+        "Et sur tout le schéma HR ?", plan_of("combien de SELECT sur HR.SALARIES cette semaine ?")
+    )
+    assert follow.filters.include == {"action_name": ["SELECT"], "object_schema": ["HR"]}
