@@ -18,8 +18,9 @@ from datetime import time as dt_time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz, process, utils
 
+import sql_question
 import understand_lexicon as lx
 from nlp_lexicon import Gazetteer
 from plan import INT_FIELDS, TIME_BUCKETS, Filters, Having, Period, Plan, Sequence
@@ -177,7 +178,9 @@ def _closest(gaz: Gazetteer, fld: str, value: Any) -> list[Any]:
     choices = [str(v) for v in gaz.values.get(fld, [])]
     if not choices:
         return []
-    found = process.extract(str(value), choices, scorer=fuzz.WRatio, limit=3, score_cutoff=60)
+    found = process.extract(
+        str(value), choices, scorer=fuzz.WRatio, processor=utils.default_process, limit=3, score_cutoff=60
+    )
     return [c for c, _, _ in found]
 
 
@@ -241,6 +244,15 @@ def read(
     previous: Plan | None = None,
 ) -> Reading:
     """The plan of `question`, or why there is none."""
+    if sql_question.looks_like_sql(question):  # "select count(*) from unified_audit_trail where ..."
+        plan, absent, part = sql_question.read(question, gaz, now=now, tz=tz)
+        if plan is None:
+            why = "cette partie de la requête SQL ne se traduit pas en question sur la piste d'audit"
+            return Reading("not_understood", unknown=[part or question], notes=[why])
+        closest = {f: _closest(gaz, f, vals[0]) for f, vals in absent.items() if f not in INT_FIELDS}
+        return Reading(
+            "plan", plan=plan, absent=absent, closest=closest, notes=["requête SQL lue telle quelle"]
+        )
     reading = _read(question, gaz, now=now, tz=tz, previous=previous)
     if reading.kind != "not_understood" or not reading.unknown:
         return reading
