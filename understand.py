@@ -629,8 +629,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         word = t.low[head.start : head.end].split(" ")[0]
         plural = word.endswith(("s", "x")) or word == "gens"
         singular = re.search(
-            r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul|lequel des|laquelle des)\s*$",
-            t.before(head.start, 14),
+            r"(?:^|\W)(?:le|la|l'|quel|quelle|un|une|du|de la|seul|lequel des|laquelle des)\s*$"
+            r"|(?:^|\W)(?:le|la|l')\s*(?:plus|moins)\s+\w+\s*$",  # "la plus longue session"
+            t.before(head.start, 24),
         )
         typed = t.raw[head.start : head.end]
         at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed

@@ -478,3 +478,9 @@ def test_exclusions_across_a_list_and_of_a_qualified_table():
         "Et sur tout le schéma HR ?", plan_of("combien de SELECT sur HR.SALARIES cette semaine ?")
     )
     assert follow.filters.include == {"action_name": ["SELECT"], "object_schema": ["HR"]}
+
+
+def test_the_longest_session_is_one_row():
+    p = plan_of("Quelle a été la durée de la plus longue session d'ETL_BATCH cette semaine ?")
+    assert p.measure == "duration" and p.group_by == ["session_id"] and p.order == "desc" and p.limit == 1
+    assert plan_of("les sessions les plus longues de SCOTT").limit is None
