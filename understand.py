@@ -778,6 +778,8 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 and re.search(r"\b(?:le|la|l'|quel|quelle)\s+(?:jour|heure|semaine|mois)\b", t.low)
             ):
                 limit = limit or 1
+    if ranked and not group_by and measure == "events" and follow_up and previous and previous.group_by:
+        group_by = list(previous.group_by)  # "et le top 5 ?" after a breakdown: of the same groups
     if ranked and not group_by and measure == "events":
         return _not_understood(
             t, [t.low[ranked[0].start : ranked[0].end]], None, notes, why="le plus de quoi ?"

@@ -314,7 +314,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "la configuration de la base",
     ),
     (
-        r"\bawr\b|\bash\b|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
+        r"\bawr\b|\bash\b|millisecondes?|temps d'execution|duree d'execution|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
         "les performances",
     ),
     (
@@ -406,7 +406,7 @@ FILLER_PHRASES = (
 ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
                  "evts": "evenements", "opes": "operations", "ops": "operations", "evt": "evenement", "tbl": "table", "util": "utilisateur",
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans",
-                 "cbien": "combien", "cmb": "combien"}
+                 "cbien": "combien", "cmb": "combien", "cb": "combien"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
     r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",

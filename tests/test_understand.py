@@ -484,3 +484,13 @@ def test_the_longest_session_is_one_row():
     p = plan_of("Quelle a été la durée de la plus longue session d'ETL_BATCH cette semaine ?")
     assert p.measure == "duration" and p.group_by == ["session_id"] and p.order == "desc" and p.limit == 1
     assert plan_of("les sessions les plus longues de SCOTT").limit is None
+
+
+def test_a_top_n_after_a_breakdown_ranks_its_groups():
+    p = plan_of("Et le top 5 ?", plan_of("combien de DELETE par utilisateur hier ?"))
+    assert p.group_by == ["dbusername"] and p.order == "desc" and p.limit == 5
+    assert p.filters.include == {"action_name": ["DELETE"]}
+    assert (
+        ask("En moyenne, combien de millisecondes prend un SELECT sur SALES.CUSTOMERS ?").kind
+        == "out_of_scope"
+    )
