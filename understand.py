@@ -956,7 +956,9 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
         merged.update(detail=True, group_by=[], measure=keep, order=new["order"] or "newest",
                       limit=new["limit"], threshold=None)  # fmt: skip
     elif new["group_by"]:
-        merged.update(group_by=new["group_by"], limit=new["limit"], order=new["order"])
+        same = new["group_by"] == previous.group_by  # "et les moins lues ?" after the 5 most read: 5 too
+        limit = new["limit"] or (previous.limit if same and new["order"] and previous.order else None)
+        merged.update(group_by=new["group_by"], limit=limit, order=new["order"])
     if new["measure"] != "events":
         merged.update(
             measure=new["measure"], field=new["field"], share_of=new["share_of"], detail=new["detail"]

@@ -494,3 +494,9 @@ def test_a_top_n_after_a_breakdown_ranks_its_groups():
         ask("En moyenne, combien de millisecondes prend un SELECT sur SALES.CUSTOMERS ?").kind
         == "out_of_scope"
     )
+
+
+def test_the_least_after_the_most_keeps_the_count():
+    most = plan_of("les 5 tables les plus lues")
+    least = plan_of("et les moins lues ?", most)
+    assert least.order == "asc" and least.limit == 5 and least.group_by == most.group_by
