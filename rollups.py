@@ -14,7 +14,9 @@ Shape of a rollup document (collection `<audit>_rollups`):
 Several documents may share one key (the incremental path writes a string `_id`, the rebuild
 writes the group key): readers always `$sum` the `n` of a key, so this never changes a figure.
 The incremental path inserts the documents of the keys a batch creates and upserts (`$inc`) only
-the keys that already exist (see `_insert_or_add`): 4 times faster than upserting every key.
+the keys that already exist (see `_insert_or_add`): on SecantusDB an insert costs about an eighth
+of an upsert (~1,800 rollup documents for a 2,000-event batch: 0.05-0.15 s inserted, 0.5-0.9 s
+upserted, measured on the shared 2-core machine).
 
 Sessions (collection `<audit>_sessions`): `_id` = session_id, with dbusername, userhost,
 client_program_name, os_username (from the first batch that held the session), start, end, events,

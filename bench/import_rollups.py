@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from database import AUDIT_INDEXES, Store  # noqa: E402
 from demo_data import generate  # noqa: E402
 from ingest import insert_documents  # noqa: E402
 
-Apply = Callable[[Any, list[dict[str, Any]]], Awaitable[None]]
+Apply = Callable[[Any, list[dict[str, Any]]], Coroutine[Any, Any, None]]
 
 
 async def no_rollups(store: Any, docs: list[dict[str, Any]]) -> None:
@@ -69,13 +69,15 @@ WAYS: dict[str, Apply] = {"events": no_rollups, "upserts": upsert_every_key, "in
 
 
 async def one_run(store: Store, way: str, run: int, events: list[dict[str, Any]]) -> float:
+    db = store.db
+    assert db is not None
     store.audit_name = f"bench_{way.replace('-', '_')}_{run}"
-    await store.db.drop_collection(store.audit_name)
+    await db.drop_collection(store.audit_name)
     for keys in AUDIT_INDEXES:
         await store.audit.create_index(keys)
     await rollups.reset(store)
     original = rollups.apply
-    rollups.apply = WAYS[way]  # ingest calls rollups.apply through the module
+    rollups.apply = WAYS[way]  # type: ignore[assignment]  # ingest calls it through the module
     try:
         started = time.perf_counter()
         inserted, _ = await insert_documents(store, [dict(e) for e in events])
@@ -90,7 +92,7 @@ async def one_run(store: Store, way: str, run: int, events: list[dict[str, Any]]
         rollups.rollups_name(store.audit_name),
         rollups.sessions_name(store.audit_name),
     ):
-        await store.db.drop_collection(name)
+        await db.drop_collection(name)
     return rate
 
 
