@@ -135,7 +135,7 @@ async def run(args: argparse.Namespace) -> None:
                 headers = await login(http)
                 first, via, _ = await ask(http, headers, "Combien d'événements au total ?")
                 answered = time.perf_counter() - started
-                info = (await http.get("/api/info")).json()
+                info = (await http.get("/api/info", headers=headers)).json()
                 print(
                     f"restart on {info['counts']['audit_events']:,} events: health in {ready:.1f} s, "
                     f"first chat answer at {answered:.1f} s ({first * 1000:.0f} ms, read from {via})"
