@@ -872,8 +872,13 @@ def _aligned(period: Period | None, grain: str) -> bool:
     return True
 
 
-def _rollup_match(f: Filters, grain: str) -> dict[str, Any] | None:
-    """The filters as a query on rollup documents of the grain; None if they need event fields."""
+def _rollup_match(f: Filters, grain: str) -> tuple[dict[str, Any], set[str]] | None:
+    """The filters as a query on rollup documents of the grain, with the event fields it reads (the
+    set must hold them); None if they need fields no rollup holds.
+
+    Hour windows and off hours at the hour grain are `$expr` on the bucket start `t`: a UTC hour is
+    one local hour in a whole-hour zone (checked by the caller), so its local hour is the events'.
+    """
     if f.sql_contains:
         return None
     query = plan_match(f.model_copy(update={"hours": None, "off_hours": None}), None)
@@ -891,7 +896,7 @@ def _rollup_match(f: Filters, grain: str) -> dict[str, Any] | None:
         else:
             off = off_hours_expr(local_hour("$t"), local_weekday("$t"))
             clauses.append({"$expr": off if f.off_hours else {"$not": [off]}})
-    return _merge(clauses)
+    return _merge(clauses), fields
 
 
 def _rollup_set(grain: str, needed: set[str]) -> str | None:
@@ -914,10 +919,6 @@ def compile_rollup_plan(plan: Plan) -> tuple[str, list[Stage]] | None:
         or plan.session_state
         or _window(plan)
         or not rollups.whole_hour_zone()
-        # hour windows from the hourly rollup gave 0 for a user's 9-12 h (test_plan_compiler f17):
-        # read from the events until that path is fixed
-        or plan.filters.hours is not None
-        or (plan.share_of is not None and plan.share_of.hours is not None)
     ):
         return None
     fields = [d for d in plan.group_by if d not in TIME_BUCKETS]
@@ -927,13 +928,15 @@ def compile_rollup_plan(plan: Plan) -> tuple[str, list[Stage]] | None:
     for grain in ("h",) if hourly else ("d", "h"):
         if not _aligned(plan.period, grain):
             continue
-        match = _rollup_match(plan.filters, grain)
-        part = _rollup_match(plan.share_of, grain) if plan.share_of is not None else {}
-        if match is None or part is None:
+        matched = _rollup_match(plan.filters, grain)
+        parted = _rollup_match(plan.share_of, grain) if plan.share_of is not None else ({}, set())
+        if matched is None or parted is None:
             continue
-        needed = {*fields, *(_query_fields(match) or ()), *(_query_fields(part) or ())}
-        needed -= {"g", "r", "t", "off", "$expr"}
-        name = _rollup_set(grain, needed)
+        (match, match_fields), (part, part_fields) = matched, parted
+        # The fields come from the filters themselves, not from the merged query: a query with an
+        # hour window holds an `$expr`, and reading its fields from it lost the user of "JDUPONT
+        # between 9 and 12 h", which then ran on the set "all" (no user field) and counted 0.
+        name = _rollup_set(grain, {*fields, *match_fields, *part_fields})
         if name is None:
             continue
         head: dict[str, Any] = {"g": grain, "r": name}

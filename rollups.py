@@ -11,8 +11,12 @@ Shape of a rollup document (collection `<audit>_rollups`):
   at the weekend, as `analytics.off_hours_expr` says): every set of DAY_SETS.
 - grain "h": the UTC hour starting at `t`, for hours of the day, hour filters and periods that do not
   fall on local midnights: the sets of HOUR_SETS.
-Several documents may share one key (the incremental path upserts by a string `_id`, the rebuild
+Several documents may share one key (the incremental path writes a string `_id`, the rebuild
 writes the group key): readers always `$sum` the `n` of a key, so this never changes a figure.
+The incremental path inserts the documents of the keys a batch creates and upserts (`$inc`) only
+the keys that already exist (see `_insert_or_add`): on SecantusDB an insert costs about an eighth
+of an upsert (~1,800 rollup documents for a 2,000-event batch: 0.05-0.15 s inserted, 0.5-0.9 s
+upserted, measured on the shared 2-core machine).
 
 Sessions (collection `<audit>_sessions`): `_id` = session_id, with dbusername, userhost,
 client_program_name, os_username (from the first batch that held the session), start, end, events,
@@ -38,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from config import settings
 
@@ -184,8 +189,13 @@ def _delta(docs: list[dict[str, Any]], tz: ZoneInfo) -> _Delta:
     return delta
 
 
-def _rollup_ops(delta: _Delta) -> list[UpdateOne]:
-    ops: list[UpdateOne] = []
+# A (new document, increment) pair per key: the document is inserted when the key is new, the
+# increment (an upsert) applied when the insert finds the key already there.
+Write = tuple[dict[str, Any], UpdateOne]
+
+
+def _rollup_writes(delta: _Delta) -> list[Write]:
+    writes: list[Write] = []
     for key, n in delta.rollups.items():
         grain, name, t, off, rc, *values = key
         dims = GRAINS[grain][name]
@@ -194,35 +204,63 @@ def _rollup_ops(delta: _Delta) -> list[UpdateOne]:
             fields["off"] = off
         fields.update(zip(dims, values, strict=True))
         ident = _key([grain, name, t.isoformat(), off, rc, *values])
-        ops.append(UpdateOne({"_id": ident}, {"$inc": {"n": n}, "$setOnInsert": fields}, upsert=True))
-    return ops
+        inc = UpdateOne({"_id": ident}, {"$inc": {"n": n}, "$setOnInsert": fields}, upsert=True)
+        writes.append(({"_id": ident, **fields, "n": n}, inc))
+    return writes
 
 
-def _session_ops(delta: _Delta) -> list[UpdateOne]:
-    ops: list[UpdateOne] = []
+def _session_writes(delta: _Delta) -> list[Write]:
+    writes: list[Write] = []
     for sid, s in delta.sessions.items():
+        fields = {f: s[f] for f in SESSION_FIELDS}
         update: dict[str, Any] = {
             "$min": {"start": s["start"]},
             "$max": {"end": s["end"], "logon": s["logon"], "logoff": s["logoff"]},
             "$inc": {"events": s["events"], "failures": s["failures"]},
-            "$setOnInsert": {f: s[f] for f in SESSION_FIELDS},
+            "$setOnInsert": fields,
         }
+        doc: dict[str, Any] = {"_id": sid, **fields, "start": s["start"], "end": s["end"]}
+        doc.update(events=s["events"], failures=s["failures"], logon=s["logon"], logoff=s["logoff"])
         if s["actions"]:
             update["$addToSet"] = {"actions": {"$each": sorted(s["actions"])}}
-        ops.append(UpdateOne({"_id": sid}, update, upsert=True))
-    return ops
+            doc["actions"] = sorted(s["actions"])
+        writes.append((doc, UpdateOne({"_id": sid}, update, upsert=True)))
+    return writes
+
+
+async def _insert_or_add(collection: Any, writes: list[Write]) -> None:
+    """Insert the documents of new keys; add the increments of the keys that exist (code 11000).
+
+    Why not upsert every key: on SecantusDB an upsert costs ~0.4 ms, an insert ~0.05 ms, and in a
+    trail imported in time order most keys of a batch are new (its hours, its sessions). The insert
+    is the atomic "create if absent": a key a concurrent import created meanwhile is refused, then
+    incremented, so each count is added exactly once either way.
+    """
+    if not writes:
+        return
+    try:
+        await collection.insert_many([doc for doc, _ in writes], ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        await collection.bulk_write([writes[e["index"]][1] for e in errors], ordered=False)
+
+
+def _writes(docs: list[dict[str, Any]], tz: ZoneInfo) -> tuple[list[Write], list[Write]]:
+    delta = _delta(docs, tz)
+    return _rollup_writes(delta), _session_writes(delta)
 
 
 async def apply(store: Any, docs: list[dict[str, Any]]) -> None:
     """Add events the store has just inserted (only those) to the rollups and sessions."""
     if not docs:
         return
-    delta = await asyncio.to_thread(_delta, docs, _tz())
-    rollup_ops, session_ops = _rollup_ops(delta), _session_ops(delta)
-    writes = [store[rollups_name(store.audit_name)].bulk_write(rollup_ops, ordered=False)]
-    if session_ops:
-        writes.append(store[sessions_name(store.audit_name)].bulk_write(session_ops, ordered=False))
-    await asyncio.gather(*writes)
+    rollup_writes, session_writes = await asyncio.to_thread(_writes, docs, _tz())
+    await asyncio.gather(
+        _insert_or_add(store[rollups_name(store.audit_name)], rollup_writes),
+        _insert_or_add(store[sessions_name(store.audit_name)], session_writes),
+    )
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)}, {"$inc": {"events": len(docs)}}, upsert=True
     )

@@ -25,16 +25,20 @@ WEEK = Period(start=local_midnight(7), end=local_midnight(0), label="7 jours")
 MORNING = Period(start=local_midnight(2) + timedelta(hours=7), end=local_midnight(2) + timedelta(hours=11))
 
 
-@pytest.fixture
-async def trail(scratch_audit, store) -> list[dict]:
+async def import_with_duplicates(store, end: datetime) -> list[dict]:
     """3,000 demo events over 30 days, imported, re-imported whole, and re-imported half with 500 new."""
-    events = generate(n_events=3500, days=30, seed=11, end=END)
+    events = generate(n_events=3500, days=30, seed=11, end=end)
     first, extra = events[:3000], events[3000:]
     assert await insert_documents(store, [dict(e) for e in first], batch_size=700) == (3000, 0)
     assert await insert_documents(store, [dict(e) for e in first], batch_size=900) == (0, 3000)
     mixed = [dict(e) for e in first[1000:2000]] + [dict(e) for e in extra]
     assert await insert_documents(store, mixed, batch_size=400) == (500, 1000)
     return events
+
+
+@pytest.fixture
+async def trail(scratch_audit, store) -> list[dict]:
+    return await import_with_duplicates(store, END)
 
 
 def user(events: list[dict]) -> str:
@@ -103,12 +107,14 @@ async def test_rollups_and_events_give_the_same_figures(trail, store, monkeypatc
 def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
     odd = Period(start=END - timedelta(minutes=90), end=END)
     for plan in [
-        Plan(filters=Filters(hours=(20, 6))),  # hour windows: read from the events for now
+        Plan(filters=Filters(hours=(20, 6), include={"userhost": ["x"]})),  # no hourly host rollup
+        Plan(filters=Filters(hours=(9, 12)), group_by=["client_program_name"]),  # nor program
         Plan(period=odd),  # not on bucket bounds
         Plan(filters=Filters(sql_contains=["salary"])),
         Plan(group_by=["object_name", "dbusername"]),  # no such pair
         Plan(measure="sessions", group_by=["dbusername"]),
-        Plan(measure="first", group_by=["dbusername"]),
+        Plan(measure="first", group_by=["dbusername"]),  # a timestamp: the rollups hold buckets
+        Plan(measure="last", filters=Filters(hours=(9, 12))),
         Plan(detail=True),
         Plan(group_by=["hour"], filters=Filters(include={"userhost": ["x"]})),  # no hourly host rollup
         Plan(threshold=Threshold(value=5, window_minutes=10)),
@@ -155,3 +161,114 @@ async def test_search_total_from_rollups_or_counted_up_to_a_bound(trail, store, 
     words = AuditFilters(sql_text_contains=["e"])  # the rollups hold no SQL text: counted, bounded
     page, exact = await analytics.search_page(store, words, limit=10)
     assert (page.total, exact) == (100, False)
+
+
+# --------------------------------------------------------------------------- every plan kind, both ways
+
+# The 30 days before this end hold the change to summer time (Sunday 30 March 2025, 02:00 -> 03:00 in
+# Paris): local hours are read from UTC hour buckets on both sides of it.
+DST_END = datetime(2025, 4, 9, 14, 5, tzinfo=UTC)
+
+
+def local_midnight_before(end: datetime, days_before: int) -> datetime:
+    day = (end.astimezone(settings.tz) - timedelta(days=days_before)).date()
+    return datetime(day.year, day.month, day.day, tzinfo=settings.tz).astimezone(UTC)
+
+
+def plan_matrix(events: list[dict], end: datetime) -> list[Plan]:
+    """Filters x groupings x measures x periods, many of which the rollups hold, some not."""
+    u = user(events)
+    today = local_midnight_before(end, 0)
+    week = Period(start=local_midnight_before(end, 7), end=today)
+    # 14 days: the DST trail's change of offset falls inside
+    fortnight = Period(start=local_midnight_before(end, 14), end=today)
+    hours_only = Period(
+        start=local_midnight_before(end, 7) + timedelta(hours=5), end=today - timedelta(hours=3)
+    )
+    filters = [
+        Filters(),
+        Filters(include={"dbusername": [u]}),
+        Filters(failed=True),
+        Filters(hours=(9, 12)),
+        Filters(hours=(9, 12), include={"dbusername": [u]}),  # the plan that once gave 0 (f17)
+        Filters(hours=(20, 6)),  # wraps past midnight
+        Filters(hours=(20, 6), include={"action_name": ["LOGON"]}, failed=True),
+        Filters(hours=(0, 24), exclude={"action_name": ["SELECT"]}),
+        Filters(hours=(7, 9), categories=["dml"]),
+        Filters(off_hours=True),
+        Filters(off_hours=False, include={"dbusername": [u]}),
+        Filters(off_hours=True, hours=(6, 10)),
+        Filters(include={"return_code": ["1017"]}),
+    ]
+    groupings: list[list[str]] = [[], ["hour"], ["day"], ["dbusername"], ["action_name"]]
+    out: list[Plan] = []
+    for i, f in enumerate(filters):
+        out += [Plan(filters=f, group_by=g) for g in groupings]
+        out.append(Plan(filters=f, period=fortnight, group_by=["hour"]))
+        out.append(Plan(filters=f, period=hours_only, group_by=["dbusername"], limit=4))
+        out.append(Plan(measure="distinct", field="dbusername", filters=f, group_by=["hour"]))
+        if i in (0, 4, 5, 10):  # the other groupings and measures, on a few of the filters
+            out.append(Plan(filters=f, group_by=["weekday"]))
+            out.append(Plan(filters=f, period=week, group_by=["day", "dbusername"]))
+            out.append(Plan(filters=f, group_by=["week"], order="asc"))
+            out.append(Plan(filters=f, group_by=["month", "action_name"]))
+            out.append(Plan(measure="distinct", field="action_name", filters=f, period=week))
+            out.append(Plan(measure="distinct", field="userhost", filters=f, group_by=["dbusername"]))
+    for part in (Filters(failed=True), Filters(hours=(20, 6)), Filters(off_hours=True, failed=True)):
+        out.append(Plan(measure="share", share_of=part, group_by=["dbusername"]))
+        out.append(Plan(measure="share", share_of=part, filters=Filters(hours=(9, 18)), group_by=["hour"]))
+        out.append(Plan(measure="share", share_of=part, period=fortnight, group_by=["day"]))
+    return out
+
+
+def hour_bound(plan: Plan) -> bool:
+    """Whether the plan reads local hours (the part the change of offset could break)."""
+    share = plan.share_of or Filters()
+    return bool(
+        plan.filters.hours or share.hours or plan.filters.off_hours is not None or "hour" in plan.group_by
+    )
+
+
+# Hour windows, off hours and their groupings: the rollups must hold every one of these.
+MUST_HOLD = [
+    Plan(filters=Filters(hours=(9, 12), include={"dbusername": ["JDUPONT"]})),
+    Plan(filters=Filters(hours=(20, 6)), group_by=["hour"]),
+    Plan(filters=Filters(hours=(20, 6)), group_by=["day"]),
+    Plan(filters=Filters(hours=(9, 12)), group_by=["dbusername"]),
+    Plan(filters=Filters(hours=(9, 12)), group_by=["action_name"]),
+    Plan(filters=Filters(off_hours=True, include={"dbusername": ["JDUPONT"]}), group_by=["hour"]),
+    Plan(filters=Filters(off_hours=True), group_by=["weekday"]),
+    Plan(measure="share", share_of=Filters(hours=(20, 6)), group_by=["dbusername"]),
+    Plan(measure="distinct", field="dbusername", filters=Filters(hours=(20, 6))),
+]
+
+
+def test_hour_windows_and_off_hours_are_held_by_the_rollups() -> None:
+    for plan in MUST_HOLD:
+        assert compile_rollup_plan(plan) is not None, plan
+    # the user of an hour window is matched on a set that holds users (it once ran on "all")
+    grain, pipeline = compile_rollup_plan(MUST_HOLD[0]) or ("", [])
+    assert grain == "h"
+    assert pipeline[0]["$match"]["r"] == "dbusername"
+    assert pipeline[0]["$match"]["dbusername"] == "JDUPONT"
+
+
+@pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
+async def test_every_plan_the_rollups_hold_gives_the_events_figures(scratch_audit, store, monkeypatch, end):
+    """On the DST trail, only the plans that read local hours (the rest is the same as in winter)."""
+    import plan_compiler
+
+    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    events = await import_with_duplicates(store, end)
+    matrix = [p for p in plan_matrix(events, end) if end == END or hour_bound(p)]
+    held = [p for p in matrix if compile_rollup_plan(p) is not None]
+    filled = 0
+    for plan in held:
+        fast = await run_plan(store, plan)
+        assert fast.query["collection"] == rollups.rollups_name(store.audit_name), plan
+        slow = await run_plan(store, plan, use_rollups=False)
+        assert slow.query["collection"] == store.audit_name
+        assert (fast.columns, fast.rows, fast.total) == (slow.columns, slow.rows, slow.total), plan
+        filled += bool(fast.rows and any(r[-1] for r in fast.rows))
+    assert sum(1 for p in held if p.filters.hours) >= 40
+    assert len(held) >= 0.8 * len(matrix) and filled >= 0.8 * len(held), (len(matrix), len(held), filled)
