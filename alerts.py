@@ -418,7 +418,7 @@ def _evidence_match(a: Anomaly) -> dict[str, Any]:
 async def _evidence(store: Store, a: Anomaly) -> tuple[list[str], int]:
     """Ids of the events behind a finding (the first MAX_EVIDENCE_IDS) and how many there are."""
     match = _evidence_match(a)
-    cursor = await store.audit.aggregate(
+    docs = await store.aggregate(
         [
             {"$match": match},
             {"$sort": {"event_timestamp": 1}},
@@ -426,7 +426,7 @@ async def _evidence(store: Store, a: Anomaly) -> tuple[list[str], int]:
                         "n": [{"$count": "n"}]}},
         ]
     )  # fmt: skip
-    doc = (await cursor.to_list(None) or [{}])[0]
+    doc = (docs or [{}])[0]
     ids = [str(d["_id"]) for d in doc.get("ids", [])]
     n = (doc.get("n") or [{"n": 0}])[0]["n"]
     return ids, n
@@ -555,7 +555,7 @@ class RunSummary(BaseModel):
 
 
 async def _hour_counts(store: Store, since: datetime) -> dict[datetime, int]:
-    cursor = await store.audit.aggregate(
+    docs = await store.aggregate(
         [
             {"$match": {"event_timestamp": {"$gte": since}}},
             {
@@ -566,7 +566,7 @@ async def _hour_counts(store: Store, since: datetime) -> dict[datetime, int]:
             },
         ]
     )
-    return {_utc(d["_id"]): int(d["n"]) for d in await cursor.to_list(None) if d["_id"] is not None}
+    return {_utc(d["_id"]): int(d["n"]) for d in docs if d["_id"] is not None}
 
 
 async def changed_hours(store: Store, now: datetime) -> tuple[list[datetime], dict[datetime, int]]:

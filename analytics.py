@@ -97,8 +97,7 @@ def _query(store: Store, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _aggregate(store: Store, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    cursor = await store.audit.aggregate(pipeline, allowDiskUse=True)
-    return await cursor.to_list(None)
+    return await store.aggregate(pipeline)
 
 
 async def _facet_one(store: Store, pipeline: list[dict[str, Any]]) -> dict[str, Any]:

@@ -218,11 +218,6 @@ def _sample_expr() -> dict[str, Any]:
     return {k: f"${k}" for k in SAMPLE_FIELDS}
 
 
-async def _aggregate(store: Store, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    cursor = await store.audit.aggregate(pipeline, allowDiskUse=True)
-    return await cursor.to_list(None)
-
-
 # --------------------------------------------------------------------------- cache
 
 
@@ -297,7 +292,7 @@ class _Queries:
         key = self.key("query", repr(pipeline))
         rows = CACHE.get(key)
         if rows is None:
-            rows = await _aggregate(self.store, pipeline)
+            rows = await self.store.aggregate(pipeline)
             CACHE.put(key, rows, len(rows))
         return copy.deepcopy(rows)
 
@@ -651,10 +646,7 @@ async def _summary(
             runs.append((i, j))
         i = j
     docs = await asyncio.gather(
-        *(
-            _aggregate(q.store, _summary_pipeline(segments[i][1], segments[j - 1][2], trunc_tz))
-            for i, j in runs
-        )
+        *(q.store.aggregate(_summary_pipeline(segments[i][1], segments[j - 1][2], trunc_tz)) for i, j in runs)
     )
     for (i, j), groups in zip(runs, docs, strict=True):
         by_day = _reduce(groups)

@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -115,10 +116,12 @@ class EmbeddedMongo:
     def start_sync(self, timeout: float = 30.0) -> None:
         """Start and wait until the server accepts connections (for CLI and tests)."""
         self._spawn()
+        proc = self._proc
+        assert proc is not None  # _spawn set it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise StoreUnavailable(f"embedded SecantusDB exited with code {self._proc.returncode}")
+            if proc.poll() is not None:
+                raise StoreUnavailable(f"embedded SecantusDB exited with code {proc.returncode}")
             with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
                 self.uri_file.write_text(self.uri)
                 return
@@ -189,8 +192,20 @@ class Store:
         self._version: tuple[float, int] | None = None  # (read at, audit version)
         self.embedded: EmbeddedMongo | None = None
         self._follower: asyncio.Task | None = None
-        self.client: AsyncMongoClient | None = None
-        self.db: AsyncDatabase | None = None
+        self._client: AsyncMongoClient | None = None
+        self._db: AsyncDatabase | None = None
+
+    @property
+    def client(self) -> AsyncMongoClient:
+        if self._client is None:
+            raise StoreUnavailable("the store is not started")
+        return self._client
+
+    @property
+    def db(self) -> AsyncDatabase:
+        if self._db is None:
+            raise StoreUnavailable("the store is not started")
+        return self._db
 
     @property
     def kind(self) -> str:
@@ -241,14 +256,14 @@ class Store:
                 self._follower = asyncio.create_task(self._follow(data_dir, port), name="embedded-follow")
         else:
             logger.info("store: MongoDB at {}", _redact(uri))
-        self.client = AsyncMongoClient(
+        self._client = AsyncMongoClient(
             uri,
             tz_aware=True,
             serverSelectionTimeoutMS=self.timeout_ms,
             connectTimeoutMS=self.timeout_ms,
             appname="sio-audit",
         )
-        self.db = self.client.get_default_database(self.db_name)
+        self._db = self._client.get_default_database(self.db_name)
         await self.ensure_indexes()
 
     async def close(self) -> None:
@@ -257,9 +272,9 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
             self._follower = None
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self.embedded is not None:
             await self.embedded.stop()
             self.embedded = None
@@ -270,6 +285,15 @@ class Store:
     @property
     def audit(self) -> AsyncCollection:
         return self.db[self.audit_name]
+
+    async def aggregate(
+        self, pipeline: list[dict[str, Any]], collection: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every document of one aggregation on the audit trail (or `collection`); a `$group` or
+        `$sort` over millions of events may spill to disk."""
+        target = self.audit if collection is None else self.db[collection]
+        cursor = await target.aggregate(pipeline, allowDiskUse=True)
+        return await cursor.to_list(None)
 
     @property
     def users(self) -> AsyncCollection:
@@ -318,6 +342,8 @@ class Store:
             upsert=True,
             return_document=True,
         )
+        if doc is None:  # an upsert returning the document after it always returns one
+            raise StoreUnavailable("the audit version could not be read")
         self._version = (time.monotonic(), int(doc["version"]))
         return self._version[1]
 

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import anomalies
 from anomalies import Anomaly, Detection, clear_cache, detect, detect_anomalies
 from config import settings
 from demo_data import planted_incidents
@@ -244,13 +243,13 @@ async def test_cache_until_the_next_import(store, scratch_audit, monkeypatch):
     ]
     await insert_documents(store, docs)
     sent: list[list[dict]] = []
-    original = anomalies._aggregate
+    original = store.aggregate
 
-    async def spy(store_, pipeline):
+    async def spy(pipeline, collection=None):
         sent.append(pipeline)
-        return await original(store_, pipeline)
+        return await original(pipeline, collection)
 
-    monkeypatch.setattr(anomalies, "_aggregate", spy)
+    monkeypatch.setattr(store, "aggregate", spy)
     window = {"start": base - timedelta(hours=1), "end": base + timedelta(hours=1)}
     first = await detect_anomalies(store, **window)
     assert _summary_ranges(sent)
