@@ -39,6 +39,8 @@ BLIND_6 = Path(__file__).parent / "data" / "blind_fr_6.jsonl"
 BLIND_7 = Path(__file__).parent / "data" / "blind_fr_7.jsonl"
 # An eighth one (200 questions, odd ids held out), written by a fresh session to stress precision.
 BLIND_8 = Path(__file__).parent / "data" / "blind_fr_8.jsonl"
+# A ninth one (200 questions, odd ids held out): security teams and compliance reviews, long questions.
+BLIND_9 = Path(__file__).parent / "data" / "blind_fr_9.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -146,9 +148,19 @@ def main() -> None:
     parser.add_argument("--sixth", action="store_true", help="score the sixth blind set (held out)")
     parser.add_argument("--seventh", action="store_true", help="score the seventh blind set")
     parser.add_argument("--eighth", action="store_true", help="score the eighth blind set")
+    parser.add_argument("--ninth", action="store_true", help="score the ninth blind set")
     args = parser.parse_args()
-    chosen = [args.eighth, args.seventh, args.sixth, args.fifth, args.fourth, args.third, args.second]
-    sets = (BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    chosen = [
+        args.ninth,
+        args.eighth,
+        args.seventh,
+        args.sixth,
+        args.fifth,
+        args.fourth,
+        args.third,
+        args.second,
+    ]
+    sets = (BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
