@@ -121,7 +121,7 @@ def anaphora(t: Text) -> str | None:
 # How a question that continues the previous one begins: "et pour SCOTT ?", "sans les SELECT".
 _CONTINUES = re.compile(
     r"\s*(?:et|mais|ou|plutot|seulement|uniquement|juste|maintenant|aussi|pareil|idem|meme chose|meme question|par|"
-    r"pour chaque|sans|sauf|hors|a part|excepte|en excluant|en dehors)\b"
+    r"pour chaque|sans|sauf|hors|a part|excepte|en excluant|en dehors|dont)\b"
 )
 _BREAKDOWN = re.compile(r"\s*(?:par|pour chaque)\b")  # "par utilisateur" is also a question of its own
 # Words of a question that stands on its own ("sans les SELECT, combien d'actions hier ?").
@@ -541,9 +541,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     group_starts = [m.start() for m in re.finditer(r"\bpar\b|\bpour chaque\b|/", t.low)]
     for item in t.of("field"):
         fields = {item.value, "object_schema"} if item.value == "object_name" else {item.value}
-        if any(0 <= pos - item.end <= 4 and fld in fields for pos, fld in values_at):
-            continue  # "la table SALES.ORDERS": the word introduces its value
         before = t.before(item.start, 24)
+        listed = re.match(r"\s*\(", t.low[item.end :]) and re.search(r"\bpar\s*$", before)
+        if any(0 <= pos - item.end <= 4 and fld in fields for pos, fld in values_at) and not listed:
+            continue  # "la table SALES.ORDERS": the word introduces its value ("par compte (A, B)" groups)
         word = t.low[item.start : item.end]
         noun_only = item.value in ACTION_NOUN_FIELDS and re.fullmatch(ACTION_NOUN_FIELDS[item.value], word)
         grouped = re.search(r"(?:" + lx.GROUP_WORDS + r")\s*(?:les |la |le |l')?$", before) or (
@@ -566,7 +567,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         group_after = any(0 <= g - item.end <= 2 for g in group_starts)
         asked = re.search(
             r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs |quoi comme |quel type d'|quels types d'|"
-            r"(?:liste[rz]?|la liste|liste-moi|listez|repartition|detail) (?:complete |exhaustive )?(?:des|de|d'))\s*$",
+            r"(?:liste[rz]?|la liste|liste-moi|listez|repartition) (?:complete |exhaustive )?(?:des|de|d'))\s*$",
             before,
         )
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
@@ -700,6 +701,20 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if lasts and ranked and not group_by and not firsts and all(when):
         # "à quelle heure y a-t-il le plus de connexions": the busiest hour, not the last event
         group_by, limit, lasts = ["hour" if when[0] and when[0][1] == "heure" else "day"], limit or 1, []
+    one_event = (  # "la dernière tentative en échec : sur quel compte, depuis quel poste ?": that event
+        (lasts or firsts)
+        and group_by
+        and not t.of("GROUP_WORDS")
+        and re.search(r"\b(?:la|le) (?:derniere?|premiere?)\b", t.low)
+        and all(
+            re.search(r"\bquel(?:le)?\s*$", t.before(h.start, 8))
+            for h in t.of("field")
+            if h.value in group_by
+        )
+    )
+    if one_event and measure == "events":
+        group_by, detail, order, limit = [], True, "newest" if lasts else "oldest", 1
+        lasts = firsts = []
     if (
         measure == "events"
         and (lasts or firsts)
@@ -730,7 +745,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         if which:
             limit = 1
-        asked_when = re.search(r"\bquand\b|a quelle date", t.low) and not plural
+        asked_when = (
+            re.search(r"\bquand\b|a quelle date|\bdate (?:de la|du|de l') ?(?:derni|premi)", t.low)
+            and not plural
+        )
         if asked_when and noun_after and limit == 1 and not t.of("DETAIL_WORDS"):
             which, limit = None, None  # "c'est quand le premier événement ?": a date
         if plural or which:

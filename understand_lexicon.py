@@ -223,7 +223,7 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 
 # --------------------------------------------------------------------------- measures and shapes
 
-COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|(?<!\bun )compte[rz]?|quantite|volume d'|volumetrie d'|how many"
+COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compter|comptez|^\W*compte\b(?! \w+_)|(?:ont|a|ayant|avait|avaient) compte\b|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"fractions?|pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
 LAST_WORDS = (
@@ -357,7 +357,7 @@ SMALL_TALK = r"^\W*(?:bonjour|salut|bonsoir|hello|coucou|merci|ok|d'accord|au re
 # Words that carry no condition: articles, pronouns, auxiliaries, question words, politeness, and
 # the generic verbs of "who did what".
 FILLERS = set("""
-a à ai as lieu travaille travaillent travaillé travaillait travaillaient bosse bossent bossé avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
+a à ai as lieu provoque provoqué provoquée provoqués provoquées provoquent causé causée causés causées travaille travaillent travaillé travaillait travaillaient avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
 au aux du des de d' l' la le les un une une l d s n qu c j m t y en dans sur sous pour par avec vers chez entre
 et ou ni mais donc or car que qui quoi quel quelle quels quelles lequel laquelle lesquels lesquelles dont ou où
 ce cet cette ces ca ça cela ceci celui celle ceux celles il ils elle elles on nous vous je tu me moi te toi se lui leur leurs

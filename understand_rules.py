@@ -367,9 +367,13 @@ def read_account_classes(t: Text, gaz: Gazetteer) -> None:
     users = [str(u) for u in gaz.values.get("dbusername", [])]
     for rx, parts in ACCOUNT_CLASSES:
         for m in t.matches(rx):
-            named = re.match(r"\s*(?:comme |tels? que |:)?\s*([A-Za-z][\w$#]*)", t.raw[m.end() :])
+            named = re.match(r"\s*(?:comme |tels? que |:|\()?\s*([A-Za-z][\w$#]*)", t.raw[m.end() :])
             if named and gaz.canonical("dbusername", named.group(1)):
-                t.take(m.start(), m.end())  # "les comptes de service MONITOR et ETL_BATCH": the names say it
+                # "les comptes de service MONITOR et ETL_BATCH", "(HR_APP, SALES_APP)": the names say it
+                if re.search(r"\bpar\s*$", t.before(m.start(), 6)):
+                    t.add(m, "field", "dbusername")  # "par compte applicatif (A, B)": per account
+                else:
+                    t.take(m.start(), m.end())
                 continue
             for user in accounts_of_class(users, parts):
                 t.add(m, "value", ("dbusername", user, False))
@@ -477,7 +481,7 @@ def read_fields(t: Text) -> None:
     for m in t.matches(R["PEAK_WORDS"]):
         t.add(m, "bucket", "hour")
     for m in re.finditer(
-        r"(?:\bpour |^\W*|, ?)(?:chaque|chacun(?:e)? des)\b", t.low
+        r"(?:\bpour |\bde |\bpar |^\W*|, ?)(?:chaque|chacun(?:e)? des)\b", t.low
     ):  # "pour chaque X": a grouping
         t.take(m.start(), m.end())
     for m in t.matches(re.compile(r"\b(?P<u>heure|jour|semaine|mois) par (?P=u)\b")):  # "heure par heure"

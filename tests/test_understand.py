@@ -500,3 +500,47 @@ def test_the_least_after_the_most_keeps_the_count():
     most = plan_of("les 5 tables les plus lues")
     least = plan_of("et les moins lues ?", most)
     assert least.order == "asc" and least.limit == 5 and least.group_by == most.group_by
+
+
+def test_par_compte_groups_by_account():
+    for question in (
+        "nombre d'UPDATE sur FINANCE.PAYMENTS par compte la semaine dernière",
+        "Taux d'échec des connexions par compte ce mois-ci.",
+        "Combien de DELETE ont été exécutés en dehors des heures ouvrées la semaine dernière, par compte ?",
+    ):
+        assert plan_of(question).group_by == ["dbusername"], question
+    assert plan_of(
+        "Répartition des échecs de la semaine dernière par code retour puis par compte."
+    ).group_by == [
+        "return_code",
+        "dbusername",
+    ]
+    p = plan_of("Quel est le compte le moins actif ce mois-ci ?")
+    assert p.group_by == ["dbusername"] and p.order == "asc" and p.limit == 1
+    assert plan_of("quels jours ont compte plus de 1000 evenements ?").group_by == ["day"]
+    assert plan_of("compte les DELETE d'hier").filters.include == {"action_name": ["DELETE"]}
+    p = plan_of("Nombre d'événements par compte applicatif (HR_APP, SALES_APP, FIN_APP) cette semaine")
+    assert p.group_by == ["dbusername"] and p.filters.include == {
+        "dbusername": ["HR_APP", "SALES_APP", "FIN_APP"]
+    }
+    assert plan_of("combien de DELETE par l'utilisateur SCOTT ?").group_by == []
+
+
+def test_one_event_and_its_date():
+    p = plan_of(
+        "Quelle est la dernière tentative de connexion en échec enregistrée : "
+        "sur quel compte et depuis quel poste ?"
+    )
+    assert p.detail and p.limit == 1 and p.order == "newest" and not p.group_by
+    assert plan_of("Date de la dernière activité de PLEGRAND sur le schéma SALES ?").measure == "last"
+    assert plan_of("dernière activité par machine").measure == "last"
+    assert plan_of("quelle est la dernière connexion de chaque utilisateur ?").group_by == ["dbusername"]
+    p = plan_of("Détail des actions de ADM_MOREAU hier, hors SELECT, connexions et déconnexions.")
+    assert p.detail and not p.group_by
+
+
+def test_a_correction_never_turns_a_word_into_an_action():
+    p = plan_of("Quel compte a provoqué le plus d'erreurs ORA-00942 ?")
+    assert "action_name" not in p.filters.include and p.filters.include == {"return_code": [942]}
+    p = plan_of("Dont combien en échec ?", plan_of("combien de connexions de SCOTT ce mois-ci ?"))
+    assert p.filters.failed is True and p.filters.include == {"dbusername": ["SCOTT"]}
