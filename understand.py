@@ -225,8 +225,9 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
         )
         if fixed is None and len(word) >= 4 and lower:  # not names: "Excel", "SCOTTY"
             cutoff = 88 if len(word) == 4 else 80
-            found = process.extractOne(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff)
-            fixed = found[0] if found else None
+            # a typo seldom changes the first letter: "provoqué" is a word of its own, not "revoqué"
+            found = process.extract(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5)
+            fixed = next((f[0] for f in found if f[0][0] == word[0]), None)
         if fixed and fixed != word:
             out.append(question[last : m.start()] + fixed)
             last = m.end()

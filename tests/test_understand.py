@@ -544,3 +544,9 @@ def test_a_correction_never_turns_a_word_into_an_action():
     assert "action_name" not in p.filters.include and p.filters.include == {"return_code": [942]}
     p = plan_of("Dont combien en échec ?", plan_of("combien de connexions de SCOTT ce mois-ci ?"))
     assert p.filters.failed is True and p.filters.include == {"dbusername": ["SCOTT"]}
+
+
+def test_the_spelling_pass_keeps_the_first_letter():
+    r = ask("Quel compte a réalisé le plus de DELETE ? (provoqués)")
+    assert not any("revoque" in n for n in r.notes)
+    assert plan_of("combien de conexions hier ?").filters.categories == ["logon"]  # still read
