@@ -153,6 +153,7 @@ VALIDATION_MESSAGES = {
     "string_pattern_mismatch": "format invalide",
     "int_type": "doit être un nombre entier",
     "int_parsing": "doit être un nombre entier",
+    "int_from_float": "doit être un nombre entier",
     "float_type": "doit être un nombre",
     "float_parsing": "doit être un nombre",
     "bool_type": "doit être vrai ou faux",
