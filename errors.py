@@ -34,6 +34,7 @@ STATUS_CODES = {
 SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     report_schedules.ScheduleNotFound: (404, "schedule_not_found"),
     report_schedules.ScheduleError: (422, "validation_error"),
+    report_schedules.RunNotRetryable: (409, "run_not_failed"),
     chat_service.PlanRejected: (422, "invalid_plan"),
 }
 
@@ -152,6 +153,7 @@ VALIDATION_MESSAGES = {
     "string_pattern_mismatch": "format invalide",
     "int_type": "doit être un nombre entier",
     "int_parsing": "doit être un nombre entier",
+    "int_from_float": "doit être un nombre entier",
     "float_type": "doit être un nombre",
     "float_parsing": "doit être un nombre",
     "bool_type": "doit être vrai ou faux",

@@ -68,6 +68,10 @@ class ScheduleNotFound(LookupError):
     """No schedule (or run) with that id (French message)."""
 
 
+class RunNotRetryable(ValueError):
+    """Only a run that failed for good can be retried (French message)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -154,6 +158,8 @@ class ScheduleRun(BaseModel):
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
+    retried_by: str | None = Field(default=None, description="the admin who last retried it after it failed")
+    retried_at: datetime | None = None
     recipients: list[str] = Field(default_factory=list, description="those the message went to")
     filename: str | None = None
     size: int | None = None
@@ -537,6 +543,34 @@ async def send_now(store: Store, schedule_id: str, *, now: datetime | None = Non
     run = _new_run(run_id, schedule_id, run_id.split(":", 1)[1], start, _utc(now), now)
     run["next_attempt_at"] = now + timedelta(seconds=CLAIM_SECONDS)  # ours: the runner leaves it
     await store[RUNS].insert_one(run)
+    await _attempt(store, run, now)
+    stored = await store[RUNS].find_one({"_id": run_id})
+    if stored is None:  # the schedule was deleted meanwhile
+        raise ScheduleNotFound(f"Programmation de rapport introuvable : {schedule_id[:64]}.")
+    return _run(stored)
+
+
+async def retry_run(
+    store: Store, schedule_id: str, run_id: str, *, by: str, now: datetime | None = None
+) -> ScheduleRun:
+    """Put a run that failed for good back in the queue and make one attempt at once (an admin
+    retries it): it gets NOTIFY_MAX_ATTEMPTS attempts again, and a failure is retried like any run.
+    The change from `failed` is atomic: two clicks at once send it once, the second one is refused."""
+    now = now or _now()
+    await _doc(store, schedule_id)
+    run = await store[RUNS].find_one_and_update(
+        {"_id": run_id, "schedule_id": schedule_id, "status": "failed"},
+        {"$set": {"status": "pending", "attempts": 0, "retried_by": by, "retried_at": now,
+                  "next_attempt_at": now + timedelta(seconds=CLAIM_SECONDS)}},  # ours: the runner leaves it
+        return_document=ReturnDocument.AFTER,
+    )  # fmt: skip
+    if run is None:
+        found = await store[RUNS].find_one({"_id": run_id, "schedule_id": schedule_id}, {"status": 1})
+        if found is None:
+            raise ScheduleNotFound(f"Envoi introuvable pour cette programmation : {run_id[:100]}.")
+        state = {"sent": "a déjà été envoyé", "pending": "est déjà en attente d'un nouvel essai"}
+        why = state.get(found["status"], "n'a pas échoué")
+        raise RunNotRetryable(f"Seul un envoi en échec peut être relancé : celui-ci {why}.")
     await _attempt(store, run, now)
     stored = await store[RUNS].find_one({"_id": run_id})
     if stored is None:  # the schedule was deleted meanwhile

@@ -77,3 +77,11 @@ async def delete_schedule(_: AdminUser, store: StoreDep, schedule_id: str) -> Re
 async def send_now(_: AdminUser, store: StoreDep, schedule_id: str) -> report_schedules.ScheduleRun:
     """Send the report of the period ending now, at once (admin); a failure is retried later."""
     return await report_schedules.send_now(store, schedule_id)
+
+
+@router.post("/{schedule_id}/runs/{run_id}/retry", response_model=report_schedules.ScheduleRun)
+async def retry_run(
+    user: AdminUser, store: StoreDep, schedule_id: str, run_id: str
+) -> report_schedules.ScheduleRun:
+    """Retry a run that failed for good, at once (admin); 409 unless it failed."""
+    return await report_schedules.retry_run(store, schedule_id, run_id, by=_who(user))

@@ -238,3 +238,83 @@ async def test_periods_windows_and_the_schedule_job(app):
     assert end - start == timedelta(days=7, hours=-1)  # local 6:00 to 6:00 across the change
     # the runner is a job of the alerts' schedule, under its lease
     assert "report-schedules" in app.state.alert_scheduler.jobs
+
+
+async def test_a_failed_run_is_retried_once_by_an_admin(
+    client, admin_headers, auditor_headers, store, demo, smtp, monkeypatch
+):
+    created = await _create(client, admin_headers, format="json")
+    sid = created["id"]
+    now = datetime.fromisoformat(created["next_run_at"]) + timedelta(minutes=1)
+    port = smtp.port
+    monkeypatch.setattr(settings, "SMTP_PORT", free_port())  # nothing listens there
+    monkeypatch.setattr(settings, "NOTIFY_MAX_ATTEMPTS", 1)
+    assert (await report_schedules.run_due(store, now=now)).failed == 1
+    [failed] = (await client.get(f"/api/report-schedules/{sid}", headers=admin_headers)).json()["runs"]
+    assert failed["status"] == "failed" and failed["last_error"] and failed["retried_by"] is None
+    path = f"/api/report-schedules/{sid}/runs/{failed['id']}/retry"
+
+    r = await client.post(path, headers=auditor_headers)
+    assert r.status_code == 403
+    for bad in (
+        f"/api/report-schedules/{sid}/runs/nope/retry",
+        f"/api/report-schedules/nope/runs/{failed['id']}/retry",
+    ):
+        r = await client.post(bad, headers=admin_headers)
+        assert r.status_code == 404 and "introuvable" in r.json()["detail"], bad
+
+    # the server is back: the retry sends it at once, once
+    monkeypatch.setattr(settings, "SMTP_PORT", port)
+    r = await client.post(path, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert (run["id"], run["status"], run["attempts"]) == (failed["id"], "sent", 1)
+    assert run["period"] == failed["period"] and run["start"] == failed["start"]
+    assert run["retried_by"] == "admin" and run["last_error"] is None
+    [message] = smtp.messages
+    assert sorted(message["to"]) == sorted(RECIPIENTS)
+    _, attachment = _attachment(message)
+    assert attachment.get_filename().endswith(".json")
+    # the runner does not send it again, and a sent run cannot be retried
+    later = await report_schedules.run_due(store, now=now + timedelta(days=1))
+    assert (later.claimed, later.sent, later.retried, later.failed) == (0, 0, 0, 0)
+    r = await client.post(path, headers=admin_headers)
+    assert r.status_code == 409 and r.json()["code"] == "run_not_failed"
+    assert r.json()["detail"] == "Seul un envoi en échec peut être relancé : celui-ci a déjà été envoyé."
+    assert len(smtp.messages) == 1
+    detail = (await client.get(f"/api/report-schedules/{sid}", headers=admin_headers)).json()
+    assert detail["last_status"] == "sent" and [x["status"] for x in detail["runs"]] == ["sent"]
+
+
+async def test_a_retry_that_fails_again_is_queued_and_two_retries_at_once_send_once(
+    client, admin_headers, store, demo, smtp, monkeypatch
+):
+    created = await _create(client, admin_headers, format="json")
+    sid = created["id"]
+    now = datetime.fromisoformat(created["next_run_at"]) + timedelta(minutes=1)
+    port = smtp.port
+    monkeypatch.setattr(settings, "SMTP_PORT", free_port())
+    monkeypatch.setattr(settings, "NOTIFY_MAX_ATTEMPTS", 2)
+    await report_schedules.run_due(store, now=now)
+    await report_schedules.run_due(store, now=now + notify.backoff(1) + timedelta(seconds=1))
+    [failed] = (await client.get(f"/api/report-schedules/{sid}", headers=admin_headers)).json()["runs"]
+    assert (failed["status"], failed["attempts"]) == ("failed", 2)
+    path = f"/api/report-schedules/{sid}/runs/{failed['id']}/retry"
+
+    # still unreachable: the retry is pending again, with a fresh count of attempts and its backoff
+    r = await client.post(path, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["attempts"]) == ("pending", 1) and r.json()["last_error"]
+    r = await client.post(path, headers=admin_headers)
+    assert r.status_code == 409 and "en attente" in r.json()["detail"]
+
+    # fails for good again, then two retries at once: one is taken, the other refused
+    run = await store[report_schedules.RUNS].find_one({"_id": failed["id"]})
+    due = report_schedules._utc(run["next_attempt_at"]) + timedelta(seconds=1)
+    assert (await report_schedules.run_due(store, now=due)).failed == 1
+    run = await store[report_schedules.RUNS].find_one({"_id": failed["id"]})
+    assert (run["status"], run["attempts"]) == ("failed", 2)
+    monkeypatch.setattr(settings, "SMTP_PORT", port)
+    both = await asyncio.gather(*(client.post(path, headers=admin_headers) for _ in range(2)))
+    assert sorted(r.status_code for r in both) == [200, 409]
+    assert len(smtp.messages) == 1

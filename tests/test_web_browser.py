@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,7 +80,7 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live(app, demo, auditor_headers) -> AsyncIterator[LiveServer]:
+def live(app, demo, auditor_headers) -> Iterator[LiveServer]:
     server = LiveServer().start()
     yield server
     server.stop()
@@ -742,5 +742,150 @@ async def test_alert_policies_edited_and_reports_sent_from_the_page(
     finally:
         smtp.stop()
         await store["alert_policies"].delete_many({})
+        for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+            await store[name].delete_many({})
+
+
+async def test_report_schedules_created_edited_disabled_and_deleted_from_the_page(
+    tab: Page, client, admin_headers, store
+):
+    import report_schedules
+
+    for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+        await store[name].delete_many({})
+    page = tab.page
+
+    async def schedules() -> list[dict]:
+        return (await client.get("/api/report-schedules", headers=admin_headers)).json()["schedules"]
+
+    try:
+        await tab.sign_in(ADMIN)
+        await page.get_by_role("link", name="Alertes").click()
+        await page.locator("#schedules-list").get_by_text("Aucun rapport programmé.").wait_for()
+        # create: a monthly XLSX of the admins' activity, filtered
+        await page.get_by_role("button", name="Nouveau rapport programmé").click()
+        assert await page.locator("#schedule-day").is_hidden()  # weekly by default: the weekday
+        await page.get_by_label("Nom de la programmation").fill("Administrateurs, chaque mois")
+        await page.get_by_label("Rapport à envoyer").select_option("admin")
+        await page.get_by_label("Format de la pièce jointe").select_option("xlsx")
+        await page.get_by_label("Fréquence").select_option("monthly")
+        assert await page.locator("#schedule-weekday").is_hidden()
+        await page.get_by_label("Jour du mois").fill("15")
+        await page.get_by_label("Heure d'envoi").fill("7")
+        await page.get_by_label("Destinataires").fill("dpo@example.com, rssi@example.com")
+        await page.get_by_label("Filtrer sur les comptes").fill("sys, system")
+        await page.get_by_label("Filtrer sur les schémas").fill("hr")
+        await page.get_by_role("button", name="Enregistrer la programmation").click()
+        item = page.locator("#schedules-list > li", has_text="Administrateurs, chaque mois")
+        await item.get_by_text("Le 15 de chaque mois à 7 h").wait_for()
+        await expect(page.locator("#schedule-form")).to_be_hidden()
+        [created] = await schedules()
+        expected = {"kind": "admin", "format": "xlsx", "frequency": "monthly", "weekday": None, "day": 15,
+                    "hour": 7, "enabled": True}  # fmt: skip
+        assert {k: created[k] for k in expected} == expected
+        assert created["recipients"] == ["dpo@example.com", "rssi@example.com"]
+        assert created["dbusername"] == ["SYS", "SYSTEM"] and created["object_schema"] == ["HR"]
+        assert created["objects"] == []
+        await item.get_by_text("Filtres : comptes : SYS, SYSTEM ; schémas : HR").wait_for()
+
+        # edit: the form holds the schedule; a bad address is refused with the API's French message
+        await item.get_by_role("button", name="Modifier").click()
+        assert await page.get_by_label("Nom de la programmation").input_value() == created["name"]
+        assert await page.get_by_label("Rapport à envoyer").input_value() == "admin"
+        assert await page.get_by_label("Fréquence").input_value() == "monthly"
+        assert await page.get_by_label("Jour du mois").input_value() == "15"
+        assert await page.get_by_label("Filtrer sur les comptes").input_value() == "SYS, SYSTEM"
+        await page.get_by_label("Fréquence").select_option("weekly")
+        await page.get_by_label("Jour de la semaine").select_option(label="vendredi")
+        await page.get_by_label("Destinataires").fill("dpo@example.com, pas-une-adresse")
+        await page.get_by_role("button", name="Enregistrer la programmation").click()
+        await (
+            page.locator("#schedule-error")
+            .get_by_text("adresse(s) e-mail invalide(s) : pas-une-adresse")
+            .wait_for()
+        )
+        assert await schedules() == [created]  # nothing saved
+        await page.get_by_label("Destinataires").fill("dpo@example.com")
+        await page.get_by_role("button", name="Enregistrer la programmation").click()
+        await item.get_by_text("Chaque vendredi à 7 h").wait_for()
+        await expect(page.locator("#schedule-form")).to_be_hidden()
+        [edited] = await schedules()
+        assert (edited["frequency"], edited["weekday"], edited["day"]) == ("weekly", 4, None)
+        assert edited["recipients"] == ["dpo@example.com"] and edited["dbusername"] == ["SYS", "SYSTEM"]
+        assert edited["kind"] == "admin" and edited["format"] == "xlsx" and edited["id"] == created["id"]
+
+        # disable, enable
+        await item.get_by_role("button", name="Désactiver").click()
+        await item.get_by_text("inactif").wait_for()
+        assert [s["enabled"] for s in await schedules()] == [False]
+        await item.get_by_role("button", name="Activer").click()
+        await item.get_by_role("button", name="Désactiver").wait_for()
+        [enabled] = await schedules()
+        assert enabled["enabled"] is True and enabled["next_run_at"]
+
+        # delete: a second click confirms
+        await item.get_by_role("button", name="Supprimer").click()
+        await item.get_by_role("button", name="Confirmer la suppression").click()
+        await item.wait_for(state="detached")
+        await page.locator("#schedules-status").get_by_text("supprimé").wait_for()
+        assert await schedules() == []
+    finally:
+        for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+            await store[name].delete_many({})
+
+
+async def test_a_failed_scheduled_report_is_retried_from_the_page(
+    tab: Page, client, admin_headers, store, monkeypatch
+):
+    from datetime import datetime, timedelta
+
+    import report_schedules
+    from config import settings
+    from tests.receivers import SmtpReceiver
+
+    for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
+        await store[name].delete_many({})
+    body = {
+        "name": "Échecs de connexion", "kind": "failed_logins", "format": "csv", "frequency": "weekly",
+        "weekday": 0, "hour": 6, "recipients": ["dpo@example.com"],
+    }  # fmt: skip
+    r = await client.post("/api/report-schedules", json=body, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    schedule = r.json()
+    # the SMTP server is down when the period comes: the run fails for good
+    monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")  # the live server runs in this process
+    monkeypatch.setattr(settings, "SMTP_PORT", free_port())
+    monkeypatch.setattr(settings, "NOTIFY_MAX_ATTEMPTS", 1)
+    due = datetime.fromisoformat(schedule["next_run_at"]) + timedelta(minutes=1)
+    assert (await report_schedules.run_due(store, now=due)).failed == 1
+    smtp = SmtpReceiver().start()
+    page = tab.page
+    try:
+        await tab.sign_in(ADMIN)
+        await page.get_by_role("link", name="Alertes").click()
+        item = page.locator("#schedules-list > li", has_text=body["name"])
+        await item.get_by_text("Dernier envoi : en échec").wait_for()
+        row = item.locator(".runs tbody tr")
+        assert await row.count() == 1
+        cells = await row.locator("td").all_inner_texts()
+        assert (
+            cells[0].startswith("semaine ") and cells[2] == "en échec" and cells[3] == "1" and cells[4] != "–"
+        )
+
+        # the server is back: « Relancer l'envoi » sends it once
+        monkeypatch.setattr(settings, "SMTP_PORT", smtp.port)
+        await row.get_by_role("button", name="Relancer l'envoi").click()
+        await page.locator("#schedules-status").get_by_text("envoyé").wait_for()
+        await item.get_by_text("Dernier envoi : envoyé").wait_for()
+        cells = await item.locator(".runs tbody tr").first.locator("td").all_inner_texts()
+        assert cells[2] == "envoyé" and cells[3] == f"1 (relancé par {ADMIN['username']})"
+        assert await item.get_by_role("button", name="Relancer l'envoi").count() == 0
+        [message] = smtp.messages
+        assert message["to"] == ["dpo@example.com"] and "rapport-failed_logins-" in message["data"]
+        detail = (await client.get(f"/api/report-schedules/{schedule['id']}", headers=admin_headers)).json()
+        [run] = detail["runs"]
+        assert (run["status"], run["attempts"], run["retried_by"]) == ("sent", 1, ADMIN["username"])
+    finally:
+        smtp.stop()
         for name in (report_schedules.SCHEDULES, report_schedules.RUNS):
             await store[name].delete_many({})

@@ -1,11 +1,12 @@
 // Alerts: GET /api/alerts (raised by continuous detection), newest first, filtered by status and
 // severity; each can be acknowledged or closed (POST .../acknowledge, .../close), or asked about.
-// Admins also see the alert policies and the scheduled reports (policies.js).
+// Admins also edit the alert policies (policies.js) and the scheduled reports (schedules.js).
 import { getJSON } from "./api.js";
 import { askInNewConversation } from "./chat.js";
 import { clear, dateTime, el, number } from "./format.js";
 import { questionFor } from "./anomalies.js";
-import { initPolicies, showAlertAdmin } from "./policies.js";
+import { initPolicies, showPolicies } from "./policies.js";
+import { initSchedules, showSchedules } from "./schedules.js";
 
 const STATUS = { new: "Nouvelle", acknowledged: "Prise en compte", closed: "Close" };
 const SEVERITY = { high: "élevée", medium: "moyenne", low: "faible" };
@@ -53,7 +54,8 @@ function card(alert) {
 
 /** The view opens: the alerts, and for admins the policies and scheduled reports. */
 export function openAlerts() {
-  showAlertAdmin();
+  showPolicies();
+  showSchedules();
   return showAlerts();
 }
 
@@ -76,5 +78,6 @@ export async function showAlerts() {
 
 export function initAlerts() {
   initPolicies();
+  initSchedules();
   $("alerts-status-filter").addEventListener("change", () => showAlerts());
 }

@@ -1,19 +1,14 @@
 // The admin part of the Alertes view: the alert policies (list, create, edit, enable or disable,
-// delete through /api/alert-policies) and the scheduled reports (list, send now through
-// /api/report-schedules). Hidden for auditors; the API refuses them anyway (403).
-import { currentSession, getJSON } from "./api.js";
-import { clear, dateTime, el, show } from "./format.js";
+// delete through /api/alert-policies). Hidden for auditors; the API refuses them anyway (403).
+import { getJSON } from "./api.js";
+import { deleteButton, formError, isAdmin, joined, list, saveItem } from "./editors.js";
+import { clear, el, show } from "./format.js";
 
 const SEVERITY = { high: "élevée", medium: "moyenne", low: "faible" };
-const STATUS = { sent: "envoyé", pending: "en attente", failed: "en échec" };
 const $ = (id) => document.getElementById(id);
 
 let detectors = {};
 let editing = null; // the policy being edited, or null for a new one
-
-const isAdmin = () => currentSession()?.user?.role === "admin";
-const list = (value) => value.split(",").map((v) => v.trim()).filter(Boolean);
-const joined = (values) => (values || []).join(", ");
 
 function status(message) {
   $("policies-status").textContent = message;
@@ -46,13 +41,7 @@ function item(policy) {
       onclick: () => save({ ...bodyOf(policy), enabled: !policy.enabled }, policy.id).catch((err) => status(err.message)),
     }),
   );
-  const remove = el("button", { type: "button", class: "btn btn-quiet", text: "Supprimer" });
-  remove.addEventListener("click", async () => {
-    if (remove.dataset.confirm !== "1") { // a second click confirms: no dialog box
-      remove.dataset.confirm = "1";
-      remove.textContent = "Confirmer la suppression";
-      return;
-    }
+  actions.append(deleteButton(async () => {
     try {
       await getJSON(`/api/alert-policies/${encodeURIComponent(policy.id)}`, { method: "DELETE" });
       status(`Politique « ${policy.name} » supprimée.`);
@@ -60,8 +49,7 @@ function item(policy) {
     } catch (err) {
       status(err.message);
     }
-  });
-  actions.append(remove);
+  }));
   node.append(actions);
   return node;
 }
@@ -93,7 +81,7 @@ function openForm(policy = null) {
   $("policy-parameters").value = Object.entries(p.parameters).map(([k, v]) => `${k}=${v}`).join(", ");
   $("policy-webhooks").value = joined(p.webhooks);
   $("policy-emails").value = joined(p.emails);
-  show($("policy-error"), false);
+  formError($("policy-error"), null);
   show($("policy-form"), true);
   $("policy-name").focus();
 }
@@ -131,10 +119,7 @@ function formBody() {
 }
 
 async function save(body, id = null) {
-  const saved = await getJSON(id ? `/api/alert-policies/${encodeURIComponent(id)}` : "/api/alert-policies", {
-    method: id ? "PUT" : "POST",
-    json: body,
-  });
+  const saved = await saveItem("/api/alert-policies", body, id);
   status(`Politique « ${saved.name} » enregistrée${saved.enabled ? "" : " (inactive)"}.`);
   await loadPolicies();
   return saved;
@@ -145,8 +130,7 @@ async function submit(event) {
   const error = $("policy-error");
   const body = formBody();
   if (!body.name) {
-    error.textContent = "Donnez un nom à la politique.";
-    show(error, true);
+    formError(error, "Donnez un nom à la politique.");
     $("policy-name").focus();
     return;
   }
@@ -154,8 +138,7 @@ async function submit(event) {
     await save(body, editing ? editing.id : null);
     closeForm();
   } catch (err) {
-    error.textContent = err.message;
-    show(error, true);
+    formError(error, err.message);
   }
 }
 
@@ -172,56 +155,13 @@ async function loadPolicies() {
   }
 }
 
-function scheduleItem(s, titles) {
-  const node = el("li", { "data-schedule": s.id });
-  node.append(el("h3", { text: s.name }));
-  const when = s.enabled && s.next_run_at ? `prochain envoi le ${dateTime(s.next_run_at)}` : "inactive";
-  node.append(el("p", { class: "muted small",
-    text: `${titles[s.kind] || s.kind} (${s.format.toUpperCase()}) · ${s.description} · ${when}` }));
-  node.append(el("p", { class: "small", text: `Destinataires : ${joined(s.recipients)}` }));
-  const last = s.last_status
-    ? `Dernier envoi : ${STATUS[s.last_status]} le ${dateTime(s.last_run_at)}${s.last_error ? ` (${s.last_error})` : ""}`
-    : "Jamais envoyé.";
-  node.append(el("p", { class: s.last_status === "failed" ? "error small" : "small", text: last }));
-  const send = el("button", { type: "button", class: "btn", text: "Envoyer maintenant" });
-  send.addEventListener("click", async () => {
-    send.disabled = true;
-    $("schedules-status").textContent = `Envoi de « ${s.name} »…`;
-    try {
-      const run = await getJSON(`/api/report-schedules/${encodeURIComponent(s.id)}/send`, { method: "POST" });
-      $("schedules-status").textContent = run.status === "sent"
-        ? `Rapport « ${s.name} » envoyé.`
-        : `Envoi de « ${s.name} » en échec, nouvel essai plus tard : ${run.last_error}`;
-      await loadSchedules();
-    } catch (err) {
-      $("schedules-status").textContent = err.message;
-      send.disabled = false;
-    }
-  });
-  node.append(el("div", { class: "finding-actions" }, send));
-  return node;
-}
-
-async function loadSchedules() {
-  const box = $("schedules-list");
-  try {
-    const found = await getJSON("/api/report-schedules");
-    clear(box);
-    found.schedules.forEach((s) => box.append(scheduleItem(s, found.reports)));
-    if (!found.schedules.length) box.append(el("li", { class: "muted", text: "Aucun rapport programmé." }));
-  } catch (err) {
-    $("schedules-status").textContent = err.message || "Les rapports programmés n'ont pas pu être lus.";
-  }
-}
-
-/** Show (admins) or hide (auditors) the policies and the scheduled reports, and load them. */
-export async function showAlertAdmin() {
+/** Show (admins) or hide (auditors) the policies, and load them. */
+export async function showPolicies() {
   const admin = isAdmin();
   show($("policies"), admin);
-  show($("schedules"), admin);
   if (!admin) return;
   closeForm();
-  await Promise.all([loadPolicies(), loadSchedules()]);
+  await loadPolicies();
 }
 
 export function initPolicies() {

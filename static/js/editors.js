@@ -1,0 +1,34 @@
+// What the admin editors of the Alertes view share (policies.js, schedules.js): lists typed as
+// comma-separated text, saving through POST (new) or PUT (edited), the error line under a form,
+// and a « Supprimer » button confirmed by a second click (no dialog box).
+import { currentSession, getJSON } from "./api.js";
+import { el, show } from "./format.js";
+
+export const isAdmin = () => currentSession()?.user?.role === "admin";
+export const list = (value) => value.split(",").map((v) => v.trim()).filter(Boolean);
+export const joined = (values) => (values || []).join(", ");
+
+/** POST `base` (a new item) or PUT `base/{id}` (an edited one); the item as saved. */
+export function saveItem(base, body, id = null) {
+  return getJSON(id ? `${base}/${encodeURIComponent(id)}` : base, { method: id ? "PUT" : "POST", json: body });
+}
+
+/** The form's error line: the message (the API's, in French), or hidden when null. */
+export function formError(node, message) {
+  node.textContent = message || "";
+  show(node, Boolean(message));
+}
+
+/** A « Supprimer » button: the first click asks « Confirmer la suppression », the second runs `remove`. */
+export function deleteButton(remove) {
+  const button = el("button", { type: "button", class: "btn btn-quiet", text: "Supprimer" });
+  button.addEventListener("click", async () => {
+    if (button.dataset.confirm !== "1") {
+      button.dataset.confirm = "1";
+      button.textContent = "Confirmer la suppression";
+      return;
+    }
+    await remove();
+  });
+  return button;
+}
