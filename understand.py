@@ -107,7 +107,7 @@ _GRANTEE = re.compile(
 
 # Words that point back at the previous answer: "elles venaient d'où ?", "qui a fait ces DELETE ?".
 _ANAPHORA = re.compile(
-    r"^\s*(?:et\s+|mais\s+)?(?:elles|ils)\b|\b(?:celles|ceux)-(?:ci|la)\b|\b(?:parmi|d'entre) (?:eux|elles)\b|"
+    r"\bmeme periode\b|^\s*(?:et\s+|mais\s+)?(?:elles|ils)\b|\b(?:celles|ceux)-(?:ci|la)\b|\b(?:parmi|d'entre) (?:eux|elles)\b|"
     r"\bces\b(?!\s+(?:\d+|deux|trois|quatre|cinq|six|sept|huit|dix|quinze|trente)?\s*"
     r"(?:derni\w*|jours?|heures?|semaines?|mois|minutes?|nuits?|soirs?|matins?|week-ends?)\b)"
 )
@@ -518,6 +518,18 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             if tail:  # "derniers" says which days, not "the last event"
                 t.items = [i for i in t.items if not (i.kind == "LAST_WORDS" and i.start >= b.end)]
                 t.take(b.end, b.end + tail.end())
+    if (
+        hours
+        and len(periods) == 1
+        and periods[0]
+        and periods[0].start is not None
+        and periods[0].end is not None
+    ):
+        # "entre minuit et 5h ce matin": the hours say which part of that day, not "ce matin" (6-12 h)
+        p0 = periods[0]
+        day = p0.start.astimezone(t.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        if p0.end - p0.start < timedelta(days=1) and p0.end <= day + timedelta(days=1):
+            periods = [Period(start=day, end=day + timedelta(days=1), label=p0.label)]
     invalid = t.of("invalid_date")
     if invalid:
         notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")
@@ -968,7 +980,11 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
         sql_contains=nf.sql_contains or pf.sql_contains, hours=nf.hours or pf.hours,
         off_hours=nf.off_hours if nf.off_hours is not None else pf.off_hours,
     )  # fmt: skip
-    if t.of("period"):
+    if t.of("period") and t.of("COMPARE_WORDS") and new["compare"] is None and previous.period is not None:
+        merged["compare"] = new[
+            "period"
+        ]  # "compare avec la semaine dernière": the previous period vs this one
+    elif t.of("period"):
         merged["period"], merged["compare"] = new["period"], new["compare"]
     if new["detail"]:
         keep = previous.measure if previous.measure in ("sessions", "duration") else "events"

@@ -280,7 +280,8 @@ WINDOW = (r"(?:sur une fenetre d'|sur une fenetre de|fenetre de|en|dans|sur|par|
           r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure|(?<=/ )jour|(?<=/)jour)")
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|(?:hors|en dehors) (?:des )?heures? (?:ouvr\w*|de boulot|de bureau|de travail)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
-HOUR_WINDOW = r"(?:entre|de)\s+(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?\s+(?:et|a)\s+(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?"
+HOUR_WINDOW = (r"(?:entre|de)\s+(?:(?P<a>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<am>\d{2})?|(?P<am0>minuit|midi))\s+(?:et|a)\s+"
+               r"(?:(?P<b>\d{1,2})\s*(?:h|heures?|:00)\s*(?P<bm>\d{2})?|(?P<bm0>minuit|midi))")
 HOUR_AFTER = r"(?:apres|a partir de|passe)\s+(?P<a>\d{1,2})\s*(?:h|heures?)\b"
 HOUR_BEFORE = r"avant\s+(?P<b>\d{1,2})\s*(?:h|heures?)\b"
 DAYPARTS = {r"(?:la|de) nuit|nocturnes?|pendant la nuit|durant la nuit": (0, 6), r"le soir|en soiree|(?:du|de) soir": (18, 24),
@@ -357,7 +358,7 @@ SMALL_TALK = r"^\W*(?:bonjour|salut|bonsoir|hello|coucou|merci|ok|d'accord|au re
 # Words that carry no condition: articles, pronouns, auxiliaries, question words, politeness, and
 # the generic verbs of "who did what".
 FILLERS = set("""
-a à ai as lieu provoque provoqué provoquée provoqués provoquées provoquent causé causée causés causées travaille travaillent travaillé travaillait travaillaient avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
+a à ai as lieu situe situes situee situees constitue constituee constitues constituees provient proviennent provoque provoqué provoquée provoqués provoquées provoquent causé causée causés causées travaille travaillent travaillé travaillait travaillaient avait avaient avez avons ont eu eue eues eus ete été etait etaient est sont soit soient sera seront etre être
 au aux du des de d' l' la le les un une une l d s n qu c j m t y en dans sur sous pour par avec vers chez entre
 et ou ni mais donc or car que qui quoi quel quelle quels quelles lequel laquelle lesquels lesquelles dont ou où
 ce cet cette ces ca ça cela ceci celui celle ceux celles il ils elle elles on nous vous je tu me moi te toi se lui leur leurs
@@ -392,6 +393,7 @@ presents presentes present presente trouve trouves apparait apparaissent enregis
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
+    r"(?:sur |pour |durant |pendant )?la meme periode|a l'origine d(?:e|es|u|')|"
     r"dans la base(?: de donnees)?|de la base|sur la base|dans (?:la piste|le journal|les logs|l'audit)|d'audit|"
     r"peux-tu|pouvez-vous|pourrais-tu|je (?:veux|voudrais|souhaite) (?:savoir|connaitre|voir)|dis-moi|donne-moi|montre-moi|"
     r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"

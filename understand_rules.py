@@ -66,7 +66,7 @@ SHARE_WHOLE = re.compile(
 )
 SHARE_PIVOT_VERB = re.compile(
     r"\b(?:vient|viennent|provien\w*|correspond\w*|est|sont|ont eu lieu|a eu lieu|a lieu|ont lieu|concern\w*|"
-    r"touch\w*|se fai\w*|s'est fai\w*|se sont fai\w*|a ete|ont ete|etaient|etait)\b"
+    r"touch\w*|se fai\w*|s'est fai\w*|se sont fai\w*|a ete|ont ete|etaient|etait|situe\w*|constitue\w*)\b"
 )
 SHARE_PIVOT = re.compile(
     r"\b(?:dans|vient|viennent|provien\w*|correspond\w*|tape\w*|est|sont|a lieu|ont lieu|concern\w*|touch\w*|"
@@ -177,10 +177,14 @@ def read_sql_words(t: Text) -> None:
 
 def read_hours(t: Text) -> None:
     for m in t.matches(R["HOUR_WINDOW"]):
-        a, b = int(m["a"]), int(m["b"])
+        named = {"minuit": 0, "midi": 12}
+        a = int(m["a"]) if m["a"] else named[m["am0"]]
+        b = int(m["b"]) if m["b"] else {"minuit": 24, "midi": 12}[m["bm0"]]
+        minutes = any(int(m[g]) for g in ("am", "bm") if m[g])  # "9h30": a window holds whole hours only
         if (
             a <= 24
             and b <= 24
+            and not minutes
             and (a > b or not re.search(r"\d{1,2}\s*(?:h|heures?)", t.low[m.end() : m.end() + 8]))
         ):
             t.add(m, "hours", (a % 24, b if b else 24) if a != b else None)

@@ -550,3 +550,33 @@ def test_the_spelling_pass_keeps_the_first_letter():
     r = ask("Quel compte a réalisé le plus de DELETE ? (provoqués)")
     assert not any("revoque" in n for n in r.notes)
     assert plan_of("combien de conexions hier ?").filters.categories == ["logon"]  # still read
+
+
+def test_hour_windows_with_midnight_and_a_day_part():
+    p = plan_of("Nombre d'événements entre minuit et 5h ce matin, par compte.")
+    assert (
+        p.filters.hours == (0, 5) and p.period.start.hour == 0 and (p.period.end - p.period.start).days == 1
+    )
+    assert plan_of("privilèges système utilisés entre 18h et minuit cette semaine").filters.hours == (18, 24)
+    p = plan_of("connexions de 9h30 à 12h hier")  # minutes: the exact span, never 9 h
+    assert p.filters.hours is None and (p.period.start.hour, p.period.start.minute) == (9, 30)
+
+
+def test_follow_ups_that_compare_or_keep_the_period():
+    p = plan_of(
+        "Compare avec la semaine dernière.",
+        plan_of("combien d'événements d'ETL_BATCH entre 1h et 4h cette semaine ?"),
+    )
+    assert (
+        p.period.label == "cette semaine"
+        and p.compare is not None
+        and p.compare.label == "la semaine dernière"
+    )
+    p = plan_of(
+        "Et des DROP TABLE, sur la même période, avec le nombre par compte ?",
+        plan_of("combien de GRANT ce mois-ci ?"),
+    )
+    assert p.group_by == ["dbusername"] and p.period.label == "ce mois-ci"
+    assert ask("DROP TABLE sur la même période").kind == "not_understood"  # which period?
+    p = plan_of("Pourcentage des événements de MONITOR situés entre 20h et 8h cette semaine.")
+    assert p.filters.include == {"dbusername": ["MONITOR"]} and p.share_of == Filters(hours=(20, 8))
