@@ -3,7 +3,18 @@ a change that makes the reader answer more questions wrongly fails here."""
 
 import pytest
 
-from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, BLIND_6, score
+from tests.blind_eval import (
+    BLIND,
+    BLIND_2,
+    BLIND_3,
+    BLIND_4,
+    BLIND_5,
+    BLIND_6,
+    BLIND_7,
+    BLIND_8,
+    BLIND_9,
+    score,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,6 +28,12 @@ from tests.blind_eval import BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, BLIND_6,
         (BLIND_5, "dev", 0.72, 0.01),
         (BLIND_5, "heldout", 0.60, 0.03),
         (BLIND_6, "all", 0.58, 0.07),
+        (BLIND_7, "dev", 0.85, 0.025),
+        (BLIND_7, "heldout", 0.76, 0.08),
+        (BLIND_8, "dev", 0.82, 0.025),
+        (BLIND_8, "heldout", 0.74, 0.09),
+        (BLIND_9, "dev", 0.77, 0.015),
+        (BLIND_9, "heldout", 0.60, 0.09),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
