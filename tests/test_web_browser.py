@@ -318,7 +318,8 @@ async def test_ask_stream_chips_table_chart_csv_follow_up_and_suggestion(tab: Pa
     assert "DELETE" in await turn.locator(".chip-filter").first.inner_text()
     assert await turn.locator(".chip-group select").input_value() == "dbusername"
     assert await page.locator("#conv-list li").first.locator(".conv-date").inner_text() != ""
-    assert "7 questions" in await page.locator("#conv-list li").first.inner_text()
+    # the list is refreshed after the answer is shown: wait for it
+    await expect(page.locator("#conv-list li").first).to_contain_text("7 questions")
 
     # change a chip: a filter's values, the grouping, then remove the filter; each asks again
     before = await page.locator(".turn").count()
