@@ -19,6 +19,28 @@ export function formError(node, message) {
   show(node, Boolean(message));
 }
 
+/**
+ * The submit handler of an editor's form: a name is required (`missing` says so, under the form),
+ * then `save(body)`; the API's refusal is shown under the form, a success runs `done`.
+ */
+export function submitHandler({ error, nameInput, missing, body, save, done }) {
+  return async (event) => {
+    event.preventDefault();
+    const data = body();
+    if (!data.name) {
+      formError(error(), missing);
+      nameInput().focus();
+      return;
+    }
+    try {
+      await save(data);
+      done();
+    } catch (err) {
+      formError(error(), err.message);
+    }
+  };
+}
+
 /** A « Supprimer » button: the first click asks « Confirmer la suppression », the second runs `remove`. */
 export function deleteButton(remove) {
   const button = el("button", { type: "button", class: "btn btn-quiet", text: "Supprimer" });

@@ -1,7 +1,7 @@
 // The admin part of the Alertes view: the alert policies (list, create, edit, enable or disable,
 // delete through /api/alert-policies). Hidden for auditors; the API refuses them anyway (403).
 import { getJSON } from "./api.js";
-import { deleteButton, formError, isAdmin, joined, list, saveItem } from "./editors.js";
+import { deleteButton, formError, isAdmin, joined, list, saveItem, submitHandler } from "./editors.js";
 import { clear, el, show } from "./format.js";
 
 const SEVERITY = { high: "élevée", medium: "moyenne", low: "faible" };
@@ -125,22 +125,14 @@ async function save(body, id = null) {
   return saved;
 }
 
-async function submit(event) {
-  event.preventDefault();
-  const error = $("policy-error");
-  const body = formBody();
-  if (!body.name) {
-    formError(error, "Donnez un nom à la politique.");
-    $("policy-name").focus();
-    return;
-  }
-  try {
-    await save(body, editing ? editing.id : null);
-    closeForm();
-  } catch (err) {
-    formError(error, err.message);
-  }
-}
+const submit = submitHandler({
+  error: () => $("policy-error"),
+  nameInput: () => $("policy-name"),
+  missing: "Donnez un nom à la politique.",
+  body: () => formBody(),
+  save: (body) => save(body, editing ? editing.id : null),
+  done: () => closeForm(),
+});
 
 async function loadPolicies() {
   const box = $("policies-list");

@@ -2,7 +2,7 @@
 // enable or disable, delete, send now, and retry a run that failed for good, through
 // /api/report-schedules. Built like the policy editor (policies.js), with the same helpers.
 import { getJSON } from "./api.js";
-import { deleteButton, formError, isAdmin, joined, list, saveItem } from "./editors.js";
+import { deleteButton, formError, isAdmin, joined, list, saveItem, submitHandler } from "./editors.js";
 import { WEEKDAYS, clear, dateTime, el, frenchDay, show } from "./format.js";
 
 const BASE = "/api/report-schedules";
@@ -211,22 +211,14 @@ async function save(body, id = null) {
   return saved;
 }
 
-async function submit(event) {
-  event.preventDefault();
-  const error = $("schedule-error");
-  const body = formBody();
-  if (!body.name) {
-    formError(error, "Donnez un nom au rapport programmé.");
-    $("schedule-name").focus();
-    return;
-  }
-  try {
-    await save(body, editing ? editing.id : null);
-    closeForm();
-  } catch (err) {
-    formError(error, err.message);
-  }
-}
+const submit = submitHandler({
+  error: () => $("schedule-error"),
+  nameInput: () => $("schedule-name"),
+  missing: "Donnez un nom au rapport programmé.",
+  body: () => formBody(),
+  save: (body) => save(body, editing ? editing.id : null),
+  done: () => closeForm(),
+});
 
 async function runsOf(schedule) {
   try {
