@@ -273,7 +273,9 @@ async def apply(store: Any, docs: list[dict[str, Any]]) -> None:
 async def ensure_indexes(store: Any) -> None:
     rollups = store[rollups_name(store.audit_name)]
     await rollups.create_index([("g", ASCENDING), ("r", ASCENDING), ("t", ASCENDING)])
-    await store[sessions_name(store.audit_name)].create_index([("start", ASCENDING)])
+    sessions = store[sessions_name(store.audit_name)]
+    await sessions.create_index([("start", ASCENDING)])
+    await sessions.create_index([("end", ASCENDING)])  # the sessions that cross a period's bound
 
 
 async def counted(store: Any) -> int | None:
