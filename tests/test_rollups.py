@@ -185,13 +185,6 @@ def plan_matrix(events: list[dict], end: datetime) -> list[Plan]:
     hours_only = Period(
         start=local_midnight_before(end, 7) + timedelta(hours=5), end=today - timedelta(hours=3)
     )
-    # bounds in the middle of two sessions (one a third of the way, one two thirds): they cross them
-    spans: dict[int, list[datetime]] = {}
-    for e in events:
-        spans.setdefault(e["session_id"], []).append(e["event_timestamp"])
-    long = sorted((min(v), max(v)) for v in spans.values() if max(v) - min(v) > timedelta(minutes=5))
-    (a0, a1), (b0, b1) = long[len(long) // 3], long[2 * len(long) // 3]
-    cut = Period(start=a0 + (a1 - a0) / 2, end=b0 + (b1 - b0) / 2)
     filters = [
         Filters(),
         Filters(include={"dbusername": [u]}),
