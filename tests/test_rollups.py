@@ -375,3 +375,39 @@ async def test_every_session_plan_gives_the_events_figures(scratch_audit, store,
         assert (await run_plan(store, plan)).query["collection"] == store.audit_name, plan
     # the comparisons are on figures, and sessions crossing a period's bound are recomputed
     assert filled >= 0.6 * len(matrix) and crossed >= 20, (len(matrix), filled, crossed)
+
+
+async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, store) -> None:
+    """A batch inserted but not yet rolled up (its lease taken): the rollups answer, lagging by that
+    batch and never counting an event twice; an event beyond the leases, or an expired lease, sends
+    the questions back to the events."""
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert not meta.get("inflight")  # every batch of the fixture's imports ended its lease
+    batch = generate(n_events=200, days=2, seed=12, end=END)
+    n = len(batch)
+    lease = await rollups.begin(store, len(batch))
+    await store.audit.insert_many([dict(e) for e in batch])  # inserted, rollups not yet written
+    rollups.forget(store)
+    assert await rollups.usable(store)
+    fast, slow = await run_plan(store, Plan()), await run_plan(store, Plan(), use_rollups=False)
+    assert fast.query["collection"] == rollups.rollups_name(store.audit_name)
+    assert (fast.rows, slow.rows) == ([[3500]], [[3500 + n]])  # lags by the batch in flight, at most
+    stray = {**generate(n_events=1, days=1, seed=13, end=END)[0]}
+    await store.audit.insert_one(stray)  # a write around the import path: beyond the lease
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    assert (await run_plan(store, Plan())).query["collection"] == store.audit_name
+    await store.audit.delete_one({"_id": stray["_id"]})
+    await rollups.apply(store, [dict(e) for e in batch], lease=lease)  # the batch's rollups, lease ended
+    assert await rollups.usable(store)
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert not meta.get("inflight")
+    assert (await run_plan(store, Plan())).rows == [[3500 + n]]
+    # a crashed batch: its lease expires, then its events are no longer covered
+    more = generate(n_events=50, days=1, seed=14, end=END)
+    await rollups.begin(store, len(more), seconds=-1)
+    await store.audit.insert_many([dict(e) for e in more])
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    await rollups.rebuild(store)
+    assert await rollups.usable(store) and (await run_plan(store, Plan())).rows == [[3500 + n + len(more)]]
