@@ -963,7 +963,10 @@ def compile_rollup_plan(plan: Plan) -> tuple[str, list[Stage]] | None:
         rng = _period_range(plan.period)
         if rng:
             head["t"] = rng
-        return grain, [{"$match": _merge([head, match])}, *_rollup_core(plan, part), *_rollup_tail(plan)]
+        # Two stages: SecantusDB uses the {g, r, t} index only for a `$match` on those fields alone
+        # (with any other field it scans the collection: 0.5-1.4 s instead of 5-60 ms at 20k events).
+        matches = [{"$match": head}, *([{"$match": match}] if match else [])]
+        return grain, [*matches, *_rollup_core(plan, part), *_rollup_tail(plan)]
     return None
 
 
@@ -1051,11 +1054,13 @@ def compile_session_plan(
     """
     clauses: list[dict[str, Any]] = [query] if query else []
     p = plan.period
+    head: dict[str, Any] = {}
     if p is not None and p.start is not None:
-        clauses.append({"start": {"$gte": _aware(p.start)}})
+        head["start"] = {"$gte": _aware(p.start)}
     if p is not None and p.end is not None:
         clauses.append({"end": {"$lt": _aware(p.end)}})
-    stages: list[Stage] = [{"$match": _merge(clauses)}]
+    # The start alone first: SecantusDB uses an index only for a `$match` on its fields alone.
+    stages: list[Stage] = [{"$match": m} for m in (head, _merge(clauses)) if m]
     if crossing:
         events = _merge([plan_match(plan.filters, p), {"session_id": {"$in": crossing}}])
         inner = [*match_stages(AuditFilters(), events), *_session_groups(plan)]
