@@ -323,21 +323,29 @@ async def _insert(store: Store, docs: list[dict]) -> tuple[int, int]:
     """(inserted, duplicates) for an unordered bulk insert; the rollups get the inserted events."""
     if not docs:
         return 0, 0
+    # The batch is in flight from its lease to its rollups: readers may trust the rollups meanwhile.
+    lease = await rollups.begin(store, len(docs))
+    applied = False
     try:
-        result = await store.audit.insert_many(docs, ordered=False)
-        inserted, duplicates = docs, 0
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        refused = {e.get("index") for e in errors}
-        inserted = [d for i, d in enumerate(docs) if i not in refused]
-        duplicates = len(errors)
-    else:
-        if len(result.inserted_ids) != len(docs):  # never with ordered=False and no error
-            raise RuntimeError("insert_many did not insert every document")
-    # Only the events the store took are counted: a re-imported event never counts twice.
-    await rollups.apply(store, inserted)
+        try:
+            result = await store.audit.insert_many(docs, ordered=False)
+            inserted, duplicates = docs, 0
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            refused = {e.get("index") for e in errors}
+            inserted = [d for i, d in enumerate(docs) if i not in refused]
+            duplicates = len(errors)
+        else:
+            if len(result.inserted_ids) != len(docs):  # never with ordered=False and no error
+                raise RuntimeError("insert_many did not insert every document")
+        # Only the events the store took are counted: a re-imported event never counts twice.
+        await rollups.apply(store, inserted, lease=lease)
+        applied = True
+    finally:
+        if not applied:
+            await rollups.release(store, lease)
     return len(inserted), duplicates
 
 
@@ -358,6 +366,8 @@ async def import_rows(
     pending: asyncio.Task | None = None
 
     async def settle() -> None:
+        if pending is None:
+            return
         inserted, duplicates = await pending
         result.inserted += inserted
         result.duplicates += duplicates

@@ -38,15 +38,18 @@ from database import AUDIT_INDEXES, Store  # noqa: E402
 from demo_data import generate  # noqa: E402
 from ingest import insert_documents  # noqa: E402
 
-Apply = Callable[[Any, list[dict[str, Any]]], Coroutine[Any, Any, None]]
+Apply = Callable[[Any, list[dict[str, Any]], str | None], Coroutine[Any, Any, None]]
 
 
-async def no_rollups(store: Any, docs: list[dict[str, Any]]) -> None:
-    return None
+async def no_rollups(store: Any, docs: list[dict[str, Any]], lease: str | None = None) -> None:
+    if lease is not None:
+        await rollups.release(store, lease)
 
 
-async def upsert_every_key(store: Any, docs: list[dict[str, Any]]) -> None:
+async def upsert_every_key(store: Any, docs: list[dict[str, Any]], lease: str | None = None) -> None:
     """`rollups.apply` as first merged: one upsert per key, even for the keys that are new."""
+    if lease is not None:
+        await rollups.release(store, lease)
     if not docs:
         return
     rollup_writes, session_writes = await asyncio.to_thread(rollups._writes, docs, settings.tz)

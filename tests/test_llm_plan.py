@@ -26,7 +26,7 @@ from tests.test_chat import parse_sse
 from tests.test_chat_figures import blind_trail  # noqa: F401 (a fixture)
 
 # Questions the rules leave unread on the demo trail (each test checks it with the LLM off).
-TOP_USER = "c'est qui qui bosse le plus sur la base ?"
+TOP_USER = "c'est qui qui trime le plus sur la base ?"
 TOP_USER_PLAN = {"measure": "events", "group_by": ["dbusername"], "order": "desc", "limit": 1}
 
 
@@ -104,7 +104,7 @@ async def test_valid_plan_is_answered_with_python_figures(client, auditor_header
 async def test_values_are_stored_spellings_and_the_prompt_names_only_matching_values(
     client, auditor_headers, demo, llm
 ):
-    question = "qui bosse le plus avec hr_app et sqlplus ?"
+    question = "qui trime le plus avec hr_app et sqlplus ?"
     await without_llm(client, auditor_headers, question)
     programs = sorted(
         {e["client_program_name"] for e in demo.events if "sqlplus" in e["client_program_name"]}
@@ -231,7 +231,7 @@ async def test_servers_without_json_schema_get_json_object(client, auditor_heade
     assert formats == ["json_schema", "json_object"]
     assert '"$defs"' in llm.requests[-1]["body"]["messages"][0]["content"]  # the schema is in the prompt
     llm.reply = "```json\n" + reply({"measure": "sessions"}) + "\n```"  # a fenced reply is read too
-    body = await chat(client, auditor_headers, "ça bosse comment sur la base en ce moment ?")
+    body = await chat(client, auditor_headers, "ça trime comment sur la base en ce moment ?")
     assert body["source"] == "llm_plan" and body["intent"] == "sessions"
     assert llm.requests[-1]["body"]["response_format"]["type"] == "json_object"  # remembered
 
@@ -391,7 +391,7 @@ async def test_a_repeated_question_never_calls_the_model_twice(client, auditor_h
     llm.reply = reply(TOP_USER_PLAN)
     first = await chat(client, auditor_headers, TOP_USER)
     await app.state.answer_cache.cleanup(everything=True)  # the plan cache is not the answer cache
-    again = await chat(client, auditor_headers, "C'est qui qui bosse le plus sur la base")
+    again = await chat(client, auditor_headers, "C'est qui qui trime le plus sur la base")
     assert len(llm.requests) == 1
     assert again["source"] == "llm_plan" and again["data"] == first["data"]
     # concurrent identical questions share one call too
@@ -424,7 +424,7 @@ async def test_each_call_is_logged_without_the_question(client, auditor_headers,
     assert "outcome=ok" in calls[0] and "duration_ms=" in calls[0]
     assert "prompt_tokens=" in calls[0] and "prompt_tokens=None" not in calls[0]
     assert "completion_tokens=" in calls[0]
-    assert not any("bosse" in line for line in lines)
+    assert not any("trime" in line for line in lines)
 
 
 # ---------------------------------------------------------------------------- the schema and the prompt

@@ -249,8 +249,8 @@ def test_hour_windows_and_off_hours_are_held_by_the_rollups() -> None:
     # the user of an hour window is matched on a set that holds users (it once ran on "all")
     grain, pipeline = compile_rollup_plan(MUST_HOLD[0]) or ("", [])
     assert grain == "h"
-    assert pipeline[0]["$match"]["r"] == "dbusername"
-    assert pipeline[0]["$match"]["dbusername"] == "JDUPONT"
+    assert pipeline[0]["$match"] == {"g": "h", "r": "dbusername"}  # the index's fields alone
+    assert pipeline[1]["$match"]["dbusername"] == "JDUPONT"
 
 
 @pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
@@ -272,3 +272,142 @@ async def test_every_plan_the_rollups_hold_gives_the_events_figures(scratch_audi
         filled += bool(fast.rows and any(r[-1] for r in fast.rows))
     assert sum(1 for p in held if p.filters.hours) >= 40
     assert len(held) >= 0.8 * len(matrix) and filled >= 0.8 * len(held), (len(matrix), len(held), filled)
+
+
+def session_plans(events: list[dict], end: datetime) -> list[Plan]:
+    """Every per-session plan kind (count, durations, longest sessions, groupings by session fields and
+    time buckets, open sessions, thresholds, listings) x filters on session fields x periods, some of
+    whose bounds fall inside sessions."""
+    u = user(events)
+    host = events[0]["userhost"]
+    program = events[0]["client_program_name"]
+    today = local_midnight_before(end, 0)
+    week = Period(start=local_midnight_before(end, 7), end=today)
+    # bounds at 7 h and 11 h, in the middle of the working day: sessions cross them
+    morning = Period(
+        start=local_midnight_before(end, 2) + timedelta(hours=7), end=today - timedelta(hours=13)
+    )
+    since = Period(start=local_midnight_before(end, 10) + timedelta(hours=10))
+    until = Period(end=local_midnight_before(end, 20) + timedelta(hours=15))
+    # bounds in the middle of two sessions (one a third of the way, one two thirds): they cross them
+    spans: dict[int, list[datetime]] = {}
+    for e in events:
+        spans.setdefault(e["session_id"], []).append(e["event_timestamp"])
+    long = sorted((min(v), max(v)) for v in spans.values() if max(v) - min(v) > timedelta(minutes=5))
+    (a0, a1), (b0, b1) = long[len(long) // 3], long[2 * len(long) // 3]
+    cut = Period(start=a0 + (a1 - a0) / 2, end=b0 + (b1 - b0) / 2)
+    filters = [
+        Filters(),
+        Filters(include={"dbusername": [u]}),
+        Filters(exclude={"dbusername": [u]}, include={"userhost": [host]}),
+        Filters(include={"client_program_name": [program], "os_username": [events[0]["os_username"]]}),
+    ]
+    out: list[Plan] = []
+    for f in filters:
+        for period in (None, week, morning, since, until, cut):
+            out += [
+                Plan(measure="sessions", filters=f, period=period),
+                Plan(measure="duration", filters=f, period=period),
+                Plan(measure="duration", group_by=["session_id"], limit=10, filters=f, period=period),
+                Plan(measure="sessions", group_by=["dbusername"], filters=f, period=period),
+                Plan(
+                    measure="duration", group_by=["userhost"], order="asc", limit=3, filters=f, period=period
+                ),
+                Plan(measure="sessions", detail=True, filters=f, period=period),
+            ]
+        out += [
+            Plan(measure="sessions", group_by=["day"], filters=f, period=week),
+            Plan(measure="duration", group_by=["hour"], filters=f),
+            Plan(measure="sessions", group_by=["weekday", "client_program_name"], filters=f),
+            Plan(measure="sessions", group_by=["week"], filters=f, period=since),
+            Plan(measure="duration", group_by=["month", "os_username"], filters=f),
+            Plan(measure="sessions", session_state="open", filters=f, period=cut),
+            Plan(measure="duration", session_state="open", group_by=["dbusername"], filters=f),
+            Plan(measure="duration", threshold=Threshold(op="gt", value=600), filters=f, period=week),
+            Plan(
+                measure="sessions", group_by=["dbusername"], threshold=Threshold(op="gte", value=5), filters=f
+            ),
+            Plan(measure="duration", detail=True, threshold=Threshold(op="gt", value=60), filters=f),
+            Plan(measure="duration", detail=True, order="oldest", limit=7, filters=f, period=cut),
+            Plan(measure="sessions", group_by=["day", "dbusername"], filters=f, period=cut),
+        ]
+    return out
+
+
+# Session plans the session documents cannot answer: they read the events.
+SESSIONS_FROM_EVENTS = [
+    Plan(measure="sessions", group_by=["action_name"]),  # an event field: distinct session ids
+    Plan(measure="sessions", filters=Filters(failed=True)),
+    Plan(measure="duration", filters=Filters(include={"action_name": ["SELECT"]})),
+    Plan(measure="duration", filters=Filters(hours=(9, 12))),
+    Plan(measure="sessions", filters=Filters(off_hours=True)),
+    Plan(measure="sessions", group_by=["terminal"]),  # not held by a session document
+    Plan(measure="sessions", compare=YESTERDAY, period=WEEK),
+]
+
+
+def test_session_plans_the_session_documents_cannot_hold_read_the_events() -> None:
+    from plan_compiler import session_doc_filters
+
+    for plan in SESSIONS_FROM_EVENTS:
+        assert session_doc_filters(plan) is None, plan
+    assert session_doc_filters(Plan(measure="duration", group_by=["session_id"], limit=10)) == {}
+
+
+@pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
+async def test_every_session_plan_gives_the_events_figures(scratch_audit, store, monkeypatch, end) -> None:
+    import plan_compiler
+
+    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    events = await import_with_duplicates(store, end)
+    assert (await rollups.check(store)).ok
+    matrix = session_plans(events, end)
+    filled = crossed = 0
+    for plan in matrix:
+        fast = await run_plan(store, plan)
+        assert fast.query["collection"] == rollups.sessions_name(store.audit_name), plan
+        slow = await run_plan(store, plan, use_rollups=False)
+        assert slow.query["collection"] == store.audit_name
+        assert (fast.columns, fast.rows, fast.total) == (slow.columns, slow.rows, slow.total), plan
+        filled += bool(fast.rows and any(r[-1] for r in fast.rows))
+        crossed += any("$unionWith" in stage for stage in fast.query["pipeline"])
+    for plan in SESSIONS_FROM_EVENTS:
+        assert (await run_plan(store, plan)).query["collection"] == store.audit_name, plan
+    # the comparisons are on figures, and sessions crossing a period's bound are recomputed
+    assert filled >= 0.6 * len(matrix) and crossed >= 20, (len(matrix), filled, crossed)
+
+
+async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, store) -> None:
+    """A batch inserted but not yet rolled up (its lease taken): the rollups answer, lagging by that
+    batch and never counting an event twice; an event beyond the leases, or an expired lease, sends
+    the questions back to the events."""
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert not meta.get("inflight")  # every batch of the fixture's imports ended its lease
+    batch = generate(n_events=200, days=2, seed=12, end=END)
+    n = len(batch)
+    lease = await rollups.begin(store, len(batch))
+    await store.audit.insert_many([dict(e) for e in batch])  # inserted, rollups not yet written
+    rollups.forget(store)
+    assert await rollups.usable(store)
+    fast, slow = await run_plan(store, Plan()), await run_plan(store, Plan(), use_rollups=False)
+    assert fast.query["collection"] == rollups.rollups_name(store.audit_name)
+    assert (fast.rows, slow.rows) == ([[3500]], [[3500 + n]])  # lags by the batch in flight, at most
+    stray = {**generate(n_events=1, days=1, seed=13, end=END)[0]}
+    await store.audit.insert_one(stray)  # a write around the import path: beyond the lease
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    assert (await run_plan(store, Plan())).query["collection"] == store.audit_name
+    await store.audit.delete_one({"_id": stray["_id"]})
+    await rollups.apply(store, [dict(e) for e in batch], lease=lease)  # the batch's rollups, lease ended
+    assert await rollups.usable(store)
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert not meta.get("inflight")
+    assert (await run_plan(store, Plan())).rows == [[3500 + n]]
+    # a crashed batch: its lease expires, then its events are no longer covered
+    more = generate(n_events=50, days=1, seed=14, end=END)
+    await rollups.begin(store, len(more), seconds=-1)
+    await store.audit.insert_many([dict(e) for e in more])
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    await rollups.rebuild(store)
+    assert await rollups.usable(store) and (await run_plan(store, Plan())).rows == [[3500 + n + len(more)]]
