@@ -8,11 +8,11 @@ the period that just ended: [T - 7 days, T) or [T - 1 month, T).
 `run_due` is run by the alerts' schedule (`alerts.Scheduler`, under its MongoDB lease) every tick:
 
 1. **Claim.** For each enabled schedule whose latest instant T has passed (and came after the
-   schedule was made or its timing last changed), one upsert of the run document whose `_id` is
-   `<schedule id>:<period key>` in `report_runs`. The upsert is atomic and the `_id` unique: among
-   all workers and ticks, exactly one call creates it (the others find it, or lose the insert race
-   with a DuplicateKeyError), so a period is claimed once. The run document is the claim and the
-   queue entry at once: a crash after the claim leaves a pending run that any worker sends later.
+   schedule was made or its timing last changed), one insert of the run document whose `_id` is
+   `<schedule id>:<period key>` in `report_runs`. The `_id` is unique: among all workers and ticks,
+   exactly one insert succeeds (the others get a DuplicateKeyError), so a period is claimed once.
+   The run document is the claim and the queue entry at once: a crash after the claim leaves a
+   pending run that any worker sends later.
 2. **Send.** Pending runs whose next attempt is due are taken one at a time with an atomic
    find_one_and_update that pushes their next attempt past a claim timeout (two workers never send
    the same one). The report is built by `reports.build` (the chat's compiler), rendered, and sent
@@ -379,8 +379,8 @@ def _new_run(run_id: str, schedule_id: str, period: str, start: datetime, end: d
 async def claim(store: Store, doc: dict[str, Any], now: datetime) -> str | None:
     """Claim the schedule's current period if it is due and unclaimed; the new run's id, or None.
 
-    One atomic upsert on the run whose `_id` is `<schedule id>:<period key>`: exactly one caller,
-    in any worker, inserts it (the others match it, or lose the insert race on the unique `_id`)."""
+    One insert of the run whose `_id` is `<schedule id>:<period key>`: exactly one caller, in any
+    worker, inserts it; the others get a duplicate key."""
     s = _fields(doc)
     at = latest_instant(s, now)
     since = doc.get("since") or doc.get("created_at")
@@ -391,19 +391,14 @@ async def claim(store: Store, doc: dict[str, Any], now: datetime) -> str | None:
         return None  # already claimed (cheap check; the upsert below is the one that counts)
     run_id = f"{doc['_id']}:{period}"
     start, end = window(s, at)
-    fields = _new_run(run_id, str(doc["_id"]), period, start, end, now)
-    del fields["_id"]  # the upsert takes it from the query
     try:
-        before = await store[RUNS].find_one_and_update(
-            {"_id": run_id},
-            {"$setOnInsert": fields},
-            upsert=True,
-            return_document=ReturnDocument.BEFORE,
-        )
+        # an insert on the unique `_id`: exactly one succeeds, in any engine (two concurrent upserts
+        # of the same new document both reported an insert on the embedded store under load)
+        await store[RUNS].insert_one(_new_run(run_id, str(doc["_id"]), period, start, end, now))
     except DuplicateKeyError:
-        return None  # another worker inserted it at the same moment
+        return None  # claimed already, or by another worker at the same moment
     await store[SCHEDULES].update_one({"_id": doc["_id"]}, {"$set": {"last_period": period}})
-    return None if before is not None else run_id
+    return run_id
 
 
 def _filename(kind: str, start: datetime, end: datetime, ext: str) -> str:
