@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sse import free_port  # noqa: E402
+from bench.sse import free_port, wait_ready  # noqa: E402
 
 QUESTIONS = (
     "Quels sont les utilisateurs les plus actifs ?",
@@ -72,22 +72,6 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-async def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 3600) -> None:
-    """Until /api/health answers (seeding a large trail happens before it does)."""
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=base) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with code {proc.returncode}")
-            try:
-                if (await http.get("/api/health")).status_code in (200, 503):
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 def write_export(path: Path, n: int) -> None:
@@ -137,7 +121,7 @@ async def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         proc = start_server(port, tmp, args.seed)
         try:
-            await wait_ready(base, proc)
+            await wait_ready(base, proc, seconds=3600)
             print(f"  seeded and ready in {time.perf_counter() - started:.1f} s", flush=True)
         finally:
             stop(proc)
@@ -145,7 +129,7 @@ async def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         proc = start_server(port, tmp, 0)
         try:
-            await wait_ready(base, proc)
+            await wait_ready(base, proc, seconds=3600)
             ready = time.perf_counter() - started
             async with httpx.AsyncClient(base_url=base, timeout=600) as http:
                 headers = await login(http)

@@ -57,9 +57,11 @@ def start_server(port: int, interval: float, tmp: Path) -> subprocess.Popen:
     return subprocess.Popen([*cmd, "--log-level", "warning"], cwd=ROOT, env=env)
 
 
-async def wait_ready(base: str, proc: subprocess.Popen) -> None:
+async def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Until /api/health answers (seeding a large trail happens before it does)."""
+    deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(600):
+        while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise SystemExit(f"server exited with code {proc.returncode}")
             try:
