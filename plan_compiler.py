@@ -699,7 +699,9 @@ def _bucket_date(name: str, key: Any) -> date | None:
 
 
 def _bucket_axis(name: str, period: Period | None, seen: list[Any]) -> list[Any] | None:
-    """Every bucket of the period (or from the first to the last seen) in time order; None if too many."""
+    """Every bucket of the period (or from the first to the last seen) in time order; None if too many.
+    A period running on past today stops at today (or its last event, if later): the days to come are
+    not listed as zeros."""
     if name == "hour":
         return list(range(24))
     if name == "weekday":
@@ -716,6 +718,9 @@ def _bucket_axis(name: str, period: Period | None, seen: list[Any]) -> list[Any]
     hi = hi or (dates[-1] if dates else lo)
     if lo is None or hi is None or lo > hi:
         return []
+    today = datetime.now(tz).date()
+    if lo <= today < hi:
+        hi = max(today, dates[-1] if dates else today)
     if name == "day":
         count = (hi - lo).days + 1
         if count > MAX_ROWS:

@@ -1,8 +1,11 @@
 """Answers that state no figure: help, small talk, questions outside the audit trail, and questions
 not wholly understood (which name the words not understood and never answer the partial reading)."""
 
+import re
+from collections.abc import Callable
+
 from answers import period_phrase, understood
-from plan import Plan
+from plan import CATEGORIES, Plan
 
 EXAMPLES: list[str] = [
     "Quels sont les utilisateurs les plus actifs cette semaine ?",
@@ -89,6 +92,53 @@ def out_of_scope_answer(topic: str) -> tuple[str, list[str]]:
     return text, nearby
 
 
+def _action_test(name: str) -> Callable[[str], bool] | None:
+    """Whether an action name belongs to a category, for the categories defined on the action alone."""
+    match = CATEGORIES[name].match
+    if set(match) != {"action_name"}:
+        return None
+    cond = match["action_name"]
+    if "$in" in cond:
+        return lambda a: a in cond["$in"]
+    return lambda a: re.search(cond["$regex"], a) is not None
+
+
+def _contradictory(plan: Plan) -> bool:
+    """A reading that no event could match: a value both kept and left out, or named actions that
+    the reading's own categories rule out."""
+    f = plan.filters
+    if set(f.categories) & set(f.exclude_categories) or any(
+        set(values) & set(f.exclude.get(field, [])) for field, values in f.include.items()
+    ):
+        return True
+    actions = [a for a in f.include.get("action_name", []) if isinstance(a, str)]
+    left_out = {a for a in f.exclude.get("action_name", []) if isinstance(a, str)}
+    for name in f.categories:
+        test = _action_test(name)
+        if test is None:
+            continue
+        if actions and not any(test(a) for a in actions):
+            return True
+        values = CATEGORIES[name].match["action_name"].get("$in")
+        if values and set(values) <= left_out:
+            return True
+    for name in f.exclude_categories:
+        test = _action_test(name)
+        if test is not None and actions and all(test(a) for a in actions):
+            return True
+    return False
+
+
+def shown_partial(partial: Plan | None) -> Plan | None:
+    """The partial reading worth showing: one that restricts something, holds no comparison (a
+    second period read from half a sentence is most often wrong) and is not self-contradictory."""
+    if partial is None or partial.compare is not None or _contradictory(partial):
+        return None
+    if partial.filters.is_empty() and not partial.period:
+        return None
+    return partial
+
+
 def not_understood_answer(
     unknown: list[str], partial: Plan | None, notes: list[str], suggestions: list[str]
 ) -> str:
@@ -96,7 +146,7 @@ def not_understood_answer(
     words = ", ".join(f"« {w} »" for w in dict.fromkeys(unknown)) or "votre question"
     text = f"Je n'ai pas compris {words}"
     text += " dans votre question." if unknown else "."
-    if (partial is not None and not partial.filters.is_empty()) or (partial is not None and partial.period):
+    if (partial := shown_partial(partial)) is not None:
         text += (
             f" J'ai seulement compris : {understood(partial)}. Je ne donne pas ce chiffre, "
             "car il ne répondrait pas à toute la question."
@@ -110,7 +160,7 @@ def not_understood_answer(
 
 def partial_question(partial: Plan | None) -> str | None:
     """A question that the reader understands wholly, close to the partial reading."""
-    if partial is None:
+    if (partial := shown_partial(partial)) is None:
         return None
     period = f" {partial.period.label}" if partial.period and partial.period.label else ""
     if not partial.period and not partial.filters.include and not partial.filters.categories:

@@ -73,7 +73,7 @@ def _figures(plan: Plan) -> Any:
     from tests.plan_oracle import evaluate
 
     events, _ = trail()
-    result = evaluate(plan, events, tz=TZ)
+    result = evaluate(plan, events, tz=TZ, now=NOW)
     rows = result.rows if hasattr(result, "rows") else result[1]
     return [[round(c, 1) if isinstance(c, float) else c for c in row] for row in rows]
 

@@ -470,10 +470,11 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def _bucket_values(
-    name: str, period: Period | None, events: list[dict[str, Any]], tz: ZoneInfo
+    name: str, period: Period | None, events: list[dict[str, Any]], tz: ZoneInfo, now: datetime
 ) -> list[Any] | None:
     """Every bucket of the period, in time order. Open side: the first/last measured event.
-    None when a side is open and there is no event to stand for it."""
+    None when a side is open and there is no event to stand for it. A period running on past today
+    stops at today (or at its last event, if later): the days to come are not listed as zeros."""
     if name == "hour":
         return list(range(24))
     if name == "weekday":
@@ -485,14 +486,20 @@ def _bucket_values(
     end = end if end is not None else (stamps[-1] if stamps else None)
     if start is None or end is None or end < start:
         return []
-    days = _days(start.astimezone(tz).date(), end.astimezone(tz).date())
+    first, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    today = now.astimezone(tz).date()
+    if first <= today < last:
+        last = max(today, stamps[-1].astimezone(tz).date() if stamps else today)
+    days = _days(first, last)
     return list(dict.fromkeys(_bucket_of_local(name, d) for d in days))
 
 
-def _grid(plan: Plan, period: Period | None, events: list[dict[str, Any]], tz: ZoneInfo) -> list[tuple]:
+def _grid(
+    plan: Plan, period: Period | None, events: list[dict[str, Any]], tz: ZoneInfo, now: datetime
+) -> list[tuple]:
     keys: list[tuple] = [()]
     for name in plan.group_by:
-        values = _bucket_values(name, period, events, tz) or []
+        values = _bucket_values(name, period, events, tz, now) or []
         keys = [(*k, v) for k in keys for v in values]
     return keys
 
@@ -517,7 +524,7 @@ def _sorted_keys(plan: Plan, keys: list[tuple], value_of) -> list[tuple]:
     return sorted(keys, key=lambda k: _order_key(sort_value(plan, value_of(k))), reverse=_descending(plan))
 
 
-def _evaluate_grouped(plan, events, periods, tz, bh) -> Result:
+def _evaluate_grouped(plan, events, periods, tz, bh, now) -> Result:
     columns = [*plan.group_by, *_value_columns(plan)]
     time_only = all(name in TIME_BUCKETS for name in plan.group_by)
     calendar = any(name in CALENDAR_BUCKETS for name in plan.group_by)
@@ -529,7 +536,7 @@ def _evaluate_grouped(plan, events, periods, tz, bh) -> Result:
         measured = _measured(plan, select(plan, events, period, tz, bh))
         groups = _groups(plan, measured, tz)
         table = {k: measure_values(plan, evs, tz, bh) for k, evs in groups.items()}
-        keys = _grid(plan, period, measured, tz) if time_only else list(table)
+        keys = _grid(plan, period, measured, tz, now) if time_only else list(table)
         tables.append(table)
         listed.append(keys)
 
@@ -644,14 +651,20 @@ def _evaluate_detail(plan, events, periods, tz, bh) -> Result:
 
 
 def evaluate(
-    plan: Plan, events: list[dict[str, Any]], *, tz: ZoneInfo, business_hours: tuple[int, int] = (8, 19)
+    plan: Plan,
+    events: list[dict[str, Any]],
+    *,
+    tz: ZoneInfo,
+    business_hours: tuple[int, int] = (8, 19),
+    now: datetime | None = None,
 ) -> Result:
-    """(columns, rows, total) of `plan` on `events`, as the `plan` docstring describes them."""
+    """(columns, rows, total) of `plan` on `events`, as the `plan` docstring describes them; `now`
+    (default: the clock) ends the time buckets of a period that runs on past it."""
     periods: list[tuple[str, Period | None]] = [("p1", plan.period)]
     if plan.compare is not None:
         periods.append(("p2", plan.compare))
     if plan.detail:
         return _evaluate_detail(plan, events, periods, tz, business_hours)
     if plan.group_by:
-        return _evaluate_grouped(plan, events, periods, tz, business_hours)
+        return _evaluate_grouped(plan, events, periods, tz, business_hours, now or datetime.now(tz))
     return _evaluate_ungrouped(plan, events, periods, tz, business_hours)

@@ -86,3 +86,32 @@ async def test_not_understood_names_the_unknown_words(client, auditor_headers, d
     assert body["intent"] == "unknown"
     assert "« patates »" in body["answer"]
     assert body["data"] is None
+
+
+# ---------------------------------------------------------------------------- the partial reading shown
+
+
+def test_partial_reading_shown_only_when_plausible():
+    from datetime import UTC, datetime
+
+    import replies
+    from plan import Filters, Period, Plan
+
+    week = Period(start=datetime(2026, 11, 23, tzinfo=UTC), end=datetime(2026, 11, 27, tzinfo=UTC), label="x")
+    shown = Plan(filters=Filters(include={"dbusername": ["SCOTT"]}), period=week)
+    assert replies.shown_partial(shown) is shown
+    text = replies.not_understood_answer(["bidule"], shown, [], ["Q ?"])
+    assert "J'ai seulement compris" in text and "SCOTT" in text
+    garbled = [
+        Plan(filters=Filters(categories=["logoff"], exclude_categories=["logoff"])),
+        Plan(filters=Filters(include={"action_name": ["SELECT"]}, exclude={"action_name": ["SELECT"]})),
+        Plan(filters=Filters(include={"action_name": ["CREATE TABLE"]}, categories=["destructive"])),
+        Plan(filters=Filters(categories=["logon"], exclude={"action_name": ["LOGON"]})),
+        Plan(filters=Filters(include={"action_name": ["DELETE"]}, exclude_categories=["dml"])),
+        Plan(filters=Filters(include={"dbusername": ["SCOTT"]}), period=week, compare=week),
+        Plan(),
+    ]
+    for plan in garbled:
+        assert replies.shown_partial(plan) is None, plan
+        assert "seulement compris" not in replies.not_understood_answer(["bidule"], plan, [], ["Q ?"])
+        assert replies.partial_question(plan) is None
