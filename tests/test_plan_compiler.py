@@ -315,6 +315,11 @@ async def test_time_buckets_list_every_bucket(store, demo, week):
         ["2001-03-04", 0],
     ]
 
+    today = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    running = Period(start=today - timedelta(days=2), end=today + timedelta(days=5))  # "cette semaine"
+    labels = [b for b, _ in await rows_of(store, group_by=["day"], period=running)]
+    assert labels == [(today - timedelta(days=i)).date().isoformat() for i in (2, 1, 0)]  # no days to come
+
     counts = Counter((bucket(e, "weekday"), bucket(e, "hour")) for e in evs)
     rows = await rows_of(store, group_by=["weekday", "hour"], period=week)
     assert rows == [[w, h, counts.get((w, h), 0)] for w in range(1, 8) for h in range(24)]
