@@ -41,6 +41,9 @@ BLIND_7 = Path(__file__).parent / "data" / "blind_fr_7.jsonl"
 BLIND_8 = Path(__file__).parent / "data" / "blind_fr_8.jsonl"
 # A ninth one (200 questions, odd ids held out): security teams and compliance reviews, long questions.
 BLIND_9 = Path(__file__).parent / "data" / "blind_fr_9.jsonl"
+# A tenth one (200 questions, odd ids held out): auditors and DBAs typing at work (context, jargon,
+# dictation, Oracle column names), written by a fresh session on 2026-11-28.
+BLIND_10 = Path(__file__).parent / "data" / "blind_fr_10.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -149,8 +152,10 @@ def main() -> None:
     parser.add_argument("--seventh", action="store_true", help="score the seventh blind set")
     parser.add_argument("--eighth", action="store_true", help="score the eighth blind set")
     parser.add_argument("--ninth", action="store_true", help="score the ninth blind set")
+    parser.add_argument("--tenth", action="store_true", help="score the tenth blind set")
     args = parser.parse_args()
     chosen = [
+        args.tenth,
         args.ninth,
         args.eighth,
         args.seventh,
@@ -160,7 +165,7 @@ def main() -> None:
         args.third,
         args.second,
     ]
-    sets = (BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    sets = (BLIND_10, BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
