@@ -41,6 +41,10 @@ NEARBY: dict[str, list[str]] = {
         "Quelles sont les heures de pointe cette semaine ?",
         "Quels utilisateurs ont été les plus actifs hier ?",
     ],
+    "les entrées-sorties du serveur": [
+        "Quelles sont les heures de pointe cette semaine ?",
+        "Quels programmes clients sont utilisés ?",
+    ],
     "la mémoire": [
         "Quelles sont les heures de pointe cette semaine ?",
         "Combien de sessions hier ?",

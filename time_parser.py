@@ -326,6 +326,11 @@ _rule(
     + r"(?:\s+(?P<my>\d{4}))?",
 )
 _rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
+_rule(  # "semaine 47", "la semaine n° 3 de 2026": an ISO week, the last one with that number by default
+    "iso_week",
+    r"(?:(?:en|la|de\s+la|sur\s+la|pour\s+la)\s+)?(?:semaine|sem\.?|s)\s*(?:n°|no\.?|numero|n)?\s*(?P<wn>\d{1,2})\b"
+    r"(?!\s*(?:h\b|heures?|jours?|semaines?|mois|derni|minutes?))(?:\s+(?:de\s+|d')?(?P<wy>20\d{2}))?",
+)
 _rule("week_of", r"(?:la\s+)?semaine\s+du\s+" + _SINGLE)  # "la semaine du 9 novembre": Monday to Sunday
 _rule("single", r"(?:le\s+|l')?" + _SINGLE)
 _rule(
@@ -339,7 +344,7 @@ _rule(
 )
 
 
-def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | None:
+def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | _Invalid | None:
     g = m.groupdict()
     if name == "all_time":
         return ALL_TIME
@@ -437,6 +442,16 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         return c.at(date(y, 1, 1)), c.at(date(y + 1, 1, 1))
     if name == "single":
         return _single_day(m, c)
+    if name == "iso_week":
+        n, year = int(g["wn"]), int(g["wy"]) if g.get("wy") else c.today.year
+        if not 1 <= n <= date(year, 12, 28).isocalendar()[1]:
+            return INVALID
+        monday = date.fromisocalendar(year, n, 1)
+        if not g.get("wy") and monday > c.today:
+            if n > date(year - 1, 12, 28).isocalendar()[1]:
+                return INVALID
+            monday = date.fromisocalendar(year - 1, n, 1)
+        return c.at(monday), c.at(monday + timedelta(days=7))
     if name == "week_of":
         day = _single_day(m, c)
         if day is None or day is INVALID:

@@ -52,6 +52,7 @@ from understand_rules import (
     read_literals,
     read_outcome,
     read_periods,
+    read_postfix_exclusions,
     read_shape_words,
     read_sql_words,
     read_threshold,
@@ -122,6 +123,7 @@ def anaphora(t: Text) -> str | None:
 _CONTINUES = re.compile(
     r"\s*(?:et|mais|ou|plutot|seulement|uniquement|juste|maintenant|aussi|pareil|idem|meme chose|meme question|par|"
     r"pour chaque|sans|sauf|hors|a part|excepte|en excluant|en dehors|dont)\b"
+    r"|\s*(?:detaill|ventil|decompos|eclat)\w*(?:[- ](?:le|la|les|moi|nous|ca))?\s+(?:par|pour chaque)\b"
 )
 _BREAKDOWN = re.compile(r"\s*(?:par|pour chaque)\b")  # "par utilisateur" is also a question of its own
 # Words of a question that stands on its own ("sans les SELECT, combien d'actions hier ?").
@@ -184,21 +186,22 @@ def _closest(gaz: Gazetteer, fld: str, value: Any) -> list[Any]:
     return [c for c, _, _ in found]
 
 
-def _vocabulary() -> frozenset[str]:
-    """Every word the rules know, for the spelling pass."""
+def _vocabulary() -> tuple[str, ...]:
+    """Every word the rules know, for the spelling pass, sorted: equal scores then pick the same word
+    in every process (a set's order changes with the hash seed)."""
     words: set[str] = set(lx.FILLERS) | set(MONTHS) | set(WEEKDAYS) | set(NUMBERS)
     sources = [p for p, _ in lx.FIELD_WORDS + lx.BUCKET_WORDS + lx.OUT_OF_SCOPE]
     sources += [p for p, *_ in lx.CATEGORY_WORDS] + [str(getattr(lx, n)) for n in dir(lx) if n.isupper()]
     for source in sources:
         words.update(re.findall(r"[a-z]{4,}", source))
     words.update(_TIME_WORDS)
-    return frozenset(words)
+    return tuple(sorted(words))
 
 
 _TIME_WORDS = ("semaine", "semaines", "mois", "hier", "aujourd'hui", "dernier", "derniere", "derniers", "dernieres",
                "precedent", "precedents", "precedente", "matin", "soir", "nuit", "heure", "heures", "minute",
                "minutes", "jour", "jours", "annee", "week-end")  # fmt: skip
-_VOCAB: frozenset[str] | None = None
+_VOCAB: tuple[str, ...] | None = None
 # Words whose meaning a one-letter change would turn around: never "corrected".
 _NEVER_SPELLED = frozenset(
     ("personne", "aucun", "aucune", "chaque", "moyen", "moyenne", "moyennes", "meme", "pas", "plus", "moins", "rien",
@@ -303,7 +306,9 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
     read_threshold(t)
     read_shape_words(t)
     read_fields(t)
-    read_values(t, gaz)
+    prefer = tuple(previous.filters.include) if previous is not None and elliptic(t) else ()
+    read_values(t, gaz, prefer)
+    read_postfix_exclusions(t)
     return _assemble(t, gaz, previous)
 
 
@@ -556,7 +561,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         fields = {item.value, "object_schema"} if item.value == "object_name" else {item.value}
         before = t.before(item.start, 24)
         listed = re.match(r"\s*\(", t.low[item.end :]) and re.search(r"\bpar\s*$", before)
-        if any(0 <= pos - item.end <= 4 and fld in fields for pos, fld in values_at) and not listed:
+        if not listed and any(
+            0 <= pos - item.end <= 4 and fld in fields and "," not in t.low[item.end : pos]
+            for pos, fld in values_at
+        ):
             continue  # "la table SALES.ORDERS": the word introduces its value ("par compte (A, B)" groups)
         word = t.low[item.start : item.end]
         noun_only = item.value in ACTION_NOUN_FIELDS and re.fullmatch(ACTION_NOUN_FIELDS[item.value], word)
@@ -759,9 +767,15 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if which:
             limit = 1
         asked_when = (
-            re.search(r"\bquand\b|a quelle date|\bdate (?:de la|du|de l') ?(?:derni|premi)", t.low)
-            and not plural
+            re.search(
+                r"\bquand\b|a quelle (?:date|heure)|\b(?P<w>date|heure) (?:exacte )?(?:de la|du|de l') ?(?:derni|premi)",
+                t.low,
+            )
+            if not plural
+            else None
         )
+        if asked_when and asked_when["w"] and t.free(asked_when.start("w"), asked_when.end("w")):
+            t.take(asked_when.start("w"), asked_when.end("w"))  # "heure de la dernière action": when
         if asked_when and noun_after and limit == 1 and not t.of("DETAIL_WORDS"):
             which, limit = None, None  # "c'est quand le premier événement ?": a date
         if plural or which:
@@ -822,7 +836,12 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if not (measure in ("sessions", "duration") or session_head or session_word or duration_words):
             return _not_understood(t, [t.raw[item.start : item.end]], None, notes, why="une durée de quoi ?")
         measure, detail, order, group_by, limit, threshold = "duration", True, "newest", [], None, item.value
-    if threshold is not None and not threshold.window_minutes and t.of("SEQUENCE_WORDS") and window:
+    if (
+        threshold is not None
+        and not threshold.window_minutes
+        and (t.of("SEQUENCE_WORDS") or t.of("SEQUENCE_BACK"))
+        and window
+    ):
         threshold = None  # "dans les 5 minutes" of a sequence, not a count
     if threshold is not None and window and not threshold.window_minutes:
         threshold = threshold.model_copy(update={"window_minutes": window})
@@ -835,11 +854,13 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         words = t.of(name)
         if not (words or (kind == "both" and both_by_and and heads)) or not group_by:
             continue
-        near = [v for v in t.of("value") if not v.value[2] and v.value[0] != group_by[0]]
-        at = words[0].start if words else 0
-        near.sort(key=lambda v: abs(v.start - at))
+        near = [(v.start, v.end, v.value[0]) for v in t.of("value") if not v.value[2]]
+        near += [(a.start, a.end, "action_name") for a, _, acts in action_items if acts]
+        near = [n for n in near if n[2] != group_by[0]]
+        lo, hi = (words[0].start, words[0].end) if words else (0, 0)
+        near.sort(key=lambda n: n[0] - hi if n[0] >= hi else lo - n[1])  # the words nearest "que des"
         several = [f for f, vals in include.items() if len(vals) >= 2 and f != group_by[0]]
-        fld = several[0] if kind == "both" and several else near[0].value[0] if near else "action_name"
+        fld = several[0] if kind == "both" and several else near[0][2] if near else "action_name"
         if include.get(fld):
             having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
             kept_cats = [] if fld == "action_name" else filters.categories
@@ -847,12 +868,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             break
     sequence = None
     seq_words = [i for i in t.of("SEQUENCE_WORDS") if not re.search(r"meme", t.low[i.start : i.end])]
+    seq_words = sorted(seq_words + t.of("SEQUENCE_BACK"), key=lambda i: i.start)
     if seq_words and len(action_items) >= 2:
         at = seq_words[0].start
         before_items = [a for a in action_items if a[0].end <= at] or action_items[:1]
         after_items = [a for a in action_items if a[0].start >= at] or action_items[1:]
-        firsts_acts = before_items[-1][2]
-        thens = after_items[0][2]
+        firsts_acts, thens = before_items[-1][2], after_items[0][2]
+        if seq_words[0].kind == "SEQUENCE_BACK":
+            firsts_acts, thens = thens, firsts_acts
         if firsts_acts and thens:
             same: list[str] = []
             for i in t.of("SAME_WORDS"):
@@ -869,6 +892,11 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 sequence.within_minutes = window
             include.pop("action_name", None)
             filters = filters.model_copy(update={"include": include})
+            window_said = re.fullmatch(r"les (\d+) (heure|minute|jour)s?", periods[0].label) if periods else None
+            if window_said and not window and re.search(r"\bdans " + re.escape(periods[0].label), t.low):
+                # "précédés, dans les 24 heures, d'un CREATE": the sequence's window, not a period
+                sequence.within_minutes = int(window_said[1]) * {"heure": 60, "minute": 1, "jour": 1440}[window_said[2]]
+                periods = periods[1:]
 
     period = periods[0] if periods else None
     compare = periods[1] if len(periods) > 1 else None
@@ -912,6 +940,7 @@ def _unused_structure(t: Text, plan: Plan) -> list[str]:
         "HAVING_ONLY": plan.having is not None or bool(f.include) or bool(f.categories),
         "HAVING_NEVER": plan.having is not None or plan.session_state is not None,
         "SEQUENCE_WORDS": plan.sequence is not None,
+        "SEQUENCE_BACK": plan.sequence is not None,
         "SAME_WORDS": plan.sequence is not None,
         "COMPARE_WORDS": plan.compare is not None or bool(plan.group_by),
         "RANK_MOST": bool(plan.group_by or plan.detail or plan.measure in ("first", "last", "duration")),

@@ -204,7 +204,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
 # --------------------------------------------------------------------------- outcome
 
 FAILED_WORDS = (
-    r"echou\w*|echecs?|ratee?s?|refusee?s?|rejetee?s?|infructueu\w*|en erreurs?|erreurs?|errors?|failed|failures?|\bko\b|"
+    r"(?:se )?(?:sont|est|a|ont|s'est) (?:vue?s? )?(?:refuser|refuse)|echou\w*|echecs?|ratee?s?|refusee?s?|rejetee?s?|infructueu\w*|en erreurs?|erreurs?|errors?|failed|failures?|\bko\b|"
     r"non abouti\w*|invalides?|a echoue|n'ont pas abouti|n'a pas abouti|plante\w*"
 )
 SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|valides?"
@@ -236,7 +236,7 @@ FIRST_WORDS = (
 COVERAGE_WORDS = (
     r"(?:combien de jours d'|profondeur d'|l')historique|jusqu'ou remontent|remontent|jusqu'ou|profondeur|s'etal\w*|"
     r"(?:commencent|debutent) et (?:finissent|se terminent)|vont les|"
-    r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvrent?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
+    r"de quand a quand|depuis quand et jusqu'a quand|sur quelle periode|quelle periode|periode (?:couverte|des donnees|d'audit)|couvre(?:nt)?|couverture|depuis quand (?:les donnees|l'audit|la piste|on a|a-t-on|avons-nous|dispose|existe|il y a|y a)|"
     r"plage (?:de dates|temporelle)|premier et (?:le )?dernier evenements?|dates? (?:de debut|extremes)|"
     r"debut et (?:la )?fin des donnees|anciennete des donnees"
 )
@@ -254,7 +254,7 @@ RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?)
     r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
-SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:un |une )?(?:logon|connexion) sans (?:aucun |de |le )?logoff|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
+SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:avec )?(?:un |une )?(?:logon|connexion) (?:sans|mais (?:pas|sans|aucun)) (?:aucun |de |d'|le )?(?:logoff|deconnexion)|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
                   r"longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
@@ -268,7 +268,9 @@ EXCLUDE_WORDS = (
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
 HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
 HAVING_NEVER = r"jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
-SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres"
+SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres(?! (?:un|une|le|la|l')\b)"
+# The same, the later action said first: "des REVOKE après un GRANT", "un DROP précédé d'un CREATE".
+SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l')|precedee?s?"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
     r"(?P<op>plus d'|plus de|\+ de|\+|au moins|(?<!en )moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
@@ -301,13 +303,17 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
+    (
+        r"(?:charge|debit|activite|volume)s? (?:d')?(?:io|i/o|e/s|entrees?[ -]sorties?)\b|\b(?:io|i/o|iops)\b(?= du| de la| disque| serveur)|\biops\b",
+        "les entrées-sorties du serveur",
+    ),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (
         r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|tables? (?:la |les )?plus (?:grosses?|grandes?|volumineu\w*|lourde?s?)|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
         "la taille des objets et l'espace disque",
     ),
     (
-        r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo",
+        r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo|data ?pump|\bexpdp\b|\bimpdp\b",
         "les sauvegardes et journaux de reprise",
     ),
     (
@@ -382,7 +388,7 @@ effectuees effectuee proprement disons davantage durant existe existe-t-il inclu
 appli applis d'appli d'applis valeurs valeur fournir indiquer extraire m'indiquer m'extraire me donner obtenir avoir souhaite
 souhaiterais voudrais aimerais j'aimerais besoin savoir connaitre si date dates utilisation utilisations usage event_timestamp timestamp horodatage depuis execution executions
 rencontre rencontres rencontrees balance joue jouent audite audites auditees tape tapent souvent touche touches touchee touchees toucher
-genere generes generees generee vient viennent venant servent sert passent passe correspond correspondent capture captures capturees
+genere generes generees generee vient viennent venant servent sert servi passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
 genre moment comme seul seule totale total ensemble l'ensemble parmi complete complet repartition ventilation
 ouvert ouverte ouvertes ouverts ouvre ouvrent demarre demarrees lancees lancee lancer lancent nouveau nouvelle cote via
@@ -411,7 +417,7 @@ ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "con
                  "cbien": "combien", "cmb": "combien", "cb": "combien"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
-    r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",
+    r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os(?![ _]?users?\b| utilisateurs?\b)|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",
     r"(?:authentifiee?s? |auth(?:entification)? )?(?:par|en|avec) (?:un )?mots? de passe|\bpassword\b": "PASSWORD",
 }
 TOKEN = re.compile(r"[a-z0-9_$#@][a-z0-9_$#@./'-]*[a-z0-9_$#]|[a-z0-9_$#%]")

@@ -30,8 +30,8 @@ _DAYPART_RX = [(_rx(p), hours) for p, hours in lx.DAYPARTS.items()]
 R = {name: _rx(getattr(lx, name)) for name in (
     "FAILED_WORDS", "SUCCESS_WORDS", "COUNT_WORDS", "DISTINCT_WORDS", "SHARE_WORDS", "LAST_WORDS", "FIRST_WORDS",
     "COVERAGE_WORDS", "DETAIL_WORDS", "RANK_MOST", "RANK_LEAST", "GROUP_WORDS", "SESSION_OPEN", "DURATION_WORDS",
-    "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS",
-    "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
+    "EVENT_NOUNS", "EXCLUDE_WORDS", "HAVING_BOTH", "HAVING_ONLY", "HAVING_NEVER", "SEQUENCE_WORDS", "SEQUENCE_BACK",
+    "COMPARE_WORDS", "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
     "FILLER_PHRASES", "ORA_CODE", "WINDOW", "WHO_WHAT", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
 )}  # fmt: skip
 _WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
@@ -57,6 +57,7 @@ LIST_GAP = re.compile(
 )
 EARLY_FILLERS = re.compile(
     r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+    r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
 SHARE_WHOLE = re.compile(
     r"^\W*sur (?:les|le|la|l')|\bdans (?:les|le|la|l')(?! ?(?:ensemble|total|activite|volume)\b)|"
@@ -339,6 +340,9 @@ def read_literals(t: Text, gaz: Gazetteer) -> None:
                 else:
                     t.add(m, "contains", quoted)
     for m in _CONTAINS_VERB.finditer(t.raw):
+        action = any(rx.fullmatch(fold(m["q"])) for rx, cats, acts, _ in _CATEGORY_RX if cats or acts)
+        if action and m.group(0).lower().startswith("avec un"):
+            continue  # "avec un LOGON mais pas de LOGOFF": the action, not SQL text
         if t.free(m.start(), m.end()):
             t.add(m, "contains", m["q"])
     for m in _SCHEMA_OBJECT.finditer(t.raw):
@@ -428,7 +432,7 @@ def read_shape_words(t: Text) -> None:
             t.add((m.start(), m.start() + 2), "HAVING_ONLY")
             t.take(m.end() - 3, m.end())
     for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
-                 "HAVING_NEVER", "SEQUENCE_WORDS", "COMPARE_WORDS", "FIRST_WORDS", "DURATION_WORDS", "RANK_LEAST",
+                 "HAVING_NEVER", "SEQUENCE_WORDS", "SEQUENCE_BACK", "COMPARE_WORDS", "FIRST_WORDS", "DURATION_WORDS", "RANK_LEAST",
                  "RANK_MOST", "DISTINCT_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip
         for m in t.matches(R[name]):
             t.add(m, name)
@@ -460,6 +464,11 @@ def read_threshold(t: Text) -> None:
     for m in t.matches(R["THRESHOLD"]):
         op, n = _THRESHOLD_OPS.get(m["op"], "gt"), number_of(m["n"]) or 1
         unit = _DURATION_UNIT.match(t.low, m.end())
+        if unit and op == "lt" and R["SEQUENCE_BACK"].match(t.low, unit.end() + 1):
+            # "un DROP moins de 10 minutes après un CREATE": the window of a sequence
+            seconds = n * next(v for k, v in _UNIT_SECONDS.items() if unit["u"].startswith(k))
+            t.add((m.start(), unit.end()), "window", max(1, seconds // 60))
+            continue
         if unit:  # "plus d'une demi-heure", "plus de 30 minutes": a session's duration, in seconds
             seconds = n * next(v for k, v in _UNIT_SECONDS.items() if unit["u"].startswith(k))
             t.add((m.start(), unit.end()), "duration_threshold", Threshold(op=op, value=seconds))  # type: ignore[arg-type]
@@ -467,7 +476,9 @@ def read_threshold(t: Text) -> None:
         t.add(m, "threshold", Threshold(op=op, value=n))  # type: ignore[arg-type]
     for m in re.finditer(r"\bpuis(?= par\b)", t.low):  # "par jour puis par heure": two groupings
         t.take(m.start(), m.end())
-    if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.visible()):
+    if t.of("window"):
+        return
+    if t.of("threshold") or R["SEQUENCE_WORDS"].search(t.visible()) or R["SEQUENCE_BACK"].search(t.visible()):
         for m in t.matches(R["WINDOW"]):
             t.add(m, "window", _window_minutes(m))
             break
@@ -492,7 +503,12 @@ def read_fields(t: Text) -> None:
         t.add(m, "bucket", {"heure": "hour", "jour": "day", "semaine": "week", "mois": "month"}[m["u"]])
     for rx, bucket in BUCKET_RX:
         for m in t.matches(rx):
-            if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)):
+            if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)) or (
+                re.fullmatch(r"\s*(?:les|(?:la )?liste des)\s*", t.low[: m.start()])
+                and re.match(
+                    r"\s+(?:de|d'|du|ou|avec|ayant|qui|dont|pendant|durant|en|ce|cette)\b", t.low[m.end() :]
+                )
+            ):  # "les jours de novembre avec plus de 95 connexions": which days
                 t.add(m, "bucket", bucket)
     for m in t.matches(_PER_PERIOD):  # "évolution quotidienne", "nombre hebdomadaire de connexions"
         noun = _PER_PERIOD_AFTER.search(t.before(m.start(), 16))
@@ -555,8 +571,10 @@ def read_compound_values(t: Text, gaz: Gazetteer) -> None:
                 t.add(m, "value", (fld, hit[fld][0], False))
 
 
-def read_values(t: Text, gaz: Gazetteer) -> None:
-    """Values present in the trail, and values named right after their column word."""
+def read_values(t: Text, gaz: Gazetteer, prefer: tuple[str, ...] = ()) -> None:
+    """Values present in the trail, and values named right after their column word. A value known in
+    several columns (HR: a user and a schema) is read in the column its context names ("sur HR":
+    the schema), else in one of `prefer` (the previous question's, for "et pour HR ?")."""
     for m in re.finditer(r"\d+", t.low):
         item = _field_before(t, m.start())
         if item is not None and item.value in INT_FIELDS and t.free(m.start(), m.end()):
@@ -580,7 +598,17 @@ def read_values(t: Text, gaz: Gazetteer) -> None:
             field_item = _field_before(t, start)
             if key in lx.COMMON_VALUES and not _CAPS_IDENT.match(typed) and field_item is None:
                 continue
-            fld = field_item.value if field_item and field_item.value in hit else _pick(hit)
+            if field_item and field_item.value in hit:
+                fld = field_item.value
+            elif (
+                len(hit) > 1
+                and "object_schema" in hit
+                and _SCHEMA_BEFORE.search(t.low[:start])
+                and not any("logon" in c.value[0] for c in t.of("category"))  # "connexion échouée sur SYSTEM"
+            ):
+                fld = "object_schema"
+            else:
+                fld = _pick(hit, prefer)
             if field_item and field_item.value in hit:
                 field_item.kind = "introducer"
             t.add((start, end), "value", (fld, hit[fld][0], False))
@@ -622,6 +650,24 @@ def read_values(t: Text, gaz: Gazetteer) -> None:
         i += 1
 
 
+_POSTFIX_EXCLUDED = re.compile(
+    r"\s*,?\s*(?:exclue?s?|non compris|non comprise?s?|non inclue?s?|mise?s? a part|mise?s? de cote)\b"
+)
+
+
+def read_postfix_exclusions(t: Text) -> None:
+    """ "DML sur FINANCE, FIN_APP exclu": the value right before the word is left out."""
+    for ex in t.of("EXCLUDE_WORDS"):
+        before = [v for v in t.of("value") if v.end <= ex.start]
+        if before and _POSTFIX_EXCLUDED.fullmatch(t.low[before[-1].end : ex.end]):
+            listed = [before.pop()]  # "SYS et SYSTEM exclus": the whole list
+            while before and LIST_GAP.fullmatch(t.low[before[-1].end : listed[-1].start]):
+                listed.append(before.pop())
+            for v in listed:
+                v.negated = True
+            ex.kind = "postfix_exclusion"
+
+
 def _field_before(t: Text, pos: int) -> Item | None:
     """The column word right before `pos` ("le schéma XYZ", "utilisateur SCOTT", "DBUSERNAME XYZ")."""
     for item in t.of("field"):
@@ -631,5 +677,8 @@ def _field_before(t: Text, pos: int) -> Item | None:
     return None
 
 
-def _pick(hit: dict[str, list[str]]) -> str:
-    return next((f for f in lx.VALUE_PRIORITY if f in hit), next(iter(hit)))
+_SCHEMA_BEFORE = re.compile(r"\b(?:sur|dans)\s+(?:le |les )?(?:objets? (?:de |d')?)?$")
+
+
+def _pick(hit: dict[str, list[str]], prefer: tuple[str, ...] = ()) -> str:
+    return next((f for f in (*prefer, *lx.VALUE_PRIORITY) if f in hit), next(iter(hit)))

@@ -580,3 +580,56 @@ def test_follow_ups_that_compare_or_keep_the_period():
     assert ask("DROP TABLE sur la même période").kind == "not_understood"  # which period?
     p = plan_of("Pourcentage des événements de MONITOR situés entre 20h et 8h cette semaine.")
     assert p.filters.include == {"dbusername": ["MONITOR"]} and p.share_of == Filters(hours=(20, 8))
+
+
+def test_a_sequence_said_later_action_first():
+    for question in (
+        "Combien de REVOKE ont suivi un GRANT sur le même objet ?",
+        "des REVOKE juste après un GRANT ?",
+        "Combien de REVOKE précédés d'un GRANT ?",
+    ):
+        seq = plan_of(question).sequence
+        assert seq is not None and seq.first == ["GRANT"] and seq.then == ["REVOKE"], question
+    seq = plan_of("des DROP TABLE moins de 5 minutes après un CREATE TABLE").sequence
+    assert seq is not None and seq.first == ["CREATE TABLE"] and seq.within_minutes == 5
+    p = plan_of("des DROP TABLE précédés, dans les 2 heures, d'un CREATE TABLE")
+    assert p.sequence is not None and p.sequence.within_minutes == 120 and p.period is None
+    assert ask("Qui s'est connecté après un échec ?").kind == "not_understood"  # one action: no sequence
+
+
+def test_only_takes_the_values_right_after_it():
+    p = plan_of("Dans le schéma HR, quels comptes n'ont fait que des UPDATE ?")
+    assert p.having is not None and p.having.field == "action_name" and p.having.values == ["UPDATE"]
+    assert p.filters.include == {"object_schema": ["HR"]}
+
+
+def test_a_value_in_two_columns_follows_its_context():
+    assert plan_of("Combien de DELETE sur HR ?").filters.include["object_schema"] == ["HR"]
+    assert plan_of("dernière connexion échouée sur SYSTEM").filters.include == {"dbusername": ["SYSTEM"]}
+    first = plan_of("Combien d'événements dans le schéma FINANCE hier ?")
+    assert plan_of("et pour HR ?", first).filters.include == {"object_schema": ["HR"]}
+    user = plan_of("Combien d'événements de SCOTT hier ?")
+    assert plan_of("et pour HR ?", user).filters.include == {"dbusername": ["HR"]}
+
+
+def test_values_excluded_after_they_are_named():
+    p = plan_of("connexions par utilisateur cette semaine, SYS et SYSTEM exclus")
+    assert p.group_by == ["dbusername"] and p.filters.exclude == {"dbusername": ["SYS", "SYSTEM"]}
+    assert not p.filters.include
+
+
+def test_more_words_for_periods_groupings_and_outcomes():
+    p = plan_of("combien de DROP TABLE en semaine 46 ?")
+    assert p.period is not None and p.period.start == datetime(2026, 11, 9, tzinfo=TZ)
+    assert plan_of("les heures de la semaine dernière avec plus de 50 SELECT").group_by == ["hour"]
+    assert plan_of("Combien de DELETE sur la journée d'hier ?").period.label == "hier"  # type: ignore[union-attr]
+    assert plan_of("heure du dernier DROP TABLE de SCOTT").measure == "last"
+    assert plan_of("qui s'est vu refuser un accès hier ?").filters.failed is True
+    p = plan_of("Nombre de sessions ouvertes avec un LOGON mais pas de LOGOFF")
+    assert p.session_state == "open" and not p.filters.sql_contains
+    assert plan_of("échecs de connexion par OS user").group_by == ["os_username"]
+    before = plan_of("Combien de SELECT de SCOTT hier ?")
+    assert plan_of("détaille par heure", before).group_by == ["hour"]
+    assert ask("détaille par heure").kind == "not_understood"  # continues nothing
+    for question in ("quelle est la charge I/O du serveur ?", "durée du dernier export Data Pump ?"):
+        assert ask(question).kind == "out_of_scope", question
