@@ -306,7 +306,11 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
     read_threshold(t)
     read_shape_words(t)
     read_fields(t)
-    prefer = tuple(previous.filters.include) if previous is not None and elliptic(t) else ()
+    prefer: tuple[str, ...] = ()
+    if previous is not None and elliptic(t):  # "sans SYS" after a breakdown by schema: those schemas
+        named, grouped = tuple(previous.filters.include), tuple(previous.group_by)
+        excluding = re.match(r"\W*(?:sans|sauf|hors|a part|excepte|en excluant)\b", t.low)
+        prefer = (*grouped, *named) if excluding else (*named, *grouped)
     read_values(t, gaz, prefer)
     read_postfix_exclusions(t)
     return _assemble(t, gaz, previous)
@@ -892,10 +896,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
                 sequence.within_minutes = window
             include.pop("action_name", None)
             filters = filters.model_copy(update={"include": include})
-            window_said = re.fullmatch(r"les (\d+) (heure|minute|jour)s?", periods[0].label) if periods else None
+            window_said = (
+                re.fullmatch(r"les (\d+) (heure|minute|jour)s?", periods[0].label) if periods else None
+            )
             if window_said and not window and re.search(r"\bdans " + re.escape(periods[0].label), t.low):
                 # "précédés, dans les 24 heures, d'un CREATE": the sequence's window, not a period
-                sequence.within_minutes = int(window_said[1]) * {"heure": 60, "minute": 1, "jour": 1440}[window_said[2]]
+                sequence.within_minutes = (
+                    int(window_said[1]) * {"heure": 60, "minute": 1, "jour": 1440}[window_said[2]]
+                )
                 periods = periods[1:]
 
     period = periods[0] if periods else None

@@ -254,7 +254,7 @@ RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?)
     r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
-SESSION_OPEN = r"sessions? (?:encore|toujours|actuellement) (?:ouvertes?|actives?)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:avec )?(?:un |une )?(?:logon|connexion) (?:sans|mais (?:pas|sans|aucun)) (?:aucun |de |d'|le )?(?:logoff|deconnexion)|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
+SESSION_OPEN = r"(?:(?:sont|est|soient|etaient|etait) )?(?:encore|toujours|actuellement) connecte\w*|connecte\w* (?:encore|toujours|actuellement|en ce moment)|sessions? (?:qui )?(?:(?:sont|soient|restent|etaient|est|reste) )?(?:encore|toujours|actuellement) (?:ouvertes?|actives?|en cours)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:avec )?(?:un |une )?(?:logon|connexion) (?:sans|mais (?:pas|sans|aucun)) (?:aucun |de |d'|le )?(?:logoff|deconnexion)|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
                   r"longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (

@@ -633,3 +633,18 @@ def test_more_words_for_periods_groupings_and_outcomes():
     assert ask("détaille par heure").kind == "not_understood"  # continues nothing
     for question in ("quelle est la charge I/O du serveur ?", "durée du dernier export Data Pump ?"):
         assert ask(question).kind == "out_of_scope", question
+
+
+def test_sessions_still_open_and_users_still_connected():
+    for question in ("combien de sessions sont toujours ouvertes ?", "qui est encore connecté ?"):
+        assert plan_of(question).session_state == "open", question
+    assert plan_of("combien de sessions ouvertes hier ?").session_state is None  # opened, not still open
+    first = plan_of("combien de sessions sont encore actives ?")
+    assert plan_of("lesquelles ?", first).session_state == "open"
+
+
+def test_an_exclusion_after_a_breakdown_leaves_out_those_groups():
+    first = plan_of("Quels schémas ont été lus hier ?")
+    assert plan_of("sans SYS et SYSTEM", first).filters.exclude == {"object_schema": ["SYS", "SYSTEM"]}
+    users = plan_of("Qui a lu des tables hier ?")
+    assert plan_of("sauf SYS", users).filters.exclude == {"dbusername": ["SYS"]}
