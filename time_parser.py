@@ -269,6 +269,8 @@ _rule(
     + _NUM
     + r")\s+(?P<unit>jours|heures|semaines|mois|minutes)",
 )
+# "récemment", "ces derniers temps": said out loud as the last 7 days (the answer shows the dates)
+_rule("recently", r"(?:ces\s+derniers\s+temps|(?:tres\s+)?recemment|dernierement|recente?s?)")
 _rule("since_n", r"depuis\s+(?P<n>" + _NUM + r")\s*(?P<unit>jours?|heures?|h|semaines?|mois|minutes?|min)")
 _rule(
     "last_unit",
@@ -374,6 +376,8 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
     if name == "since_year":
         y = int(g["year"])
         return (None, c.at(date(y, 1, 1))) if g["kw"] == "avant" else (c.at(date(y, 1, 1)), c.now)
+    if name == "recently":
+        return c.now - timedelta(days=7), c.now
     if name in ("relative_n", "relative_n2", "since_n", "over_n", "hours_24", "last_unit"):
         unit = (g.get("unit") or "h").replace(" ", "")
         n = _num(g["n"]) if g.get("n") else (24 if unit.startswith("24") else 1)
@@ -552,6 +556,6 @@ def parse_time(text: str, *, now: datetime, tz: ZoneInfo, folded: bool = False) 
 _QUICK = re.compile(
     r"hier|aujourd|today|yesterday|matin|midi|soir|nuit|semaine|mois|annee|\ban\b|week|dernier|derniere|depuis|"
     r"jour|heure|minute|periode|debut|commencement|origine|toujours|historique|temps|dates|duree|piste|"
-    r"apres|avant|jusqu|entre|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
+    r"apres|avant|jusqu|entre|recem|recent|dernierement|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
     + "|".join(m for m in MONTHS if len(m) >= 4)
 )

@@ -516,6 +516,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     )  # fmt: skip
 
     period_items = sorted(t.of("period"), key=lambda i: i.start)
+    vague = [i for i in period_items if re.fullmatch(_VAGUE_PERIOD, fold(i.value.label))]
+    if vague and len(period_items) > len(vague):  # "récemment ? disons les 7 derniers jours": the one said
+        period_items = [i for i in period_items if i not in vague]
     periods = [i.value for i in period_items]
     if len(period_items) == 2 and not t.of("COMPARE_WORDS"):
         a, b = period_items
@@ -995,6 +998,9 @@ def _anomalies(t: Text, period: Period | None, notes: list[str]) -> Reading:
     if unknown:
         return Reading("not_understood", plan=plan, unknown=unknown, notes=notes)
     return Reading("plan", plan=plan, notes=notes)
+
+
+_VAGUE_PERIOD = r"ces derniers temps|(?:tres )?recemment|dernierement|recente?s?"
 
 
 def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:

@@ -84,6 +84,21 @@ COMMON_VALUES = {"oracle", "unknown", "help", "dba", "os", "password", "system",
 
 # (pattern, categories, exact actions, note said out loud). Longest and most specific first.
 CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
+    # a verb and the kind of object it made or removed: "créé des tables" is CREATE TABLE, not every CREATE
+    (
+        r"tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la |de |d')?tables?(?! temporaires?)",
+        (),
+        ("DROP TABLE",),
+        "",
+    ),
+    (
+        r"(?:(?:ont |a )?(?:re)?cree\w*|creations?) (?:des |les |une |la |un |le |de |d')?(?:nouvelles? )?tables?(?! temporaires?)|tables? (?:re)?creee?s?",
+        (),
+        ("CREATE TABLE",),
+        "",
+    ),
+    (r"(?:(?:ont |a )?(?:re)?cree\w*|creations?) (?:des |les |un |le |d')?(?:nouveaux? )?index\b", (), ("CREATE INDEX",), ""),
+    (r"(?:(?:ont |a )?(?:re)?cree\w*|creations?) (?:des |les |une |la |de |d')?(?:nouvelles? )?vues?\b", (), ("CREATE VIEW",), ""),
     (
         r"(?:update|delete|mises? a jour|suppressions?)s? sans (?:clause )?where|sans (?:clause )?where",
         ("no_where",),
@@ -126,7 +141,21 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ),
     (r"\bindex\b|\bindexes\b", ("index",), (), ""),
     (
-        r"(?:modif\w*|changements?|creations?|suppressions?|gestion) (?:de |des )?comptes?(?: utilisateurs?)?|changements? de (?:mots? de passe|comptes?)|comptes? (?:crees?|modifies?|supprimes?)|mots? de passe (?:change|modifie|reinitialise)s?",
+        r"creations? (?:de |des )?comptes?(?: utilisateurs?)?|(?:nouveaux |nouveau )?comptes? (?:utilisateurs? )?(?:crees?|ouverts?)|"
+        r"(?:cree|creer|crees|creee?s?|creait|creent|ouvert) (?:des |un |de |les |le |d'|du )?(?:nouveaux? )?comptes?",
+        (),
+        ("CREATE USER",),
+        "",
+    ),
+    (
+        r"suppressions? (?:de |des )?comptes?(?: utilisateurs?)?|comptes? (?:utilisateurs? )?supprimes?|"
+        r"supprim\w* (?:des |un |de |les |le |d'|du )?comptes?",
+        (),
+        ("DROP USER",),
+        "",
+    ),
+    (
+        r"(?:modif\w*|changements?|gestion) (?:de |des )?comptes?(?: utilisateurs?)?|changements? de (?:mots? de passe|comptes?)|comptes? modifies?|mots? de passe (?:change|modifie|reinitialise)s?",
         ("account",),
         (),
         "",
@@ -178,7 +207,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ),
     (r"\btruncates?\b|vidages?|(?:tables? )?videes?", (), ("TRUNCATE*",), ""),
     (
-        r"\bdrops?\b|droppee?s?|droppe|tables? supprimees?|suppressions? de tables?|(?:ont |a )?supprime\w* (?:des |les |une |la )?tables?",
+        r"\bdrops?\b|droppee?s?|droppe",
         (),
         ("DROP*",),
         "",
@@ -376,7 +405,7 @@ y a-t-il il t-il t-elle -t-il -t-elle -il -elle est-ce est-ce-que stp svp merci 
 donne donner donnez dis dire dites indique indiquer indiquez peux peut pouvez pourrais pourriez veux voudrais
 combien comment quand pourquoi
 base bdd bd database oracle piste audit trail journal logs log unified_audit_trail aud$ donnees données
-eventuellement éventuellement actuellement recemment récemment tout-le-monde
+eventuellement éventuellement actuellement tout-le-monde
 y-a-t-il ya y'a yen yen-a il-y-a cas
 svp merci beaucoup
 ayant ayant-eu avoir
@@ -391,7 +420,7 @@ rencontre rencontres rencontrees balance joue jouent audite audites auditees tap
 genere generes generees generee vient viennent venant servent sert servi passent passe correspond correspondent capture captures capturees
 exerce exerces exercee recu tourne tournes survenu survenus survenues disponible disponibles dispose dispose-t-on concretement
 genre moment comme seul seule totale total ensemble l'ensemble parmi complete complet repartition ventilation
-ouvert ouverte ouvertes ouverts ouvre ouvrent demarre demarrees lancees lancee lancer lancent nouveau nouvelle cote via
+ouvert ouverte ouvertes ouverts ouvre ouvrent demarre demarrees lancees lancee lancer lancent cote via
 declenche declenchees declenches clairement exactement precisement environ
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
 correspondants correspondantes correspondant concernes concernees associes associees lies liees
@@ -404,6 +433,7 @@ FILLER_PHRASES = (
     r"peux-tu|pouvez-vous|pourrais-tu|je (?:veux|voudrais|souhaite) (?:savoir|connaitre|voir)|dis-moi|donne-moi|montre-moi|"
     r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
     r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
+    r"(?<=un )nouveau(?= (?:grant|revoke|create|drop|alter|logon|truncate|insert|update|delete|select)\b)|(?<=une )nouvelle(?= connexion)|"
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?|"
     r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*meme chose pour|"

@@ -44,6 +44,8 @@ BLIND_9 = Path(__file__).parent / "data" / "blind_fr_9.jsonl"
 # A tenth one (200 questions, odd ids held out): auditors and DBAs typing at work (context, jargon,
 # dictation, Oracle column names), written by a fresh session on 2026-11-28.
 BLIND_10 = Path(__file__).parent / "data" / "blind_fr_10.jsonl"
+# An eleventh one (160 questions, odd ids held out): precision traps and conversations of 2-4 turns.
+BLIND_11 = Path(__file__).parent / "data" / "blind_fr_11.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -153,8 +155,10 @@ def main() -> None:
     parser.add_argument("--eighth", action="store_true", help="score the eighth blind set")
     parser.add_argument("--ninth", action="store_true", help="score the ninth blind set")
     parser.add_argument("--tenth", action="store_true", help="score the tenth blind set")
+    parser.add_argument("--eleventh", action="store_true", help="score the eleventh blind set")
     args = parser.parse_args()
     chosen = [
+        args.eleventh,
         args.tenth,
         args.ninth,
         args.eighth,
@@ -165,7 +169,7 @@ def main() -> None:
         args.third,
         args.second,
     ]
-    sets = (BLIND_10, BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    sets = (BLIND_11, BLIND_10, BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):
