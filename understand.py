@@ -153,7 +153,11 @@ def _is_follow_up(t: Text, previous: Plan | None) -> bool:
         r"\b(?:les|l'|en|leur) ?(?:a|ont|avait|avaient|as|fait|font)\b|\b(?:ceux|celles)-(?:ci|la)\b", t.low
     ):
         return True  # "qui les a effectuées ?": about what was just answered
-    heads = t.of("field") + t.of("category") + t.of("COUNT_WORDS") + t.of("bucket")
+    if re.match(r"\W*(?:depuis|avec|sur|dans|via|pour|chez|de|par) (?:quel(?:le)?s?|qui|quoi)\b", t.low):
+        return len(t.low.split()) <= 5  # "depuis quels programmes ?", "avec quel compte OS ?"
+    grouping = [m.end() for m in re.finditer(r"\b(?:par|pour chaque)\s+(?:les? |la |l')?", t.low)]
+    heads = [i for i in t.of("field") + t.of("bucket") if i.start not in grouping]  # "..., par utilisateur"
+    heads += t.of("category") + t.of("COUNT_WORDS")
     return not heads and len(t.low.split()) <= 6
 
 
@@ -222,6 +226,12 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
         word = fold(typed).strip("'-")
         if typed not in unknown or gaz.lookup(word) or word in _NEVER_SPELLED:
             continue
+        elided = re.match(r"(?:d|l|qu|s)'(?=\w{4})", word)  # "d'ereurs": the word after the apostrophe
+        if elided:
+            m_start = m.start() + elided.end()
+            word, typed = word[elided.end() :], typed[elided.end() :]
+        else:
+            m_start = m.start()
         fixed = lx.ABBREVIATIONS.get(word)
         lower = typed.lower() == typed or (
             not question[: m.start()].strip() and typed[1:].lower() == typed[1:]
@@ -232,7 +242,7 @@ def _spell(question: str, unknown: list[str], gaz: Gazetteer) -> tuple[str, list
             found = process.extract(word, vocab, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5)
             fixed = next((f[0] for f in found if f[0][0] == word[0]), None)
         if fixed and fixed != word:
-            out.append(question[last : m.start()] + fixed)
+            out.append(question[last:m_start] + fixed)
             last = m.end()
             notes.append(f"« {typed} » lu comme « {fixed} »")
     out.append(question[last:])
@@ -516,7 +526,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     )  # fmt: skip
 
     period_items = sorted(t.of("period"), key=lambda i: i.start)
-    vague = [i for i in period_items if re.fullmatch(_VAGUE_PERIOD, fold(i.value.label))]
+    vague = [i for i in period_items if i.value and re.fullmatch(_VAGUE_PERIOD, fold(i.value.label))]
     if vague and len(period_items) > len(vague):  # "récemment ? disons les 7 derniers jours": the one said
         period_items = [i for i in period_items if i not in vague]
     periods = [i.value for i in period_items]
@@ -1029,6 +1039,11 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
         ]  # "compare avec la semaine dernière": the previous period vs this one
     elif t.of("period"):
         merged["period"], merged["compare"] = new["period"], new["compare"]
+    if new["threshold"] is not None:  # "et avec plus de 1500 ?"
+        merged["threshold"] = new["threshold"]
+    which = re.search(r"\blesquel(?:le)?s\b", t.low)
+    if new["detail"] and which and previous.group_by and not previous.detail:
+        new = {**new, "detail": False, "order": None}  # "et parmi eux, lesquels ... ?": the same groups
     if new["detail"]:
         keep = previous.measure if previous.measure in ("sessions", "duration") else "events"
         merged.update(detail=True, group_by=[], measure=keep, order=new["order"] or "newest",

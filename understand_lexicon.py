@@ -30,7 +30,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
     (r"terminaux|terminals?|terminal", "terminal"),
     (r"d'ou", "userhost"),
     (
-        r"client_program_name|program(?:me)?_name|programmes?(?: clients?)?|programs?|applications? clientes?|applications?|outils?|logiciels?|clients?",
+        r"client_program_name|program(?:me)?_name|programmes?(?: clients?)?|programs?|applications? clientes?|applications?|outils?|logiciels?|clients? (?:sql|oracle)",
         "client_program_name",
     ),
     (
@@ -338,7 +338,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     ),
     (r"memoire|\bram\b|\bsga\b|\bpga\b|buffer cache", "la mémoire"),
     (
-        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|tables? (?:la |les )?plus (?:grosses?|grandes?|volumineu\w*|lourde?s?)|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
+        r"espace disque|\bdisques?\b|stockage|tablespaces?|datafiles?|fichiers? de donnees|taille|volumetrie des tables|(?:plus )?(?:grosses?|grandes?|volumineu\w*) tables?|tables? (?:la |les )?plus (?:grosses?|grandes?|volumineu\w*|lourde?s?)|\bgo\b|\bmo\b|octets|lignes? contien\w*|contient (?:la|le) ta\w*|combien de lignes? (?:contient|dans|a|y a-t-il|y a t il|il y a|y a|fait)|fait combien de lignes|nombre de lignes (?:de|dans)(?! (?:la |l')?(?:trace|piste|audit|journal)\b)|num_rows|last_analyzed|dba_tables|dba_segments|stats? (?:de|des|sur) (?:la |les )?tables?|statistiques (?:de|des|sur) (?:la |les )?tables?",
         "la taille des objets et l'espace disque",
     ),
     (
@@ -354,7 +354,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les performances",
     ),
     (
-        r"commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
+        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),

@@ -337,6 +337,12 @@ def read_literals(t: Text, gaz: Gazetteer) -> None:
                         "value",
                         (fld, int(quoted) if fld in INT_FIELDS and quoted.isdigit() else quoted, False),
                     )
+                elif (hit := gaz.lookup(fold_key(quoted))) and not re.match(
+                    r"\W*(?:contenant|contient|contiennent|mentionnant|incluant|qui parlent? de|(?:avec )?le (?:mot|texte))",
+                    t.low[m.start() :],
+                ):
+                    fld = _pick(hit)  # "avec « Toad »": a known program, not SQL text
+                    t.add(m, "value", (fld, hit[fld][0], False))
                 else:
                     t.add(m, "contains", quoted)
     for m in _CONTAINS_VERB.finditer(t.raw):
@@ -422,7 +428,7 @@ def read_shape_words(t: Text) -> None:
         if both and t.free(start, start + 2):
             t.add((start, start + 2), "EXCLUDE_WORDS")
     for m in re.finditer(
-        r"(?P<a>\b(?:d')?une? autre) (?:\w+ ){1,2}?(?P<q>que)\b", t.low
+        r"(?P<a>\b(?:d')?(?:une? autre|autres)) (?:\w+ ){1,2}?(?P<q>que)\b", t.low
     ):  # "un autre poste que X"
         if t.free(m.start("q"), m.end("q")) and t.free(m.start("a"), m.end("a")):
             t.add((m.start("q"), m.end("q")), "EXCLUDE_WORDS")

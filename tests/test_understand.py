@@ -648,3 +648,36 @@ def test_an_exclusion_after_a_breakdown_leaves_out_those_groups():
     assert plan_of("sans SYS et SYSTEM", first).filters.exclude == {"object_schema": ["SYS", "SYSTEM"]}
     users = plan_of("Qui a lu des tables hier ?")
     assert plan_of("sauf SYS", users).filters.exclude == {"dbusername": ["SYS"]}
+
+
+def test_short_follow_ups_keep_the_previous_question():
+    reads = plan_of("Combien de SELECT sur HR.EMPLOYEES hier ?")
+    p = plan_of("Avec quels programmes ?", reads)
+    assert p.group_by == ["client_program_name"] and p.filters.include["object_name"] == ["EMPLOYEES"]
+    deletes = plan_of("Combien de DELETE avant-hier ?")
+    p = plan_of("Entre 9h et 11h, par utilisateur", deletes)
+    assert p.group_by == ["dbusername"] and p.filters.include == {"action_name": ["DELETE"]}
+    assert p.filters.hours == (9, 11) and p.period == deletes.period
+    busy = plan_of("Quels utilisateurs ont plus de 100 événements ce mois-ci ?")
+    assert plan_of("Et avec plus de 500 ?", busy).threshold.value == 500  # type: ignore[union-attr]
+    drops = plan_of("Qui a fait des DROP TABLE ce mois-ci ?")
+    p = plan_of("lesquels la nuit ?", drops)
+    assert p.group_by == ["dbusername"] and not p.detail and p.filters.hours == (0, 6)
+
+
+def test_a_quoted_known_value_is_that_value():
+    logons = plan_of("Qui s'est connecté avec sqlplus.exe ce mois-ci ?")
+    p = plan_of("Et avec « Toad » ?", logons)
+    assert p.filters.include["client_program_name"] == ["Toad.exe"] and not p.filters.sql_contains
+    assert plan_of("requêtes contenant « SALARY »").filters.sql_contains == ["SALARY"]
+
+
+def test_other_than_and_counting_clients_or_rows():
+    p = plan_of("connexions de comptes autres que SYS cette semaine")
+    assert p.filters.exclude == {"dbusername": ["SYS"]}
+    p = plan_of("actions par d'autres comptes que MONITOR hier")
+    assert p.filters.exclude == {"dbusername": ["MONITOR"]} and not p.filters.include
+    assert ask("Combien de clients dans la table SALES.CUSTOMERS ?").kind == "out_of_scope"
+    p = plan_of("Nombre de lignes de la trace pour SCOTT hier")
+    assert p.filters.include == {"dbusername": ["SCOTT"]}
+    assert plan_of("Combien d'ereurs hier ?").filters.failed is True  # the word after the apostrophe
