@@ -45,6 +45,10 @@ NEARBY: dict[str, list[str]] = {
         "Quelles sont les heures de pointe cette semaine ?",
         "Quels programmes clients sont utilisés ?",
     ],
+    "qui est connecté à l'instant (la piste enregistre les connexions et les déconnexions, pas l'état présent)": [
+        "Combien de sessions sont encore ouvertes ?",
+        "Qui s'est connecté aujourd'hui ?",
+    ],
     "la mémoire": [
         "Quelles sont les heures de pointe cette semaine ?",
         "Combien de sessions hier ?",

@@ -283,7 +283,7 @@ RANK_LEAST = (r"(?:le|la|les) plus (?:rares?|tranquilles?|calmes?|creu(?:x|ses?)
     r"(?:le|la|les) plus courte?s?|(?:le|la|les) moins (?:" + _ADJ + r")|(?:le|la|les) moins (?:d'|de )?|"
               r"(?:le )?minimum d'|rarement")
 GROUP_WORDS = r"par|/|\bx\b|pour chaque|^\W*chaque|, chaque|pour chacun des|pour chacune des|selon (?:le |la |les )?|reparti\w* par|ventil\w* par|en fonction (?:du|de la|des)|groupes? par|detail par|by"
-SESSION_OPEN = r"(?:(?:sont|est|soient|etaient|etait) )?(?:encore|toujours|actuellement) connecte\w*|connecte\w* (?:encore|toujours|actuellement|en ce moment)|sessions? (?:qui )?(?:(?:sont|soient|restent|etaient|est|reste) )?(?:encore|toujours|actuellement) (?:ouvertes?|actives?|en cours)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:avec )?(?:un |une )?(?:logon|connexion) (?:sans|mais (?:pas|sans|aucun)) (?:aucun |de |d'|le )?(?:logoff|deconnexion)|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
+SESSION_OPEN = r"(?:(?:sont|est|soient|etaient|etait) )?(?:encore|toujours) connecte\w*|connecte\w* (?:(?:a|sur) la base )?(?:encore|toujours)|sessions? (?:qui )?(?:(?:sont|soient|restent|etaient|est|reste) )?(?:encore|toujours|actuellement) (?:ouvertes?|actives?|en cours)|sessions? (?:en cours|non fermees?|pas fermees?|jamais fermees?)|sans deconnexion|jamais deconnecte\w*|(?:avec )?(?:un |une )?(?:logon|connexion) (?:sans|mais (?:pas|sans|aucun)) (?:aucun |de |d'|le )?(?:logoff|deconnexion)|sans (?:aucun |de |le )?logoff|(?:pas|jamais) de logoff"
 DURATION_WORDS = (r"durees? (?:moyennes?|maximales?|minimales?|maxi|max|min)|durees? en moyenne|en moyenne|moyenne|durees?|combien de temps|"
                   r"longest|(?:a |ont |avait |avaient )?dure\w*")
 EVENT_NOUNS = (
@@ -299,7 +299,7 @@ HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
 HAVING_NEVER = r"jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres(?! (?:un|une|le|la|l')\b)"
 # The same, the later action said first: "des REVOKE après un GRANT", "un DROP précédé d'un CREATE".
-SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l')|precedee?s?"
+SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|suivant (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l')|precedee?s?"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
     r"(?P<op>plus d'|plus de|\+ de|\+|au moins|(?<!en )moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
@@ -330,6 +330,11 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         r"actuellement (?:accorde|attribue|donne)\w*|droits actuels|privileges actuels|(?:a|ont) (?:encore|toujours) (?:le|les) (?:role|droits?|privileges?)|"
         r"possede\w* (?:le|les) (?:role|droits?|privileges?)|possede\w* actuellement|actuellement (?:possede|detien)\w*|dispos\w* (?:(?:aujourd'hui|actuellement|encore|toujours|deja) )?(?:du|des|de|d'un|d'une|le|la|les) (?:role|droits?|privileges?)|detien\w*|est(?:-il| il)? (?:encore |toujours )?(?:verrouille|bloque|expire)\w*",
         "l'état actuel des comptes et des droits (la piste enregistre les changements, pas l'état)",
+    ),
+    (
+        r"connecte\w* (?:(?:a|sur) la base )?(?:en ce moment|a l'instant(?: meme)?|maintenant|actuellement)|"
+        r"(?:en ce moment|a l'instant|maintenant|actuellement) connecte\w*",
+        "qui est connecté à l'instant (la piste enregistre les connexions et les déconnexions, pas l'état présent)",
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (
@@ -375,7 +380,7 @@ WHAT_DONE = (
     r"(?:fait|font|faisait|faisaient|a fait|ont fait|fabrique\w*) quoi|qu'(?:a|ont|avait|avaient)(?:-t)?-?(?:il|elle|ils|elles|on)? ?fait|"
     r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait"
 )
-SAME_WORDS = r"(?:du|de la|dans la|dans une|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste)"
+SAME_WORDS = r"(?:du|de la|dans la|dans une|dans le|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste|schema)"
 COMMANDS = (
     r"(?:pouvez-vous|peux-tu|peux tu|pourriez-vous|pourrais-tu|tu peux|vous pouvez|merci de) (?:me |nous |lui |leur )?"
     r"(?:purger|supprimer|effacer|vider|creer|modifier|changer|revoquer|retirer|accorder|octroyer|attribuer|"
@@ -434,6 +439,7 @@ FILLER_PHRASES = (
     r"s'il (?:te|vous) plait|au total|en tout|au global|a (?:eu|ete)|ont (?:eu|ete)|ya-t-il|ya t il|ya|y'a|"
     r"qu'est-ce qu(?:e|i)|qu'est ce qu(?:e|i)|qu'a|qu'ont|qu'il|qu'elle|c'est qui|c'est quoi|qui est-ce qui|"
     r"(?<=un )nouveau(?= (?:grant|revoke|create|drop|alter|logon|truncate|insert|update|delete|select)\b)|(?<=une )nouvelle(?= connexion)|"
+    r"(?:et )?si oui|"
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?|"
     r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*meme chose pour|"

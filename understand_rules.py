@@ -57,6 +57,7 @@ LIST_GAP = re.compile(
 )
 EARLY_FILLERS = re.compile(
     r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+    r"|tou(?:te)?s (?:les )?\w+ confondue?s"  # "toutes erreurs confondues": every one, no filter
     r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
 SHARE_WHOLE = re.compile(
@@ -94,7 +95,7 @@ KIND_OF_CATEGORY = {
     "view": "VIEW",
     "procedure": "PROCEDURE",
 }
-SAME_FIELDS = {r"objet|table": ["object_schema", "object_name"], r"utilisateur|user|compte": ["dbusername"],
+SAME_FIELDS = {r"objet|table": ["object_schema", "object_name"], r"schema": ["object_schema"], r"utilisateur|user|compte": ["dbusername"],
                r"session": ["session_id"], r"machine|poste|host": ["userhost"]}  # fmt: skip
 NUM_WORDS = {**NUMBERS, "dix": 10, "cent": 100}
 

@@ -681,3 +681,13 @@ def test_other_than_and_counting_clients_or_rows():
     p = plan_of("Nombre de lignes de la trace pour SCOTT hier")
     assert p.filters.include == {"dbusername": ["SCOTT"]}
     assert plan_of("Combien d'ereurs hier ?").filters.failed is True  # the word after the apostrophe
+
+
+def test_following_on_the_same_schema_all_together_and_connected_now():
+    seq = plan_of("un TRUNCATE TABLE dans les 5 minutes suivant un DROP TABLE sur le même schéma ?").sequence
+    assert seq is not None and seq.first == ["DROP TABLE"] and seq.then == ["TRUNCATE TABLE"]
+    assert seq.same == ["object_schema"] and seq.within_minutes == 5
+    assert plan_of("Qui est toujours connecté à la base ?").session_state == "open"
+    assert ask("Qui est connecté à la base en ce moment ?").kind == "out_of_scope"  # the trail cannot say
+    p = plan_of("Combien de DELETE hier, tous comptes confondus ?")
+    assert p.filters.include == {"action_name": ["DELETE"]} and not p.group_by
