@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from answers import period_phrase, understood
 from plan import CATEGORIES, Plan
+from understand_lexicon import CONNECTED_NOW
 
 EXAMPLES: list[str] = [
     "Quels sont les utilisateurs les plus actifs cette semaine ?",
@@ -45,7 +46,7 @@ NEARBY: dict[str, list[str]] = {
         "Quelles sont les heures de pointe cette semaine ?",
         "Quels programmes clients sont utilisés ?",
     ],
-    "qui est connecté à l'instant (la piste enregistre les connexions et les déconnexions, pas l'état présent)": [
+    CONNECTED_NOW: [
         "Combien de sessions sont encore ouvertes ?",
         "Qui s'est connecté aujourd'hui ?",
     ],

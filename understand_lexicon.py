@@ -321,6 +321,7 @@ DAYPARTS = {r"(?:la|de) nuit|nocturnes?|pendant la nuit|durant la nuit": (0, 6),
 # --------------------------------------------------------------------------- outside the trail
 
 # What an audit trail does not record: one sentence, no figure.
+CONNECTED_NOW = "qui est connecté à l'instant (la piste enregistre les connexions et les déconnexions, pas l'état présent)"
 OUT_OF_SCOPE: list[tuple[str, str]] = [
     (
         r"(?:combien|nombre) de lignes\b.{0,40}\b(?:effac|supprim|modifi|inser|mis(?:es)? a jour|touch|impact)\w*",
@@ -334,7 +335,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
     (
         r"connecte\w* (?:(?:a|sur) la base )?(?:en ce moment|a l'instant(?: meme)?|maintenant|actuellement)|"
         r"(?:en ce moment|a l'instant|maintenant|actuellement) connecte\w*",
-        "qui est connecté à l'instant (la piste enregistre les connexions et les déconnexions, pas l'état présent)",
+        CONNECTED_NOW,
     ),
     (r"\bcpu\b|processeurs?|charge (?:du serveur|machine|systeme)|load average", "l'usage du processeur"),
     (
