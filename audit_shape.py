@@ -13,6 +13,7 @@ them. So the shape is checked in three places, all derived from `models.AuditEve
 
 import contextlib
 import json
+import time
 import types
 import typing
 from datetime import datetime, timedelta
@@ -106,6 +107,7 @@ async def quarantine(store: Any, batch: int = 1000) -> int:
     import rollups
 
     moved = seen = 0
+    started = time.monotonic()
     try:
         total = await store.audit.estimated_document_count()
         span = await rollups.span(store)
@@ -123,6 +125,11 @@ async def quarantine(store: Any, batch: int = 1000) -> int:
                 moved += await _set_aside(store, docs)
     except PyMongoError as exc:
         logger.warning("store: the audit quarantine sweep stopped: {}", exc)
+    logger.info(
+        "store: audit quarantine sweep done in {:.1f} s ({} documents in windows)",
+        time.monotonic() - started,
+        seen,
+    )
     if moved:
         logger.warning(
             "store: {} audit document(s) of another shape moved to {}",

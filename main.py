@@ -70,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await store.start()
     app.state.store = store
     app.state.health_checks = {}
+    app.state.ready = asyncio.Event()  # set once the service answers; background reads wait for it
     sweep: asyncio.Task | None = None
     rebuild: asyncio.Task | None = None
     try:
@@ -95,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # holds SecantusDB (1.1 s at 200k events), and the index creations above would wait on it.
             rebuild = await rollups.prepare(store)  # the rollups' trust check, and a rebuild if they lag
             sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
+            app.state.ready.set()
             logger.info(
                 "{} {} ready ({}): docs at http://localhost:{}/docs",
                 settings.APP_NAME,
