@@ -10,7 +10,7 @@ merges adjacent `$match` stages, so this costs nothing there). Hours, days and w
 to `settings.APP_TIMEZONE`; stored times are UTC.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import settings
@@ -668,6 +668,71 @@ async def _rollup_total(store: Store, filters: AuditFilters) -> int | None:
     return int(result.rows[0][0]) if result.rows else 0
 
 
+SEARCH_WINDOW = timedelta(hours=1)  # the narrowest time window a page sorted on time is read in
+SEARCH_WINDOW_GROWTH = (4.0, 64.0)  # a window too narrow is widened at least / at most this much
+SEARCH_WINDOW_CAP = timedelta(days=366 * 50)  # beyond this (no span known), read the whole match
+
+
+async def _page_docs(
+    store: Store, filters: AuditFilters, spec: dict[str, int], skip: int, limit: int, total: int
+) -> list[dict[str, Any]]:
+    """The documents of one page, read in a time window at the end the sort starts at.
+
+    SecantusDB sorts a `$sort` + `$limit` after materialising every match (no top-k, no index
+    walk with an early stop): 7.6 s for the first page of 200k events. A page sorted on time
+    first is made of the events of the newest (oldest) window holding `skip + limit` matches: an
+    event outside the window `[bound, ...)` is older than every one in it, whatever the tie-breaks,
+    so the window's sorted head is the page. The window is open on the side the sort starts at
+    (the period's end, else the rollups' last hour, a hint), sized from the matches' density
+    (`total` over the period the rollups span) and widened until it holds the page; when it would
+    reach the trail's other end, or the matches are fewer than the page needs, the whole match is
+    read as before.
+    """
+
+    async def read(f: AuditFilters, n: int, skipped: int = 0) -> list[dict[str, Any]]:
+        tail: list[dict[str, Any]] = [
+            {"$sort": spec},
+            *([{"$skip": skipped}] if skipped else []),
+            {"$limit": n},
+        ]
+        return await _aggregate(store, [*match_stages(f), *tail])
+
+    lead, direction = next(iter(spec.items()))
+    need = skip + limit
+    if lead != "event_timestamp" or filters.session_id or total < need:
+        return await read(filters, limit, skip)
+    import rollups
+
+    span = await rollups.span(store)
+    newest = direction < 0
+    anchor = filters.end if newest else filters.start
+    if anchor is None and span:
+        anchor = span[1] if newest else span[0]
+    elif anchor is None and newest:
+        anchor = datetime.now(UTC)
+    if anchor is None:
+        return await read(filters, limit, skip)
+    whole = filters.start if newest else filters.end
+    far = (span[0] if newest else span[1]) if span else None
+    if far is not None and whole is not None:
+        far = max(far, whole) if newest else min(far, whole)
+    far = far if far is not None else whole
+    width = SEARCH_WINDOW
+    if far is not None:
+        width = max(width, abs(anchor - far) * (1.5 * need / total))
+    while width <= SEARCH_WINDOW_CAP:
+        bound = anchor - width if newest else anchor + width
+        if far is not None and (bound <= far if newest else bound >= far):
+            break  # the window would reach the period's or the trail's other end: read it whole
+        window = filters.model_copy(update={"start": bound} if newest else {"end": bound})
+        docs = await read(window, need)
+        if len(docs) >= need:
+            return docs[skip:]
+        low, high = SEARCH_WINDOW_GROWTH
+        width *= min(high, max(low, 2 * need / len(docs))) if docs else low
+    return await read(filters, limit, skip)
+
+
 async def search_events(
     store: Store,
     filters: AuditFilters,
@@ -691,16 +756,16 @@ async def search_page(
 ) -> tuple[QueryResult, bool]:
     """One page of the events matching the filters, and whether `total` is exact.
 
-    The page is read on its own (no `$facet`: the store sorts on its index and stops after it).
     `total` comes from the rollups when they hold the filters; otherwise the matches are counted
-    up to SEARCH_COUNT_BOUND, and beyond it `total` is that bound and not exact.
+    up to SEARCH_COUNT_BOUND, and beyond it `total` is that bound and not exact. The page is read
+    on its own (no `$facet`), in a time window sized from `total` when it is sorted on time
+    (`_page_docs`).
     """
     if limit < 1 or page < 1:
         raise AnalyticsError("« limit » et « page » doivent être des entiers positifs.")
     head = match_stages(filters)
-    pipeline = [*head, {"$sort": parse_sort(sort)}, {"$skip": (page - 1) * limit}, {"$limit": limit}]
-    docs = await _aggregate(store, pipeline)
-    rows = [[r.get("_id"), *(r.get(f) for f in AUDIT_FIELDS)] for r in docs]
+    spec = parse_sort(sort)
+    pipeline = [*head, {"$sort": spec}, {"$skip": (page - 1) * limit}, {"$limit": limit}]
     exact = True
     total = await _rollup_total(store, filters)
     if total is None:
@@ -708,6 +773,8 @@ async def search_page(
         total = _first_count(counted)
         if total > SEARCH_COUNT_BOUND:
             total, exact = SEARCH_COUNT_BOUND, False
+    docs = await _page_docs(store, filters, spec, (page - 1) * limit, limit, total)
+    rows = [[r.get("_id"), *(r.get(f) for f in AUDIT_FIELDS)] for r in docs]
     return QueryResult(columns=EVENT_COLUMNS, rows=rows, total=total, query=_query(store, pipeline)), exact
 
 

@@ -394,6 +394,32 @@ async def known_values(store: Any, fields: Iterable[str]) -> dict[str, list[Any]
     return dict(await asyncio.gather(*(one(f) for f in fields)))
 
 
+async def span(store: Any) -> tuple[datetime, datetime] | None:
+    """The first and the last hour the rollups hold events in, as (start, end); a hint only.
+
+    The rollups may lag the events or miss another writer's: callers must stay correct when an
+    event lies outside (search uses it to place its first window, never to exclude an event).
+    Read from the day set, then from the hour set within the first and the last day (on the
+    `{g, r, t}` index): the whole hour set is ~8,800 documents a year.
+    """
+    collection = store[rollups_name(store.audit_name)]
+
+    async def edges(match: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+        group = {"$group": {"_id": None, "lo": {"$min": "$t"}, "hi": {"$max": "$t"}}}
+        rows = await _agg(collection, [{"$match": match}, group])
+        return (_utc(rows[0].get("lo")), _utc(rows[0].get("hi"))) if rows else (None, None)
+
+    first, last = await edges({"g": "d", "r": "all"})
+    if first is None or last is None:
+        return None
+    day = timedelta(hours=25)  # a local day is at most 25 hours long
+    (lo, _), (_, hi) = await asyncio.gather(
+        edges({"g": "h", "r": "all", "t": {"$gte": first - timedelta(hours=1), "$lt": first + day}}),
+        edges({"g": "h", "r": "all", "t": {"$gte": last, "$lt": last + day}}),
+    )
+    return lo or first, (hi or last + day) + timedelta(hours=1)
+
+
 # --------------------------------------------------------------------------- rebuild
 
 
@@ -554,9 +580,21 @@ async def reset(store: Any) -> None:
 
 
 async def prepare(store: Any) -> asyncio.Task | None:
-    """At start-up: indexes; rollups for an empty trail; a rebuild in the background if they lag."""
+    """At start-up: indexes; rollups for an empty trail; whether they lag, and a rebuild if so.
+
+    Counting the collection grows with it (1.1 s at 200k events on SecantusDB): when the rollups
+    already hold events, that check runs in the background (readers check `usable` on their own).
+    """
     await ensure_indexes(store)
-    if await _agrees(store):  # another worker's import may be in flight: not a lag
+    held = await _held(store)
+    if held is not None and held[0] > 0:
+        return asyncio.create_task(_catch_up(store), name="rollups-check")
+    return await _catch_up(store, foreground=True)
+
+
+async def _catch_up(store: Any, *, foreground: bool = False) -> asyncio.Task | None:
+    """Rebuild the rollups if they lag the collection (another worker's import may be in flight)."""
+    if await _agrees(store):
         return None
     held = await counted(store)
     total = await store.audit.estimated_document_count()
@@ -564,4 +602,7 @@ async def prepare(store: Any) -> asyncio.Task | None:
         await reset(store)
         return None
     logger.warning("rollups of {} hold {} of {} events: rebuilding", store.audit_name, held, total)
-    return asyncio.create_task(rebuild(store), name="rollups-rebuild")
+    if foreground:
+        return asyncio.create_task(rebuild(store), name="rollups-rebuild")
+    await rebuild(store)
+    return None

@@ -31,14 +31,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         return DependencyHealth(status="up", detail=f"{known} valeurs connues", kind="gazetteer")
 
     app.state.health_checks["nlp"] = nlp_health
-    warm = asyncio.create_task(_warm_gazetteer(app.state.store))
+    warm = asyncio.create_task(_warm_gazetteer(app.state.store, getattr(app.state, "ready", None)))
     yield
     warm.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await warm
 
 
-async def _warm_gazetteer(store) -> None:
+async def _warm_gazetteer(store, ready: asyncio.Event | None = None) -> None:
+    # After start-up: its trust check counts the trail, and the other areas' index creations would wait.
+    if ready is not None:
+        await ready.wait()
     try:
         await nlp_lexicon.gazetteer(store)
     except Exception as exc:  # the store may be down at start-up: the first question retries

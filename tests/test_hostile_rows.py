@@ -162,3 +162,25 @@ async def test_import_checks_the_type_of_each_column(client, admin_headers, scra
     hr = [d async for d in scratch_audit.find({"dbusername": "HR"})]
     assert {type(d.get("custom_column")) for d in hr} == {str, type(None)}
     assert any(d.get("sql_text") == "42" for d in hr)
+
+
+@pytest.mark.parametrize("with_broken_timestamps", [False, True])
+async def test_the_sweep_in_time_windows_sets_aside_what_a_whole_scan_would(
+    scratch_audit, store, with_broken_timestamps
+) -> None:
+    """With rollups (a span to walk), the windows find the dated misfits; the rest by one scan."""
+    import rollups
+    from ingest import insert_documents
+
+    await insert_documents(store, generate(n_events=500, days=3, seed=3, end=NOW))
+    assert await rollups.span(store) is not None
+    foreign = [
+        d for d in _foreign_docs() if with_broken_timestamps or isinstance(d.get("event_timestamp"), datetime)
+    ]
+    await scratch_audit.insert_many(foreign, bypass_document_validation=True)
+    quarantine = store.db[store.audit_name + audit_shape.QUARANTINE_SUFFIX]
+    await quarantine.delete_many({})
+    unfit = {d["_id"] for d in foreign if not _fits(d)}
+    assert await audit_shape.quarantine(store) == len(unfit)
+    assert {d["_id"] for d in await quarantine.find({}, {"_id": 1}).to_list()} == unfit
+    assert await scratch_audit.count_documents({"_id": {"$in": list(unfit)}}) == 0

@@ -411,3 +411,78 @@ async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, st
     assert not await rollups.usable(store)
     await rollups.rebuild(store)
     assert await rollups.usable(store) and (await run_plan(store, Plan())).rows == [[3500 + n + len(more)]]
+
+
+async def test_search_pages_read_in_time_windows_are_the_whole_match_pages(trail, store, monkeypatch) -> None:
+    """Same rows, order and tie-breaks as the whole match sorted, for filters x sorts x pages."""
+    import analytics
+    from models import AuditFilters
+
+    ran: list[list[dict]] = []
+    read = analytics._aggregate
+
+    async def spy(store, pipeline):
+        ran.append(pipeline)
+        return await read(store, pipeline)
+
+    monkeypatch.setattr(analytics, "_aggregate", spy)
+
+    # Ties on the timestamp across a window's bound, and events the rollups do not hold (another
+    # writer's), newer and older than everything they know: windows must not lose any of them.
+    newest = max(e["event_timestamp"] for e in trail)
+    ties = [
+        {**trail[-1], "event_timestamp": newest - timedelta(hours=h), "sql_text": f"tie {i}"}
+        for h in (1, 2, 5)
+        for i in range(30)
+    ]
+    await insert_documents(store, ties)
+    foreign = [
+        {**trail[0], "_id": f"foreign-{i}", "event_timestamp": ts, "sql_text": f"foreign {i}"}
+        for i, ts in enumerate([newest + timedelta(days=3), END - timedelta(days=400)])
+    ]
+    await store.audit.insert_many(foreign)
+    u = user(trail)
+    period = AuditFilters(start=END - timedelta(days=9, hours=5), end=END - timedelta(days=2))
+    cases = [
+        AuditFilters(),
+        AuditFilters(dbusername=[u]),
+        AuditFilters(action_name=["SELECT"]),
+        AuditFilters(failed=True),
+        AuditFilters(dbusername=[u], action_name=["LOGON"]),
+        AuditFilters(sql_text_contains=["tie"]),
+        AuditFilters(sql_text_contains=["foreign"]),
+        AuditFilters(start=END - timedelta(hours=30)),
+        AuditFilters(end=END - timedelta(days=20)),
+        period,
+        period.model_copy(update={"exclude": {"dbusername": [u]}}),
+    ]
+    for filters in cases:
+        for sort in ("-event_timestamp", "event_timestamp", "-dbusername"):
+            for limit, page in ((50, 1), (7, 3), (40, 30), (500, 1)):
+                spec = analytics.parse_sort(sort)
+                skip = (page - 1) * limit
+                whole = [
+                    *analytics.match_stages(filters),
+                    {"$sort": spec},
+                    {"$skip": skip},
+                    {"$limit": limit},
+                ]
+                expected = [d["_id"] for d in await analytics._aggregate(store, whole)]
+                ran.clear()
+                result, _ = await analytics.search_page(store, filters, sort=sort, limit=limit, page=page)
+                assert [r[0] for r in result.rows] == expected, (filters, sort, limit, page)
+                if filters == AuditFilters() and sort != "-dbusername" and limit == 50:
+                    # the page came from a window, not from sorting the whole trail
+                    assert any("event_timestamp" in p[0].get("$match", {}) for p in ran if p), ran
+
+
+async def test_start_up_checks_the_rollups_in_the_background_and_rebuilds_them(trail, store) -> None:
+    """`prepare` returns at once when the rollups hold events; the check and rebuild follow."""
+    await store.audit.insert_one({**trail[0], "_id": "stray-start-up", "dbusername": "STRAY"})
+    task = await rollups.prepare(store)
+    assert task is not None
+    await task
+    rollups.forget(store)
+    assert await rollups.usable(store)
+    report = await rollups.check(store)
+    assert report.ok, report.mismatches
