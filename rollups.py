@@ -253,11 +253,6 @@ async def _insert_or_add(collection: Any, writes: list[Write]) -> None:
         await collection.bulk_write([writes[e["index"]][1] for e in errors], ordered=False)
 
 
-def _writes(docs: list[dict[str, Any]], tz: ZoneInfo) -> tuple[list[Write], list[Write]]:
-    delta = _delta(docs, tz)
-    return _rollup_writes(delta), _session_writes(delta)
-
-
 # How long a batch may stay in flight (inserted, its rollups not yet written) before readers stop
 # counting on it: a crashed import's lease expires, and the rollups are distrusted from then on.
 LEASE_SECONDS = 300.0
@@ -281,6 +276,28 @@ async def release(store: Any, lease: str) -> None:
     forget(store)
 
 
+def count(docs: list[dict[str, Any]]) -> _Delta:
+    """What a batch of events adds to the rollups and sessions (CPU only: run it in a thread)."""
+    return _delta(docs, _tz())
+
+
+async def _write(store: Any, delta: _Delta, events: int, leases: Iterable[str]) -> None:
+    """Write a delta of `events` inserted events, then count them and end their leases in one update."""
+    if events:
+        rollup_writes, session_writes = await asyncio.to_thread(
+            lambda: (_rollup_writes(delta), _session_writes(delta))
+        )
+        await asyncio.gather(
+            _insert_or_add(store[rollups_name(store.audit_name)], rollup_writes),
+            _insert_or_add(store[sessions_name(store.audit_name)], session_writes),
+        )
+    update: dict[str, Any] = {"$inc": {"events": events}}
+    if unset := {f"inflight.{lease}": "" for lease in leases}:
+        update["$unset"] = unset
+    await store.meta.update_one({"_id": _meta_id(store.audit_name)}, update, upsert=True)
+    forget(store)
+
+
 async def apply(store: Any, docs: list[dict[str, Any]], lease: str | None = None) -> None:
     """Add events the store has just inserted (only those) to the rollups and sessions, then count
     them and end the batch's lease in one update."""
@@ -288,16 +305,108 @@ async def apply(store: Any, docs: list[dict[str, Any]], lease: str | None = None
         if lease is not None:
             await release(store, lease)
         return
-    rollup_writes, session_writes = await asyncio.to_thread(_writes, docs, _tz())
-    await asyncio.gather(
-        _insert_or_add(store[rollups_name(store.audit_name)], rollup_writes),
-        _insert_or_add(store[sessions_name(store.audit_name)], session_writes),
-    )
-    update: dict[str, Any] = {"$inc": {"events": len(docs)}}
-    if lease is not None:
-        update["$unset"] = {f"inflight.{lease}": ""}
-    await store.meta.update_one({"_id": _meta_id(store.audit_name)}, update, upsert=True)
-    forget(store)
+    delta = await asyncio.to_thread(_delta, docs, _tz())
+    await _write(store, delta, len(docs), [lease] if lease is not None else [])
+
+
+# Inserted events summed in memory before their rollups are written: over 20,000 events instead of
+# one batch of 2,000, a 200k import upserts ~4k existing keys instead of ~39k (an upsert costs ~8
+# inserts on SecantusDB), and a session or an hour that spans batches is written once.
+FLUSH_EVENTS = 20_000
+
+
+class Accumulator:
+    """The rollups of one import: each batch's counts are summed in memory, and written every
+    FLUSH_EVENTS inserted events (in the background, while the next batches are inserted) and at
+    the end.
+
+    Every event not yet written stays covered by the lease of its batch (taken before its insert by
+    `begin`), and the update that counts the written events ends their leases: readers trust the
+    rollups meanwhile, lagging by at most the leases. A crash loses the sums but not the leases,
+    which expire: the rollups are then distrusted (never wrong) until `rebuild`. A batch is never
+    left uncovered: the sums are written after LEASE_SECONDS / 3 at the latest.
+    """
+
+    def __init__(self, store: Any, flush_events: int | None = None) -> None:
+        self.store = store
+        self.flush_events = FLUSH_EVENTS if flush_events is None else flush_events
+        self._delta = _Delta()
+        self._events = 0  # inserted events in `_delta`
+        self._leases: list[str] = []  # the leases of every batch not yet written
+        self._oldest: float | None = None  # when the oldest of them was taken (monotonic)
+        self._writing: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "Accumulator":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def begin(self, events: int) -> str:
+        """Take the lease of a batch of `events` about to be inserted."""
+        lease = await begin(self.store, events)
+        self._leases.append(lease)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        return lease
+
+    async def add(self, delta: _Delta, events: int) -> None:
+        """Add what a batch inserted (`count` of exactly the documents the store took)."""
+        _merge(self._delta, delta)
+        self._events += events
+        due = self._oldest is not None and time.monotonic() - self._oldest > LEASE_SECONDS / 3
+        if self._events >= self.flush_events or due:
+            await self._flush(wait=False)
+
+    async def _flush(self, *, wait: bool) -> None:
+        await self._settle()
+        delta, events, leases = self._delta, self._events, self._leases
+        self._delta, self._events, self._leases, self._oldest = _Delta(), 0, [], None
+        if events or leases:
+            self._writing = asyncio.create_task(self._write(delta, events, leases))
+        if wait:
+            await self._settle()
+
+    async def _write(self, delta: _Delta, events: int, leases: list[str]) -> None:
+        try:
+            await _write(self.store, delta, events, leases)
+        except BaseException:
+            # Part of the delta may be written and none of it counted: end the leases, so the
+            # collection holds more than the rollups count and readers fall back to the events.
+            await self.store.meta.update_one(
+                {"_id": _meta_id(self.store.audit_name)},
+                {"$unset": {f"inflight.{lease}": "" for lease in leases}},
+            )
+            forget(self.store)
+            raise
+
+    async def _settle(self) -> None:
+        task, self._writing = self._writing, None
+        if task is not None:
+            await task
+
+    async def close(self) -> None:
+        """Write what is summed and end every lease (a batch that failed included: its events, if
+        some were inserted, are then beyond the leases and the rollups distrusted)."""
+        try:
+            await self._settle()
+        finally:
+            await self._flush(wait=True)
+
+
+def _merge(into: _Delta, other: _Delta) -> None:
+    into.rollups.update(other.rollups)
+    for sid, s in other.sessions.items():
+        t = into.sessions.get(sid)
+        if t is None:
+            into.sessions[sid] = s
+            continue
+        t["start"], t["end"] = min(t["start"], s["start"]), max(t["end"], s["end"])
+        t["events"] += s["events"]
+        t["failures"] += s["failures"]
+        t["actions"] |= s["actions"]
+        t["logon"] = t["logon"] or s["logon"]
+        t["logoff"] = t["logoff"] or s["logoff"]
 
 
 # --------------------------------------------------------------------------- readers
