@@ -287,10 +287,13 @@ async def _write(store: Any, delta: _Delta, events: int, leases: Iterable[str]) 
         rollup_writes, session_writes = await asyncio.to_thread(
             lambda: (_rollup_writes(delta), _session_writes(delta))
         )
-        await asyncio.gather(
+        done = await asyncio.gather(
             _insert_or_add(store[rollups_name(store.audit_name)], rollup_writes),
             _insert_or_add(store[sessions_name(store.audit_name)], session_writes),
+            return_exceptions=True,  # both writes over before a failure is reported
         )
+        if failed := next((e for e in done if isinstance(e, BaseException)), None):
+            raise failed
     update: dict[str, Any] = {"$inc": {"events": events}}
     if unset := {f"inflight.{lease}": "" for lease in leases}:
         update["$unset"] = unset
