@@ -22,17 +22,18 @@ Sessions (collection `<audit>_sessions`): `_id` = session_id, with dbusername, u
 client_program_name, os_username (from the first batch that held the session), start, end, events,
 failures, actions (the set of action names), logon (a successful LOGON was seen), logoff.
 
-Consistency: `apply` is called by `ingest._insert` with the documents the store actually inserted
-(never the duplicates it refused with code 11000), so a re-imported event is never counted twice,
-and it adds their count to `meta.rollups:<audit>.events`. Before inserting a batch, `ingest._insert`
-takes a lease (`begin`): `meta.rollups:<audit>.inflight.<id> = {n, until}`, the batch's size and an
-expiry; `apply` removes it in the same update that adds the inserted events to `events`, and a
-failed batch releases it. Readers trust the rollups (`usable`) when the collection holds at least
-the events they count and at most that plus the batches in flight (unexpired leases): the rollups
-then never count an event the collection does not hold (so never one twice) and lag by at most the
-batches in flight. A write that bypassed the import path (another writer, a deleted event, a crash
-between the two writes, once its lease has expired) makes them fall back to the events until
-`rebuild` recomputes the rollups.
+Consistency: `ingest._insert` counts the documents the store actually inserted (never the
+duplicates it refused with code 11000), so a re-imported event is never counted twice. One import
+sums the counts of its batches in an `Accumulator` and writes them every FLUSH_EVENTS inserted events
+(in the background, while the next batches are inserted) and at its end, adding their number to
+`meta.rollups:<audit>.events`. Before inserting a batch it takes a lease (`begin`):
+`meta.rollups:<audit>.inflight.<id> = {n, until}`, the batch's size and an expiry; the update that
+adds the batch's events to `events` removes it, and a failed import ends its leases. Readers trust
+the rollups (`usable`) when the collection holds at least the events they count and at most that plus
+the unexpired leases: the rollups then never count an event the collection does not hold (so never
+one twice) and lag by at most the events not yet written. A write that bypassed the import path
+(another writer, a deleted event, a crash before the counts were written, once its leases have
+expired) makes them fall back to the events until `rebuild` recomputes the rollups.
 """
 
 import asyncio
