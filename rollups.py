@@ -24,7 +24,7 @@ failures, actions (the set of action names), logon (a successful LOGON was seen)
 
 Consistency: `ingest._insert` counts the documents the store actually inserted (never the
 duplicates it refused with code 11000), so a re-imported event is never counted twice. One import
-sums the counts of its batches in an `Accumulator` and writes them every FLUSH_EVENTS inserted events
+sums the counts of its batches in an `Accumulator` and writes them every FLUSH_EVENTS imported events
 (in the background, while the next batches are inserted) and at its end, adding their number to
 `meta.rollups:<audit>.events`. Before inserting a batch it takes a lease (`begin`):
 `meta.rollups:<audit>.inflight.<id> = {n, until}`, the batch's size and an expiry; the update that
@@ -313,7 +313,7 @@ async def apply(store: Any, docs: list[dict[str, Any]], lease: str | None = None
     await _write(store, delta, len(docs), [lease] if lease is not None else [])
 
 
-# Inserted events summed in memory before their rollups are written: over 20,000 events instead of
+# Events imported (inserted, or refused as duplicates) before their counts are written: over 20,000 events instead of
 # one batch of 2,000, a 200k import upserts ~4k existing keys instead of ~39k (an upsert costs ~8
 # inserts on SecantusDB), and a session or an hour that spans batches is written once.
 FLUSH_EVENTS = 20_000
@@ -321,7 +321,7 @@ FLUSH_EVENTS = 20_000
 
 class Accumulator:
     """The rollups of one import: each batch's counts are summed in memory, and written every
-    FLUSH_EVENTS inserted events (in the background, while the next batches are inserted) and at
+    FLUSH_EVENTS imported events (in the background, while the next batches are inserted) and at
     the end.
 
     Every event not yet written stays covered by the lease of its batch (taken before its insert by
@@ -337,6 +337,7 @@ class Accumulator:
         self._delta = _Delta()
         self._events = 0  # inserted events in `_delta`
         self._leases: list[str] = []  # the leases of every batch not yet written
+        self._leased = 0  # the events they cover (duplicates the store refused included)
         self._oldest: float | None = None  # when the oldest of them was taken (monotonic)
         self._writing: asyncio.Task | None = None
 
@@ -350,6 +351,7 @@ class Accumulator:
         """Take the lease of a batch of `events` about to be inserted."""
         lease = await begin(self.store, events)
         self._leases.append(lease)
+        self._leased += events
         if self._oldest is None:
             self._oldest = time.monotonic()
         return lease
@@ -359,13 +361,13 @@ class Accumulator:
         _merge(self._delta, delta)
         self._events += events
         due = self._oldest is not None and time.monotonic() - self._oldest > LEASE_SECONDS / 3
-        if self._events >= self.flush_events or due:
+        if self._leased >= self.flush_events or due:  # a re-import of duplicates too ends its leases
             await self._flush(wait=False)
 
     async def _flush(self, *, wait: bool) -> None:
         await self._settle()
         delta, events, leases = self._delta, self._events, self._leases
-        self._delta, self._events, self._leases, self._oldest = _Delta(), 0, [], None
+        self._delta, self._events, self._leases, self._leased, self._oldest = _Delta(), 0, [], 0, None
         if events or leases:
             self._writing = asyncio.create_task(self._write(delta, events, leases))
         if wait:
