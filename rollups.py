@@ -313,9 +313,9 @@ async def apply(store: Any, docs: list[dict[str, Any]], lease: str | None = None
     await _write(store, delta, len(docs), [lease] if lease is not None else [])
 
 
-# Events imported (inserted, or refused as duplicates) before their counts are written: over 20,000 events instead of
-# one batch of 2,000, a 200k import upserts ~4k existing keys instead of ~39k (an upsert costs ~8
-# inserts on SecantusDB), and a session or an hour that spans batches is written once.
+# Events imported (inserted, or refused as duplicates) before their counts are written: over 20,000
+# events instead of one batch of 2,000, a 200k import upserts ~4k existing keys instead of ~39k (an
+# upsert costs ~8 inserts on SecantusDB), and a session or an hour that spans batches is written once.
 FLUSH_EVENTS = 20_000
 
 
@@ -327,8 +327,8 @@ class Accumulator:
     Every event not yet written stays covered by the lease of its batch (taken before its insert by
     `begin`), and the update that counts the written events ends their leases: readers trust the
     rollups meanwhile, lagging by at most the leases. A crash loses the sums but not the leases,
-    which expire: the rollups are then distrusted (never wrong) until `rebuild`. A batch is never
-    left uncovered: the sums are written after LEASE_SECONDS / 3 at the latest.
+    which expire: the rollups are then distrusted (never wrong) until `rebuild`. The sums are also
+    written after a batch once the oldest lease is past a third of LEASE_SECONDS.
     """
 
     def __init__(self, store: Any, flush_events: int | None = None) -> None:
