@@ -439,7 +439,7 @@ def _utc(value: Any) -> datetime | None:
 
 
 async def _held(store: Any) -> tuple[int, int] | None:
-    """(events the rollups hold, events of the batches in flight); None: never built or building."""
+    """(events the rollups hold, events of the leased batches); None: never built or building."""
     doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
     if doc is None or doc.get("building"):
         return None
@@ -454,7 +454,7 @@ async def _held(store: Any) -> tuple[int, int] | None:
 
 
 async def _agrees(store: Any) -> bool:
-    """Whether the collection holds the rollups' events plus at most the batches in flight.
+    """Whether the collection holds the rollups' events plus at most the leased batches.
 
     The meta document is read before the count: events only arrive after their lease, so a batch
     that starts in between makes the count larger (distrusted, never wrongly trusted).
@@ -471,7 +471,7 @@ _verdicts: dict[tuple[str, str], tuple[float, int, bool]] = {}
 
 
 async def usable(store: Any) -> bool:
-    """Whether the rollups hold the events of the collection, but for the batches in flight.
+    """Whether the rollups hold the events of the collection, but for the leased batches (not yet written).
 
     The collection's count costs ~0.3 s at 20k events on SecantusDB (it is not kept as metadata), so
     the verdict is kept per audit version (bumped by every import) for at most USABLE_MAX_AGE.
