@@ -319,33 +319,31 @@ def _normalize_batch(
     return docs, errors, False
 
 
-async def _insert(store: Store, docs: list[dict]) -> tuple[int, int]:
+async def _insert(store: Store, docs: list[dict], counts: rollups.Accumulator) -> tuple[int, int]:
     """(inserted, duplicates) for an unordered bulk insert; the rollups get the inserted events."""
     if not docs:
         return 0, 0
-    # The batch is in flight from its lease to its rollups: readers may trust the rollups meanwhile.
-    lease = await rollups.begin(store, len(docs))
-    applied = False
+    # The batch is in flight from its lease to the write of its rollups: readers may trust the rollups
+    # meanwhile. Its counts are computed while the store inserts it (again if some are refused).
+    await counts.begin(len(docs))
+    counting = asyncio.ensure_future(asyncio.to_thread(rollups.count, docs))
     try:
-        try:
-            result = await store.audit.insert_many(docs, ordered=False)
-            inserted, duplicates = docs, 0
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            refused = {e.get("index") for e in errors}
-            inserted = [d for i, d in enumerate(docs) if i not in refused]
-            duplicates = len(errors)
-        else:
-            if len(result.inserted_ids) != len(docs):  # never with ordered=False and no error
-                raise RuntimeError("insert_many did not insert every document")
-        # Only the events the store took are counted: a re-imported event never counts twice.
-        await rollups.apply(store, inserted, lease=lease)
-        applied = True
-    finally:
-        if not applied:
-            await rollups.release(store, lease)
+        result = await store.audit.insert_many(docs, ordered=False)
+        inserted, duplicates = docs, 0
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        refused = {e.get("index") for e in errors}
+        inserted = [d for i, d in enumerate(docs) if i not in refused]
+        duplicates = len(errors)
+    else:
+        if len(result.inserted_ids) != len(docs):  # never with ordered=False and no error
+            raise RuntimeError("insert_many did not insert every document")
+    delta = await counting
+    if duplicates:  # only the events the store took are counted: a re-imported event never counts twice
+        delta = await asyncio.to_thread(rollups.count, inserted)
+    await counts.add(delta, len(inserted))
     return len(inserted), duplicates
 
 
@@ -364,6 +362,7 @@ async def import_rows(
     result = ImportResult()
     iterator = iter(rows)
     pending: asyncio.Task | None = None
+    counts = rollups.Accumulator(store)
 
     async def settle() -> None:
         if pending is None:
@@ -384,11 +383,15 @@ async def import_rows(
             result.errors_truncated = result.error_count > len(result.errors)
             if pending is not None:
                 await settle()
-            pending = asyncio.create_task(_insert(store, docs))
+            pending = asyncio.create_task(_insert(store, docs, counts))
         await settle()
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        try:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.wait([pending])  # its lease is among those `close` ends
+        finally:
+            await counts.close()
     if result.inserted:
         await store.bump_audit_version()
     return result
@@ -424,11 +427,12 @@ async def insert_documents(
 ) -> tuple[int, int]:
     """Bulk-insert documents that are already normalised; (inserted, duplicates)."""
     inserted = duplicates = 0
-    for i in range(0, len(docs), batch_size):
-        ins, dup = await _insert(store, docs[i : i + batch_size])
-        inserted, duplicates = inserted + ins, duplicates + dup
-        if on_batch:
-            on_batch(ins + dup)
+    async with rollups.Accumulator(store) as counts:
+        for i in range(0, len(docs), batch_size):
+            ins, dup = await _insert(store, docs[i : i + batch_size], counts)
+            inserted, duplicates = inserted + ins, duplicates + dup
+            if on_batch:
+                on_batch(ins + dup)
     if inserted:
         await store.bump_audit_version()
     return inserted, duplicates

@@ -1,14 +1,19 @@
 """Rollups: maintained by the insert path without counting duplicates, rebuilt and checked, and giving
 the same figures as the events for every plan kind they can serve."""
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 import rollups
 from config import settings
 from demo_data import generate
-from ingest import insert_documents
+from ingest import _insert, insert_documents
 from plan import Filters, Period, Plan, Threshold
 from plan_compiler import compile_rollup_plan, run_plan
 
@@ -486,3 +491,97 @@ async def test_start_up_checks_the_rollups_in_the_background_and_rebuilds_them(t
     assert await rollups.usable(store)
     report = await rollups.check(store)
     assert report.ok, report.mismatches
+
+
+async def test_counts_written_in_the_background_mid_import_give_the_same_figures(
+    scratch_audit, store, monkeypatch
+) -> None:
+    """Counts summed over a few batches and written while the next batches are inserted (here every
+    1,000 events), with duplicates re-imported: the rollups hold exactly the events, no lease is left."""
+    import plan_compiler
+
+    monkeypatch.setattr(rollups, "FLUSH_EVENTS", 1000)
+    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    events = await import_with_duplicates(store, END)
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert meta["events"] == 3500 and not meta.get("inflight")
+    report = await rollups.check(store)
+    assert report.ok, report.mismatches
+    sessions = store[rollups.sessions_name(store.audit_name)]
+    assert await sessions.count_documents({}) == len({e["session_id"] for e in events})
+    for plan in plans(events):
+        fast, slow = await run_plan(store, plan), await run_plan(store, plan, use_rollups=False)
+        assert fast.query["collection"] == rollups.rollups_name(store.audit_name), plan
+        assert (fast.columns, fast.rows, fast.total) == (slow.columns, slow.rows, slow.total), plan
+
+
+async def _rebuild_with_the_cli(mongo_uri: str, store) -> str:
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DB": store.db_name}
+    # the CLI works on actions_audit: point it at the scratch collection
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "import sys, database; database.AUDIT_COLLECTION = sys.argv[1];"
+         "import cli; sys.argv = ['cli', 'rollups', 'rebuild', '--check']; cli.cli()", store.audit_name],
+        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+async def test_an_import_that_dies_before_writing_its_counts_is_distrusted_then_rebuilt(
+    trail, store, mongo_uri
+) -> None:
+    """Batches inserted, their counts summed in memory, the process gone before they are written: the
+    leases of those batches cover them (the rollups lag, never count beyond the collection) until they
+    expire; then readers use the events, and `cli.py rollups rebuild` repairs the rollups."""
+    batches = [generate(n_events=300, days=2, seed=s, end=END) for s in (21, 22)]
+    counts = rollups.Accumulator(store)  # never closed: the import dies with its sums
+    for batch in batches:
+        assert await _insert(store, [dict(e) for e in batch], counts) == (len(batch), 0)
+    new = sum(len(b) for b in batches)
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert meta["events"] == 3500 and sum(lease["n"] for lease in meta["inflight"].values()) == new
+    rollups.forget(store)
+    assert await rollups.usable(store)
+    fast, slow = await run_plan(store, Plan()), await run_plan(store, Plan(), use_rollups=False)
+    assert fast.query["collection"] == rollups.rollups_name(store.audit_name)
+    assert (fast.rows, slow.rows) == ([[3500]], [[3500 + new]])  # lags by the unwritten batches only
+    # the leases expire (as they would 5 minutes after the crash): the rollups are distrusted
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    expired = {f"inflight.{lease}.until": past for lease in meta["inflight"]}
+    await store.meta.update_one({"_id": meta["_id"]}, {"$set": expired})
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    assert (await run_plan(store, Plan())).rows == [[3500 + new]]  # from the events
+    out = await _rebuild_with_the_cli(mongo_uri, store)
+    assert f"rollups rebuilt from {3500 + new} events" in out and "rollups agree with the events" in out
+    rollups.forget(store)
+    assert await rollups.usable(store)
+    assert (await run_plan(store, Plan())).query["collection"] == rollups.rollups_name(store.audit_name)
+    for plan in plans(trail)[:6]:
+        a, b = await run_plan(store, plan), await run_plan(store, plan, use_rollups=False)
+        assert (a.rows, a.total) == (b.rows, b.total), plan
+
+
+async def test_counts_that_fail_to_be_written_end_their_leases_at_once(trail, store, monkeypatch) -> None:
+    """The import inserted its events but writing their counts failed: the leases end with the
+    import, so the rollups are distrusted right away (not 5 minutes later), and a rebuild repairs them."""
+    real = rollups._insert_or_add
+
+    async def fails_on_sessions(collection, writes) -> None:
+        if collection.name.endswith("_sessions"):
+            raise ConnectionError("store gone")
+        await real(collection, writes)  # the rollups are written: more than `events` says
+
+    monkeypatch.setattr(rollups, "_insert_or_add", fails_on_sessions)
+    more = generate(n_events=500, days=2, seed=23, end=END)
+    with pytest.raises(ConnectionError):
+        await insert_documents(store, [dict(e) for e in more], batch_size=200)
+    monkeypatch.setattr(rollups, "_insert_or_add", real)
+    meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
+    assert meta["events"] == 3500 and not meta.get("inflight")
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    assert (await run_plan(store, Plan())).rows == [[3500 + len(more)]]
+    assert await rollups.rebuild(store) == 3500 + len(more)
+    assert (await rollups.check(store)).ok
