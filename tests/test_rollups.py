@@ -411,3 +411,49 @@ async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, st
     assert not await rollups.usable(store)
     await rollups.rebuild(store)
     assert await rollups.usable(store) and (await run_plan(store, Plan())).rows == [[3500 + n + len(more)]]
+
+
+# --------------------------------------------------------------------------- anomaly baselines
+
+
+@pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
+async def test_anomalies_from_the_rollups_give_the_events_findings(scratch_audit, store, monkeypatch, end):
+    """`anomalies.detect` reads its hourly baseline from the rollups: the same findings and baseline
+    as from the events, for windows with history, learning from the trail's start, ending mid-hour or
+    on a whole hour, across the change to summer time."""
+    import anomalies
+
+    await import_with_duplicates(store, end)
+    assert (await rollups.check(store)).ok
+    read = []
+    pipeline = anomalies._rollup_summary_pipeline
+    monkeypatch.setattr(anomalies, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a))
+    whole_hour = end.replace(minute=0)
+    windows = [(end - timedelta(days=7), end), (end - timedelta(days=30), end)]
+    windows += [(whole_hour - timedelta(days=3, hours=5), whole_hour), (end - timedelta(days=12), end)]
+    kinds, found = set(), 0
+    for start, stop in windows:
+        anomalies.clear_cache()
+        slow = await anomalies.detect(store, start=start, end=stop, use_rollups=False)
+        assert not read
+        anomalies.clear_cache()
+        fast = await anomalies.detect(store, start=start, end=stop)
+        assert read, (start, stop)
+        read.clear()
+        assert fast.model_dump() == slow.model_dump(), (start, stop)
+        kinds.add(fast.baseline.kind)
+        found += len(fast.findings)
+    assert kinds == {"history", "learning"} and found >= 20, (kinds, found)
+
+
+async def test_rollups_built_with_other_sets_are_rebuilt_at_start_up(trail, store) -> None:
+    """A store from before a set was added holds rollups whose counts agree but lack that set: they
+    are not trusted, and `prepare` rebuilds them."""
+    await store.meta.update_one({"_id": f"rollups:{store.audit_name}"}, {"$unset": {"layout": ""}})
+    await store[rollups.rollups_name(store.audit_name)].delete_many({"r": "user_host_program"})
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    task = await rollups.prepare(store)
+    assert task is not None
+    await task
+    assert await rollups.usable(store) and (await rollups.check(store)).ok
