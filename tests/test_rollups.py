@@ -45,6 +45,10 @@ def user(events: list[dict]) -> str:
     return max({e["dbusername"] for e in events}, key=lambda u: sum(e["dbusername"] == u for e in events))
 
 
+def host(events: list[dict]) -> str:
+    return max({e["userhost"] for e in events}, key=lambda h: sum(e["userhost"] == h for e in events))
+
+
 def plans(events: list[dict]) -> list[Plan]:
     u = user(events)
     return [
@@ -75,6 +79,10 @@ def plans(events: list[dict]) -> list[Plan]:
         Plan(group_by=["client_program_name"], filters=Filters(include={"dbusername": [u]})),
         Plan(group_by=["action_name"], period=MORNING),
         Plan(group_by=["return_code"], period=YESTERDAY),
+        # hour windows on hosts and programs: the anomaly detectors' hour set holds them
+        Plan(filters=Filters(hours=(20, 6), include={"userhost": [host(events)]})),
+        Plan(filters=Filters(hours=(9, 12)), group_by=["client_program_name"]),
+        Plan(group_by=["hour"], filters=Filters(include={"userhost": [host(events)]})),
     ]
 
 
@@ -107,8 +115,8 @@ async def test_rollups_and_events_give_the_same_figures(trail, store, monkeypatc
 def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
     odd = Period(start=END - timedelta(minutes=90), end=END)
     for plan in [
-        Plan(filters=Filters(hours=(20, 6), include={"userhost": ["x"]})),  # no hourly host rollup
-        Plan(filters=Filters(hours=(9, 12)), group_by=["client_program_name"]),  # nor program
+        Plan(filters=Filters(hours=(20, 6), include={"object_schema": ["x"]})),  # no hourly schema rollup
+        Plan(filters=Filters(hours=(9, 12)), group_by=["os_username"]),  # nor OS user
         Plan(period=odd),  # not on bucket bounds
         Plan(filters=Filters(sql_contains=["salary"])),
         Plan(group_by=["object_name", "dbusername"]),  # no such pair
@@ -116,7 +124,7 @@ def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
         Plan(measure="first", group_by=["dbusername"]),  # a timestamp: the rollups hold buckets
         Plan(measure="last", filters=Filters(hours=(9, 12))),
         Plan(detail=True),
-        Plan(group_by=["hour"], filters=Filters(include={"userhost": ["x"]})),  # no hourly host rollup
+        Plan(group_by=["hour"], filters=Filters(include={"terminal": ["x"]})),  # no hourly terminal rollup
         Plan(threshold=Threshold(value=5, window_minutes=10)),
         Plan(compare=YESTERDAY, period=WEEK),
     ]:
