@@ -35,10 +35,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+import rollups
 from analytics import CHANGE_ACTIONS, local_hour, local_weekday, off_hours_expr
 from config import settings as _settings
 from database import Store
 from french import plural
+from rollups import DML_ACTIONS
 
 # Thresholds of one call in place of the global settings (an alert policy's own parameters).
 _OVERRIDES: ContextVar[dict[str, Any]] = ContextVar("anomaly_overrides", default={})  # noqa: B039
@@ -79,7 +81,6 @@ Severity = Literal["low", "medium", "high"]
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 PRIVILEGED_ACCOUNTS = ("SYS", "SYSTEM")
-DML_ACTIONS = ("INSERT", "UPDATE", "DELETE", "MERGE")
 AUDIT_POLICY_ACTIONS = ("CREATE AUDIT POLICY", "ALTER AUDIT POLICY", "DROP AUDIT POLICY", "AUDIT", "NOAUDIT")
 ACCOUNT_ACTIONS = (
     "GRANT",
@@ -559,6 +560,16 @@ def _summary_pipeline(since: datetime, until: datetime, trunc_tz: str | None) ->
     ]
 
 
+def _rollup_summary_pipeline(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """The same groups as `_summary_pipeline` but per host and program, not per action (their DML
+    statements counted in `dml`), read from the hourly rollups on their {g, r, t} index."""
+    fields = ("t", "dbusername", "userhost", "client_program_name", "return_code", "n", "dml")
+    return [
+        {"$match": {"g": "h", "r": "user_host_program", "t": {"$gte": since, "$lt": until}}},
+        {"$project": {"_id": 0, **{f: 1 for f in fields}}},
+    ]
+
+
 # --------------------------------------------------------------------------- history summary
 
 
@@ -592,25 +603,45 @@ def _segments(since_day: date, end: datetime) -> list[tuple[str, datetime, datet
 
 HourRow = tuple[str, datetime, int, int, tuple]  # user, hour, events, DML statements, hosts
 PairRow = tuple[str, str | None, str | None, datetime, datetime, int]  # user, host, program, first, last, n
+# user, hour, host, program, return code, events, DML statements among them
+Group = tuple[str, datetime, str | None, str | None, Any, int, int]
 
 
-def _reduce(groups: list[dict[str, Any]]) -> dict[str, tuple[list[HourRow], list[PairRow]]]:
+def _event_groups(docs: list[dict[str, Any]]) -> list[Group]:
+    """The groups of `_summary_pipeline` (per action) as summary groups."""
+    groups: list[Group] = []
+    for g in docs:
+        k, n = g["_id"], g["n"]
+        dml = n if k.get("a") in DML_ACTIONS else 0
+        groups.append((k["u"], k["h"], k.get("host"), k.get("p"), k.get("rc"), n, dml))
+    return groups
+
+
+def _rollup_groups(docs: list[dict[str, Any]]) -> list[Group]:
+    """The documents of `_rollup_summary_pipeline` as summary groups (events with no user left out,
+    as `_summary_pipeline` does)."""
+    return [
+        (d["dbusername"], d["t"], d.get("userhost"), d.get("client_program_name"), d.get("return_code"),
+         d["n"], d.get("dml", 0))
+        for d in docs
+        if d.get("dbusername") is not None
+    ]  # fmt: skip
+
+
+def _reduce(groups: list[Group]) -> dict[str, tuple[list[HourRow], list[PairRow]]]:
     """Hourly groups per local day: per user and hour the events, DML statements and hosts; per user,
     host and program the first and last hour and the count of successful events."""
     local_days: dict[datetime, str] = {}
     hours: dict[str, dict[tuple[str, datetime], list]] = {}
     pairs: dict[str, dict[tuple, list]] = {}
-    for g in groups:
-        k = g["_id"]
-        u, h, n = k["u"], k["h"], g["n"]
+    for u, h, host, program, rc, n, dml in groups:
         d = local_days.get(h) or local_days.setdefault(h, _local(h).date().isoformat())
         row = hours.setdefault(d, {}).setdefault((u, h), [0, 0, set()])
         row[0] += n
-        if k.get("a") in DML_ACTIONS:
-            row[1] += n
-        row[2].add(k.get("host"))
-        if k.get("rc") == 0:
-            pair = pairs.setdefault(d, {}).setdefault((u, k.get("host"), k.get("p")), [h, h, 0])
+        row[1] += dml
+        row[2].add(host)
+        if rc == 0:
+            pair = pairs.setdefault(d, {}).setdefault((u, host, program), [h, h, 0])
             pair[0], pair[1], pair[2] = min(pair[0], h), max(pair[1], h), pair[2] + n
     return {
         d: (
@@ -622,10 +653,12 @@ def _reduce(groups: list[dict[str, Any]]) -> dict[str, tuple[list[HourRow], list
 
 
 async def _summary(
-    q: _Queries, since_day: date, end: datetime
+    q: _Queries, since_day: date, end: datetime, *, use_rollups: bool = True
 ) -> tuple[dict[tuple[str, datetime], list], dict[tuple, list]]:
     """Hourly groups of [local midnight of since_day, end), per local day from the cache, the missing
-    days read in one pass per run of consecutive days.
+    days read in one pass per run of consecutive days: from the hourly rollups when they can be
+    trusted (`rollups.usable`, as for the questions), else from the events; the last, partial hour
+    always from the events.
 
     Returns {(user, hour): [events, dml, hosts]} and {(user, host, program): [first, last, n]}.
     """
@@ -634,6 +667,7 @@ async def _summary(
     )
     trunc_tz = None if tz_whole_hours else settings.APP_TIMEZONE
     segments = _segments(since_day, end)
+    # Both sources give the same groups (tests/test_rollups.py): one cache entry per segment.
     keys = [q.key("summary", settings.APP_TIMEZONE, trunc_tz, lo, hi) for _, lo, hi in segments]
     parts: list[Any] = [CACHE.get(k) for k in keys]
     runs: list[tuple[int, int]] = []
@@ -645,9 +679,18 @@ async def _summary(
                 j += 1
             runs.append((i, j))
         i = j
-    docs = await asyncio.gather(
-        *(q.store.aggregate(_summary_pipeline(segments[i][1], segments[j - 1][2], trunc_tz)) for i, j in runs)
-    )
+    rollup_set = rollups.rollups_name(q.store.audit_name)
+    # The trust check counts the events (~2 s at 200k): only when whole hours are to be read.
+    wanted = use_rollups and trunc_tz is None and any(segments[i][0] != "tail" for i, _ in runs)
+    from_rollups = wanted and await rollups.usable(q.store)
+
+    async def read(i: int, j: int) -> list[Group]:
+        since, until = segments[i][1], segments[j - 1][2]
+        if from_rollups and segments[i][0] != "tail":
+            return _rollup_groups(await q.store.aggregate(_rollup_summary_pipeline(since, until), rollup_set))
+        return _event_groups(await q.store.aggregate(_summary_pipeline(since, until, trunc_tz)))
+
+    docs = await asyncio.gather(*(read(i, j) for i, j in runs))
     for (i, j), groups in zip(runs, docs, strict=True):
         by_day = _reduce(groups)
         for k in range(i, j):
@@ -663,11 +706,11 @@ async def _summary(
             g[1] += dml
             g[2].update(hosts)
         for u, host, p, first, last, n in pairs:
-            g = pair_groups.get((u, host, p))
-            if g is None:
+            pg = pair_groups.get((u, host, p))
+            if pg is None:
                 pair_groups[(u, host, p)] = [first, last, n]
             else:
-                g[0], g[1], g[2] = min(g[0], first), max(g[1], last), g[2] + n
+                pg[0], pg[1], pg[2] = min(pg[0], first), max(pg[1], last), pg[2] + n
     return hour_groups, pair_groups
 
 
@@ -1474,12 +1517,13 @@ async def detect_anomalies(store: Store, *, start: datetime, end: datetime) -> l
     return (await detect(store, start=start, end=end)).findings
 
 
-async def detect(store: Store, *, start: datetime, end: datetime) -> Detection:
+async def detect(store: Store, *, start: datetime, end: datetime, use_rollups: bool = True) -> Detection:
     """Findings in [start, end), most severe first, then latest first, with the baseline used.
 
     The history (ANOMALY_BASELINE_DAYS before the window, from local midnight) and the window are
-    summarised per user and clock hour in one pass, cached per local day for the current audit
-    version: a repeated or sliding window only reads the hours not seen yet. When the history holds
+    summarised per user and clock hour in one pass (from the hourly rollups when they can be trusted
+    and `use_rollups`), cached per local day for the current audit version: a repeated or sliding
+    window only reads the hours not seen yet. When the history holds
     less than ANOMALY_LEARNING_DAYS, the first days of the trail are the baseline (`_baseline`).
     """
     start, end = _utc(start), _utc(end)
@@ -1491,7 +1535,7 @@ async def detect(store: Store, *, start: datetime, end: datetime) -> Detection:
     failed, watched, (hours, pair_groups), *privileged = await asyncio.gather(
         q.aggregate(_failed_logons_pipeline(start, end)),
         q.aggregate(_watched_pipeline(start, end)),
-        _summary(q, since_day, end),
+        _summary(q, since_day, end, use_rollups=use_rollups),
         *(q.aggregate(_privileged_pipeline(a, start, end)) for a in PRIVILEGED_ACCOUNTS),
     )
     pairs = [

@@ -6,7 +6,7 @@ few dimensions, return code) with its event count `n`: a few thousand documents 
 
 Shape of a rollup document (collection `<audit>_rollups`):
     {_id, g: "d" | "h", r: <set name>, t: <bucket start, UTC date>, off: <bool, day grain only>,
-     return_code, <the set's dimensions...>, n}
+     return_code, <the set's dimensions...>, n, dml: <DML_COUNTED sets only>}
 - grain "d": the local day (APP_TIMEZONE) starting at `t`, split by `off` (outside business hours or
   at the weekend, as `analytics.off_hours_expr` says): every set of DAY_SETS.
 - grain "h": the UTC hour starting at `t`, for hours of the day, hour filters and periods that do not
@@ -77,8 +77,14 @@ HOUR_SETS: dict[str, tuple[str, ...]] = {
     "all": (),
     "dbusername": ("dbusername",),
     "action_name": ("action_name",),
+    # The anomaly detectors' hourly baseline (`anomalies._summary`): about as many documents as
+    # `dbusername` (a user works from few hosts and programs), with the DML statements counted.
+    "user_host_program": ("dbusername", "userhost", "client_program_name"),
 }
 GRAINS: dict[str, dict[str, tuple[str, ...]]] = {"d": DAY_SETS, "h": HOUR_SETS}
+DML_ACTIONS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+# Sets whose documents also hold `dml`, how many of their `n` events are DML_ACTIONS.
+DML_COUNTED: frozenset[tuple[str, str]] = frozenset({("h", "user_host_program")})
 # Every field a rollup document may hold, which a query on rollups may filter or group on.
 ROLLUP_FIELDS: frozenset[str] = frozenset(
     {"return_code", *(d for sets in GRAINS.values() for dims in sets.values() for d in dims)}
@@ -98,6 +104,17 @@ def sessions_name(audit_name: str) -> str:
 
 def _meta_id(audit_name: str) -> str:
     return f"rollups:{audit_name}"
+
+
+def _layout() -> str:
+    """The sets and what they count, as kept in the meta document: rollups built with other sets (a
+    store from before a set was added) are not trusted, and are rebuilt at start-up."""
+    sets = [
+        [g, name, list(dims), (g, name) in DML_COUNTED]
+        for g, sets in GRAINS.items()
+        for name, dims in sets.items()
+    ]
+    return _key([*sorted(sets), list(DML_ACTIONS)])
 
 
 # --------------------------------------------------------------------------- buckets
@@ -152,6 +169,7 @@ class _Delta:
     """What a batch of inserted events adds: rollup counts and session summaries."""
 
     rollups: Counter = field(default_factory=Counter)  # key tuple -> count
+    dml: Counter = field(default_factory=Counter)  # key tuple of a DML_COUNTED set -> DML count
     sessions: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -167,13 +185,16 @@ def _delta(docs: list[dict[str, Any]], tz: ZoneInfo) -> _Delta:
         day, hour, off = day_start(ts, tz), hour_start(ts), is_off_hours(ts, tz)
         for name, dims in DAY_SETS.items():
             delta.rollups[("d", name, day, off, rc, *(doc.get(d) for d in dims))] += 1
+        action = doc.get("action_name")
         for name, dims in HOUR_SETS.items():
-            delta.rollups[("h", name, hour, None, rc, *(doc.get(d) for d in dims))] += 1
+            key = ("h", name, hour, None, rc, *(doc.get(d) for d in dims))
+            delta.rollups[key] += 1
+            if ("h", name) in DML_COUNTED and action in DML_ACTIONS:
+                delta.dml[key] += 1
         sid = doc.get("session_id")
         if sid is None:
             continue
         s = delta.sessions.get(sid)
-        action = doc.get("action_name")
         failed = rc not in (0, None)
         if s is None:
             s = delta.sessions[sid] = {
@@ -211,8 +232,9 @@ def _rollup_writes(delta: _Delta) -> list[Write]:
             fields["off"] = off
         fields.update(zip(dims, values, strict=True))
         ident = _key([grain, name, t.isoformat(), off, rc, *values])
-        inc = UpdateOne({"_id": ident}, {"$inc": {"n": n}, "$setOnInsert": fields}, upsert=True)
-        writes.append(({"_id": ident, **fields, "n": n}, inc))
+        counts = {"n": n, "dml": delta.dml[key]} if (grain, name) in DML_COUNTED else {"n": n}
+        inc = UpdateOne({"_id": ident}, {"$inc": counts, "$setOnInsert": fields}, upsert=True)
+        writes.append(({"_id": ident, **fields, **counts}, inc))
     return writes
 
 
@@ -265,7 +287,7 @@ async def begin(store: Any, events: int, *, seconds: float = LEASE_SECONDS) -> s
     until = datetime.now(UTC) + timedelta(seconds=seconds)
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)},
-        {"$set": {f"inflight.{lease}": {"n": events, "until": until}}},
+        {"$set": {f"inflight.{lease}": {"n": events, "until": until}}, "$setOnInsert": {"layout": _layout()}},
         upsert=True,
     )
     return lease
@@ -295,7 +317,7 @@ async def _write(store: Any, delta: _Delta, events: int, leases: Iterable[str]) 
         )
         if failed := next((e for e in done if isinstance(e, BaseException)), None):
             raise failed
-    update: dict[str, Any] = {"$inc": {"events": events}}
+    update: dict[str, Any] = {"$inc": {"events": events}, "$setOnInsert": {"layout": _layout()}}
     if unset := {f"inflight.{lease}": "" for lease in leases}:
         update["$unset"] = unset
     await store.meta.update_one({"_id": _meta_id(store.audit_name)}, update, upsert=True)
@@ -402,6 +424,7 @@ class Accumulator:
 
 def _merge(into: _Delta, other: _Delta) -> None:
     into.rollups.update(other.rollups)
+    into.dml.update(other.dml)
     for sid, s in other.sessions.items():
         t = into.sessions.get(sid)
         if t is None:
@@ -439,9 +462,10 @@ def _utc(value: Any) -> datetime | None:
 
 
 async def _held(store: Any) -> tuple[int, int] | None:
-    """(events the rollups hold, events of the leased batches); None: never built or building."""
+    """(events the rollups hold, events of the leased batches); None: never built, building, or built
+    with other sets (`_layout`)."""
     doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
-    if doc is None or doc.get("building"):
+    if doc is None or doc.get("building") or doc.get("layout") != _layout():
         return None
     now = datetime.now(UTC)
     leases = doc.get("inflight") or {}
@@ -562,9 +586,13 @@ def rollup_pipeline(grain: str, name: str) -> list[dict[str, Any]]:
     key.update({"return_code": "$return_code", **{d: f"${d}" for d in dims}})
     project: dict[str, Any] = {"_id": 0, "g": {"$literal": grain}, "r": {"$literal": name}, "n": 1}
     project.update({k: f"$_id.{k}" for k in key})
+    counts: dict[str, Any] = {"n": {"$sum": 1}}
+    if (grain, name) in DML_COUNTED:
+        counts["dml"] = {"$sum": {"$cond": [{"$in": ["$action_name", list(DML_ACTIONS)]}, 1, 0]}}
+        project["dml"] = 1
     return [
         {"$match": {"event_timestamp": {"$type": "date"}}},
-        {"$group": {"_id": key, "n": {"$sum": 1}}},
+        {"$group": {"_id": key, **counts}},
         {"$project": project},
     ]
 
@@ -618,7 +646,8 @@ async def rebuild(store: Any) -> int:
     await _agg(store.audit, [*session_pipeline(), into])
     await ensure_indexes(store)
     await store.meta.update_one(
-        {"_id": meta_id}, {"$set": {"events": events, "building": False, "rebuilt_at": datetime.now(UTC)}}
+        {"_id": meta_id},
+        {"$set": {"events": events, "building": False, "rebuilt_at": datetime.now(UTC), "layout": _layout()}},
     )
     forget(store)
     logger.info("rollups of {} rebuilt from {} events", store.audit_name, events)
@@ -647,8 +676,9 @@ async def check(store: Any) -> CheckReport:
     report = CheckReport(events=events, counted=await counted(store), mismatches=[])
     for grain, sets in GRAINS.items():
         for name, dims in sets.items():
+            counts = ("n", "dml") if (grain, name) in DML_COUNTED else ("n",)
             fresh_docs = await _agg(store.audit, rollup_pipeline(grain, name))
-            fresh = {_freeze(d, ("n",)): d["n"] for d in fresh_docs}
+            fresh = {_freeze(d, counts): [d[c] for c in counts] for d in fresh_docs}
             key: dict[str, Any] = {k: f"${k}" for k in ("t", "return_code", *dims)}
             if grain == "d":
                 key["off"] = "$off"
@@ -656,12 +686,12 @@ async def check(store: Any) -> CheckReport:
                 rollups,
                 [
                     {"$match": {"g": grain, "r": name}},
-                    {"$group": {"_id": key, "n": {"$sum": "$n"}}},
-                    {"$project": {"_id": 0, "n": 1, "g": {"$literal": grain}, "r": {"$literal": name},
-                                  **{k: f"$_id.{k}" for k in key}}},
+                    {"$group": {"_id": key, **{c: {"$sum": f"${c}"} for c in counts}}},
+                    {"$project": {"_id": 0, **{c: 1 for c in counts}, "g": {"$literal": grain},
+                                  "r": {"$literal": name}, **{k: f"$_id.{k}" for k in key}}},
                 ],
             )  # fmt: skip
-            stored = {_freeze(d, ("n",)): d["n"] for d in stored_docs}
+            stored = {_freeze(d, counts): [d[c] for c in counts] for d in stored_docs}
             if fresh != stored:
                 differ = sum(1 for k in fresh.keys() | stored.keys() if fresh.get(k) != stored.get(k))
                 report.mismatches.append(f"{grain}/{name}: {differ} key(s) differ")
@@ -688,7 +718,7 @@ async def reset(store: Any) -> None:
     await store[sessions_name(store.audit_name)].delete_many({})
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)},
-        {"$set": {"events": 0, "building": False, "inflight": {}}},
+        {"$set": {"events": 0, "building": False, "inflight": {}, "layout": _layout()}},
         upsert=True,
     )
     forget(store)

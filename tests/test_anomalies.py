@@ -228,11 +228,16 @@ def _dump(found: list[Anomaly]) -> list[dict]:
 
 
 def _summary_ranges(pipelines: list[list[dict]]) -> list[dict]:
-    """Time ranges of the one-pass hourly summaries among the pipelines sent to the store."""
+    """Time ranges of the one-pass hourly summaries among the pipelines sent to the store (from the
+    events, or from the hourly rollups)."""
     return [
-        p[0]["$match"]["event_timestamp"]
+        p[0]["$match"]["event_timestamp"] if "event_timestamp" in p[0]["$match"] else p[0]["$match"]["t"]
         for p in pipelines
-        if len(p) > 1 and {"u", "h", "a", "rc"} <= set(p[1].get("$group", {}).get("_id", {}))
+        if len(p) > 1
+        and (
+            {"u", "h", "a", "rc"} <= set(p[1].get("$group", {}).get("_id", {}))
+            or p[0]["$match"].get("r") == "user_host_program"
+        )
     ]
 
 

@@ -50,6 +50,10 @@ def user(events: list[dict]) -> str:
     return max({e["dbusername"] for e in events}, key=lambda u: sum(e["dbusername"] == u for e in events))
 
 
+def host(events: list[dict]) -> str:
+    return max({e["userhost"] for e in events}, key=lambda h: sum(e["userhost"] == h for e in events))
+
+
 def plans(events: list[dict]) -> list[Plan]:
     u = user(events)
     return [
@@ -80,6 +84,10 @@ def plans(events: list[dict]) -> list[Plan]:
         Plan(group_by=["client_program_name"], filters=Filters(include={"dbusername": [u]})),
         Plan(group_by=["action_name"], period=MORNING),
         Plan(group_by=["return_code"], period=YESTERDAY),
+        # hour windows on hosts and programs: the anomaly detectors' hour set holds them
+        Plan(filters=Filters(hours=(20, 6), include={"userhost": [host(events)]})),
+        Plan(filters=Filters(hours=(9, 12)), group_by=["client_program_name"]),
+        Plan(group_by=["hour"], filters=Filters(include={"userhost": [host(events)]})),
     ]
 
 
@@ -112,8 +120,8 @@ async def test_rollups_and_events_give_the_same_figures(trail, store, monkeypatc
 def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
     odd = Period(start=END - timedelta(minutes=90), end=END)
     for plan in [
-        Plan(filters=Filters(hours=(20, 6), include={"userhost": ["x"]})),  # no hourly host rollup
-        Plan(filters=Filters(hours=(9, 12)), group_by=["client_program_name"]),  # nor program
+        Plan(filters=Filters(hours=(20, 6), include={"object_schema": ["x"]})),  # no hourly schema rollup
+        Plan(filters=Filters(hours=(9, 12)), group_by=["os_username"]),  # nor OS user
         Plan(period=odd),  # not on bucket bounds
         Plan(filters=Filters(sql_contains=["salary"])),
         Plan(group_by=["object_name", "dbusername"]),  # no such pair
@@ -121,7 +129,7 @@ def test_plans_the_rollups_cannot_hold_read_the_events() -> None:
         Plan(measure="first", group_by=["dbusername"]),  # a timestamp: the rollups hold buckets
         Plan(measure="last", filters=Filters(hours=(9, 12))),
         Plan(detail=True),
-        Plan(group_by=["hour"], filters=Filters(include={"userhost": ["x"]})),  # no hourly host rollup
+        Plan(group_by=["hour"], filters=Filters(include={"terminal": ["x"]})),  # no hourly terminal rollup
         Plan(threshold=Threshold(value=5, window_minutes=10)),
         Plan(compare=YESTERDAY, period=WEEK),
     ]:
@@ -585,3 +593,49 @@ async def test_counts_that_fail_to_be_written_end_their_leases_at_once(trail, st
     assert (await run_plan(store, Plan())).rows == [[3500 + len(more)]]
     assert await rollups.rebuild(store) == 3500 + len(more)
     assert (await rollups.check(store)).ok
+
+
+# --------------------------------------------------------------------------- anomaly baselines
+
+
+@pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
+async def test_anomalies_from_the_rollups_give_the_events_findings(scratch_audit, store, monkeypatch, end):
+    """`anomalies.detect` reads its hourly baseline from the rollups: the same findings and baseline
+    as from the events, for windows with history, learning from the trail's start, ending mid-hour or
+    on a whole hour, across the change to summer time."""
+    import anomalies
+
+    await import_with_duplicates(store, end)
+    assert (await rollups.check(store)).ok
+    read = []
+    pipeline = anomalies._rollup_summary_pipeline
+    monkeypatch.setattr(anomalies, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a))
+    whole_hour = end.replace(minute=0)
+    windows = [(end - timedelta(days=7), end), (end - timedelta(days=30), end)]
+    windows += [(whole_hour - timedelta(days=3, hours=5), whole_hour), (end - timedelta(days=12), end)]
+    kinds, found = set(), 0
+    for start, stop in windows:
+        anomalies.clear_cache()
+        slow = await anomalies.detect(store, start=start, end=stop, use_rollups=False)
+        assert not read
+        anomalies.clear_cache()
+        fast = await anomalies.detect(store, start=start, end=stop)
+        assert read, (start, stop)
+        read.clear()
+        assert fast.model_dump() == slow.model_dump(), (start, stop)
+        kinds.add(fast.baseline.kind)
+        found += len(fast.findings)
+    assert kinds == {"history", "learning"} and found >= 20, (kinds, found)
+
+
+async def test_rollups_built_with_other_sets_are_rebuilt_at_start_up(trail, store) -> None:
+    """A store from before a set was added holds rollups whose counts agree but lack that set: they
+    are not trusted, and `prepare` rebuilds them."""
+    await store.meta.update_one({"_id": f"rollups:{store.audit_name}"}, {"$unset": {"layout": ""}})
+    await store[rollups.rollups_name(store.audit_name)].delete_many({"r": "user_host_program"})
+    rollups.forget(store)
+    assert not await rollups.usable(store)
+    task = await rollups.prepare(store)
+    assert task is not None
+    await task
+    assert await rollups.usable(store) and (await rollups.check(store)).ok
