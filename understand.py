@@ -299,6 +299,16 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
     for m in t.matches(R["ANOMALY_WORDS"]):
         t.add(m, "ANOMALY")
     t.now, t.tz = now, tz
+    continues = _CONTINUES.match(t.low) or re.match(r"\W*(?:compare|par rapport|versus|vs)\b", t.low)
+    if (
+        previous is not None
+        and previous.period
+        and previous.period.start
+        and previous.period.end
+        and continues
+    ):
+        for m in t.matches(_BEFORE_PREVIOUS):  # "et la semaine d'avant ?": before the previous period
+            t.add(m, "period_shift", (m["unit"] or "jour", t.raw[m.start() : m.end()]))
     for m in EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
     if not re.search(r"\bjamais\b", t.low):  # ("comptes jamais déconnectés": never, per account)
@@ -1013,6 +1023,25 @@ def _anomalies(t: Text, period: Period | None, notes: list[str]) -> Reading:
 _VAGUE_PERIOD = r"ces derniers temps|(?:tres )?recemment|dernierement|recente?s?"
 
 
+_BEFORE_PREVIOUS = re.compile(
+    r"\b(?:(?:la|le|l') ?)?(?P<unit>semaine|mois|jour|journee|annee) (?:d'avant|precedente?|d'encore avant)\b|\bla veille\b"
+)
+
+
+def _shift_back(period: Period, unit: str, tz: ZoneInfo, label: str) -> Period:
+    """The period of the same length just before `period`, in local calendar units."""
+    assert period.start is not None and period.end is not None
+    start = period.start.astimezone(tz).replace(tzinfo=None)
+    if unit == "mois":
+        month = start.replace(day=1) - timedelta(days=1)
+        lo, hi = month.replace(day=1, hour=0, minute=0, second=0, microsecond=0), start
+    elif unit == "annee":
+        lo, hi = start.replace(year=start.year - 1), start
+    else:
+        lo, hi = start - timedelta(days=7 if unit == "semaine" else 1), start
+    return Period(start=lo.replace(tzinfo=tz), end=hi.replace(tzinfo=tz), label=label)
+
+
 def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
     """A follow-up: what the new question says replaces the same part of the previous plan."""
     merged = previous.model_dump()
@@ -1033,7 +1062,14 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
         sql_contains=nf.sql_contains or pf.sql_contains, hours=nf.hours or pf.hours,
         off_hours=nf.off_hours if nf.off_hours is not None else pf.off_hours,
     )  # fmt: skip
-    if t.of("period") and t.of("COMPARE_WORDS") and new["compare"] is None and previous.period is not None:
+    shift = t.of("period_shift")
+    if shift and previous.period is not None:
+        shifted = _shift_back(previous.period, shift[0].value[0], t.tz, shift[0].value[1])
+        if t.of("COMPARE_WORDS"):  # "compare avec la semaine d'avant": the previous period vs the one before
+            merged["compare"] = shifted
+        else:
+            merged["period"], merged["compare"] = shifted, None
+    elif t.of("period") and t.of("COMPARE_WORDS") and new["compare"] is None and previous.period is not None:
         merged["compare"] = new[
             "period"
         ]  # "compare avec la semaine dernière": the previous period vs this one

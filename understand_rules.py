@@ -587,6 +587,12 @@ def read_values(t: Text, gaz: Gazetteer, prefer: tuple[str, ...] = ()) -> None:
         if item is not None and item.value in INT_FIELDS and t.free(m.start(), m.end()):
             item.kind = "introducer"
             t.add(m, "value", (item.value, int(m.group(0)), False))
+        elif (
+            "return_code" in prefer[:1]
+            and re.fullmatch(r"\d{3,5}", m.group(0))
+            and t.free(m.start(), m.end())
+        ):
+            t.add(m, "value", ("return_code", int(m.group(0)), False))  # "sans les 1017" after errors by code
     spans = [(m.start(), m.end()) for m in _IDENT.finditer(t.raw) if t.free(m.start(), m.end())]
     i = 0
     while i < len(spans):

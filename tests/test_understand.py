@@ -691,3 +691,23 @@ def test_following_on_the_same_schema_all_together_and_connected_now():
     assert ask("Qui est connecté à la base en ce moment ?").kind == "out_of_scope"  # the trail cannot say
     p = plan_of("Combien de DELETE hier, tous comptes confondus ?")
     assert p.filters.include == {"action_name": ["DELETE"]} and not p.group_by
+
+
+def test_the_period_before_the_previous_one():
+    last_week = plan_of("Combien de DROP TABLE la semaine dernière ?")
+    for follow_up in ("Et la semaine d'avant ?", "et la semaine précédente ?"):
+        p = plan_of(follow_up, last_week)
+        assert p.period is not None and p.period.start == datetime(2026, 11, 9, tzinfo=TZ), follow_up
+        assert p.period.end == datetime(2026, 11, 16, tzinfo=TZ)
+    yesterday = plan_of("Combien de DELETE hier ?")
+    assert plan_of("et la veille ?", yesterday).period.start == datetime(2026, 11, 25, tzinfo=TZ)  # type: ignore[union-attr]
+    last_month = plan_of("Combien de GRANT le mois dernier ?")
+    assert plan_of("et le mois d'avant ?", last_month).period.start == datetime(2026, 9, 1, tzinfo=TZ)  # type: ignore[union-attr]
+    # a question of its own keeps "la semaine précédente" as the week before this one
+    p = plan_of("Combien de connexions la semaine précédente ?", yesterday)
+    assert p.period is not None and p.period.start == datetime(2026, 11, 16, tzinfo=TZ)
+
+
+def test_error_codes_left_out_after_a_breakdown_by_code():
+    by_code = plan_of("Quelles erreurs cette semaine, par code ?")
+    assert plan_of("sans les 1017", by_code).filters.exclude == {"return_code": [1017]}
