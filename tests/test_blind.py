@@ -13,6 +13,8 @@ from tests.blind_eval import (
     BLIND_7,
     BLIND_8,
     BLIND_9,
+    BLIND_10,
+    BLIND_11,
     score,
 )
 
@@ -20,8 +22,8 @@ from tests.blind_eval import (
 @pytest.mark.parametrize(
     ("path", "part", "min_right", "max_wrong"),
     [
-        (BLIND, "dev", 0.93, 0.025),
-        (BLIND, "heldout", 0.60, 0.12),
+        (BLIND, "dev", 0.94, 0.015),
+        (BLIND, "heldout", 0.64, 0.085),
         (BLIND_2, "all", 0.82, 0.035),
         (BLIND_3, "all", 0.63, 0.10),
         (BLIND_4, "all", 0.67, 0.05),
@@ -32,8 +34,12 @@ from tests.blind_eval import (
         (BLIND_7, "heldout", 0.76, 0.08),
         (BLIND_8, "dev", 0.82, 0.025),
         (BLIND_8, "heldout", 0.74, 0.09),
-        (BLIND_9, "dev", 0.77, 0.015),
-        (BLIND_9, "heldout", 0.60, 0.09),
+        (BLIND_9, "dev", 0.80, 0.015),
+        (BLIND_9, "heldout", 0.62, 0.075),
+        (BLIND_10, "dev", 0.94, 0.005),
+        (BLIND_10, "heldout", 0.70, 0.035),
+        (BLIND_11, "dev", 0.83, 0.04),
+        (BLIND_11, "heldout", 0.66, 0.08),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
