@@ -393,7 +393,7 @@ async def import_rows(
         finally:
             await counts.close()
     if result.inserted:
-        await store.bump_audit_version()
+        await rollups.carry(store, await store.bump_audit_version())
     return result
 
 
@@ -434,5 +434,5 @@ async def insert_documents(
             if on_batch:
                 on_batch(ins + dup)
     if inserted:
-        await store.bump_audit_version()
+        await rollups.carry(store, await store.bump_audit_version())
     return inserted, duplicates

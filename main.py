@@ -73,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = asyncio.Event()  # set once the service answers; background reads wait for it
     sweep: asyncio.Task | None = None
     rebuild: asyncio.Task | None = None
+    watch: asyncio.Task | None = None
     try:
         await audit_shape.protect(store)
         if settings.ADMIN_USERNAME and settings.ADMIN_PASSWORD:
@@ -96,6 +97,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # holds SecantusDB (1.1 s at 200k events), and the index creations above would wait on it.
             rebuild = await rollups.prepare(store)  # the rollups' trust check, and a rebuild if they lag
             sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
+            # Keeps the rollups' trust verdict fresh, so that no question waits on a count of the trail.
+            watch = asyncio.create_task(rollups.watch(store), name="rollups-watch")
             app.state.ready.set()
             logger.info(
                 "{} {} ready ({}): docs at http://localhost:{}/docs",
@@ -106,7 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             yield
     finally:
-        for task in (sweep, rebuild):
+        for task in (sweep, rebuild, watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -400,19 +400,20 @@ async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, st
     n = len(batch)
     lease = await rollups.begin(store, len(batch))
     await store.audit.insert_many([dict(e) for e in batch])  # inserted, rollups not yet written
-    rollups.forget(store)
+    await rollups.forget(store)
     assert await rollups.usable(store)
     fast, slow = await run_plan(store, Plan()), await run_plan(store, Plan(), use_rollups=False)
     assert fast.query["collection"] == rollups.rollups_name(store.audit_name)
     assert (fast.rows, slow.rows) == ([[3500]], [[3500 + n]])  # lags by the batch in flight, at most
     stray = {**generate(n_events=1, days=1, seed=13, end=END)[0]}
     await store.audit.insert_one(stray)  # a write around the import path: beyond the lease
-    rollups.forget(store)
+    await rollups.forget(store)
     assert not await rollups.usable(store)
     assert (await run_plan(store, Plan())).query["collection"] == store.audit_name
     await store.audit.delete_one({"_id": stray["_id"]})
     await rollups.apply(store, [dict(e) for e in batch], lease=lease)  # the batch's rollups, lease ended
-    assert await rollups.usable(store)
+    assert not await rollups.usable(store)  # a false verdict stands until the next recount
+    assert await rollups.check_trust(store) and await rollups.usable(store)
     meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
     assert not meta.get("inflight")
     assert (await run_plan(store, Plan())).rows == [[3500 + n]]
@@ -420,7 +421,7 @@ async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, st
     more = generate(n_events=50, days=1, seed=14, end=END)
     await rollups.begin(store, len(more), seconds=-1)
     await store.audit.insert_many([dict(e) for e in more])
-    rollups.forget(store)
+    await rollups.forget(store)
     assert not await rollups.usable(store)
     await rollups.rebuild(store)
     assert await rollups.usable(store) and (await run_plan(store, Plan())).rows == [[3500 + n + len(more)]]
@@ -495,7 +496,7 @@ async def test_start_up_checks_the_rollups_in_the_background_and_rebuilds_them(t
     task = await rollups.prepare(store)
     assert task is not None
     await task
-    rollups.forget(store)
+    await rollups.forget(store)
     assert await rollups.usable(store)
     report = await rollups.check(store)
     assert report.ok, report.mismatches
@@ -549,7 +550,7 @@ async def test_an_import_that_dies_before_writing_its_counts_is_distrusted_then_
     new = sum(len(b) for b in batches)
     meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
     assert meta["events"] == 3500 and sum(lease["n"] for lease in meta["inflight"].values()) == new
-    rollups.forget(store)
+    await rollups.forget(store)
     assert await rollups.usable(store)
     fast, slow = await run_plan(store, Plan()), await run_plan(store, Plan(), use_rollups=False)
     assert fast.query["collection"] == rollups.rollups_name(store.audit_name)
@@ -558,12 +559,12 @@ async def test_an_import_that_dies_before_writing_its_counts_is_distrusted_then_
     past = datetime.now(UTC) - timedelta(seconds=1)
     expired = {f"inflight.{lease}.until": past for lease in meta["inflight"]}
     await store.meta.update_one({"_id": meta["_id"]}, {"$set": expired})
-    rollups.forget(store)
+    await rollups.forget(store)
     assert not await rollups.usable(store)
     assert (await run_plan(store, Plan())).rows == [[3500 + new]]  # from the events
     out = await _rebuild_with_the_cli(mongo_uri, store)
     assert f"rollups rebuilt from {3500 + new} events" in out and "rollups agree with the events" in out
-    rollups.forget(store)
+    await rollups.forget(store)
     assert await rollups.usable(store)
     assert (await run_plan(store, Plan())).query["collection"] == rollups.rollups_name(store.audit_name)
     for plan in plans(trail)[:6]:
@@ -588,7 +589,7 @@ async def test_counts_that_fail_to_be_written_end_their_leases_at_once(trail, st
     monkeypatch.setattr(rollups, "_insert_or_add", real)
     meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
     assert meta["events"] == 3500 and not meta.get("inflight")
-    rollups.forget(store)
+    await rollups.forget(store)
     assert not await rollups.usable(store)
     assert (await run_plan(store, Plan())).rows == [[3500 + len(more)]]
     assert await rollups.rebuild(store) == 3500 + len(more)
@@ -633,7 +634,7 @@ async def test_rollups_built_with_other_sets_are_rebuilt_at_start_up(trail, stor
     are not trusted, and `prepare` rebuilds them."""
     await store.meta.update_one({"_id": f"rollups:{store.audit_name}"}, {"$unset": {"layout": ""}})
     await store[rollups.rollups_name(store.audit_name)].delete_many({"r": "user_host_program"})
-    rollups.forget(store)
+    await rollups.forget(store)
     assert not await rollups.usable(store)
     task = await rollups.prepare(store)
     assert task is not None
