@@ -345,6 +345,11 @@ _rule(
     r"(?:le|du)\s+(?P<dom>1er|premier(?=\s*(?:[?.!,;]|$|du\s+mois))|\d{1,2})(?:\s+(?:du|de\s+ce)\s+mois(?!\s+(?:derni|pass|prec)))?(?!\s*(?:h\b|heures?|:|/|\d|er\s+et|\s+(?:au|et)\b))",
 )
 
+# "dimanche 22": that day of this month (or of the last one if it is to come), said with its weekday
+_rule(
+    "weekday_dom", r"(?:le\s+)?(?P<wdd>" + _WD + r")\s+(?P<dom>1er|\d{1,2})(?!\s*(?:h\b|heures?|:|/|\d|er\b))"
+)
+
 
 def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | _Invalid | None:
     g = m.groupdict()
@@ -472,6 +477,15 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
             return None
         month = c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
         return c.day(c.last_date(d, month, None)) if _valid(2000, month, d) else None
+    if name == "weekday_dom":
+        d = _day_num(g["dom"])
+        if not 1 <= d <= 31:
+            return None
+        month = c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
+        if not _valid(2000, month, d):
+            return INVALID
+        named = c.last_date(d, month, None)
+        return c.day(named) if named.weekday() == WEEKDAYS[g["wdd"]] else INVALID  # "lundi 22" is no date
     if name == "since_start":
         this = _apply("this_period", re.match(r"(?P<which>ce) (?P<unit>\w+)", "ce " + g["unit"]), c)
         return this[0], c.now
@@ -512,7 +526,7 @@ _BOUND = re.compile(
     r"(?<![\w-])(?P<kw>depuis|apres|a\s+partir(?:\s+d[eu]|\s+de\s+la|\s+de\s+l'|\s+d')?"
     r"|a\s+compter(?:\s+d[eu]|\s+de\s+la|\s+d')?|avant|jusqu'(?:au|a|a\s+la|a\s+l'))\s*$"
 )
-_BOUNDABLE = {"single", "day_part", "this_part", "last_night", "this_period", "last_period", "in_month",
+_BOUNDABLE = {"single", "weekday_dom", "day_part", "this_part", "last_night", "this_period", "last_period", "in_month",
               "in_year", "day_of_month"}  # fmt: skip
 
 

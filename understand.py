@@ -85,6 +85,8 @@ def _negated(t: Text, item: Item) -> bool:
             continue
         # the list right after the word: "sauf SYS et SYSTEM", not "hors SELECT de BI_REPORT"
         after = [i for i in named if ex.end <= i.start <= item.start]
+        if any(_verb_after_list(t, a, b) for a, b in itertools.pairwise(after)):
+            continue  # "d'autre que HR_APP lit HR.SALARIES": the list ends at the verb
         head = after[0].start if after else item.start  # "pas des serveurs (a, b, c)": up to the list
         gap = re.sub(r"\b(?:ceux|celles|ce) (?:qui|dont) \S+", " ", t.low[ex.end : head])
         if BOUNDARY.search(gap) or len(gap) > 60:
@@ -93,6 +95,35 @@ def _negated(t: Text, item: Item) -> bool:
         if linked:
             return True
     return item.negated
+
+
+_OF_GAP = re.compile(r"\s*(?:de|du|des|d')\s*(?:l'|la |le |les )?\s*")
+
+
+def _joint_exclusion(t: Text) -> str | None:
+    """An excluded value "of" a value of another field ("sauf les SELECT de SCOTT"): the words, if so."""
+    named = sorted((i for i in t.items if i.kind in ("value", "category")), key=lambda i: i.start)
+    for ex in t.of("EXCLUDE_WORDS"):
+        after = [i for i in named if i.start >= ex.end]
+        for a, b in itertools.pairwise(after[:4]):
+            if a.start == b.start or not _OF_GAP.fullmatch(t.low[a.end : b.start]):
+                continue
+            field_a = a.value[0] if a.kind == "value" else "action_name"
+            field_b = b.value[0] if b.kind == "value" else "action_name"
+            if field_a != field_b and _negated(t, a):
+                return t.raw[a.start : b.end]
+    return None
+
+
+def _verb_after_list(t: Text, before: Item, other: Item) -> bool:
+    """An action said as a verb right after a value ("HR_APP lit ...", nothing between): the
+    exclusion's list ended before it. "sauf SCOTT et les suppressions" goes on."""
+    raw = t.raw[other.start : other.end]
+    if raw != raw.lower() or before.kind != "value" or t.low[before.end : other.start].strip():
+        return False
+    if other.kind == "category":
+        return True
+    return other.kind == "value" and other.value[0] == "action_name" != before.value[0]
 
 
 _SQL_WORD = re.compile(
@@ -421,6 +452,16 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         # "quelle part des SELECT ne passe pas par SQL Developer": a part defined by what it is not
         return _not_understood(t, ["pas"], None, notes, why="une part définie par une exclusion")
 
+    if joint := _joint_exclusion(t):
+        # "hors SELECT de BI_REPORT": leave out BI_REPORT's SELECTs only, which one filter cannot say
+        return _not_understood(
+            t,
+            [joint],
+            None,
+            notes,
+            why="exclure seulement cette combinaison, en gardant le reste de chacune, ne se calcule pas",
+        )
+
     sel_actions: list[str] = []
     # "opérations destructrices (suppressions, purges, drops)": the list shows the class, it narrows nothing
     # ("(insert/update/delete)" after "modifiés" is a list of SQL words: it says which, and narrows)
@@ -563,8 +604,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         if p0.end - p0.start < timedelta(days=1) and p0.end <= day + timedelta(days=1):
             periods = [Period(start=day, end=day + timedelta(days=1), label=p0.label)]
     invalid = t.of("invalid_date")
-    if invalid:
-        notes.append(f"la date « {invalid[0].value.strip()} » n'existe pas")
+    if invalid:  # "le 31 novembre", "lundi 22" (a Sunday): no figure for another period
+        said = invalid[0].value.strip()
+        return _not_understood(t, [said], None, notes, why=f"la date « {said} » n'existe pas")
 
     for item in t.of("NOT_NULL"):  # "SYSTEM_PRIVILEGE_USED n'est pas null": a privilege was used
         named = [f for f in t.of("field") if 0 <= item.start - f.end <= 25]
@@ -684,6 +726,8 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         typed = t.raw[head.start : head.end]
         at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed
+        # "ACTION_NAME le plus fréquent": a singular superlative right after the column word
+        singular = singular or re.match(r"\s+(?:le|la)\s+(?:plus|moins)\s+\w*[^sx\W]\b", t.low[head.end :])
         plural_heads = any(re.match(r"\S+[sx]\b|gens", t.low[h.start : h.end]) for h in heads)
         if ranked and not plural_heads and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1
@@ -838,7 +882,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         nouns = [(i.start, i.value) for i in t.items if i.kind == "field" and i.value in ACTION_NOUN_FIELDS]
         nouns += [(m.start(), "sql_text" if m.group(0).startswith("requete") else "action_name")
                   for m in re.finditer(r"\b(?:requetes?|actions?|operations?|commandes?)\b", t.low)]  # fmt: skip
-        bucket_words = [(m.start(), b) for rx, b in BUCKET_RX for m in rx.finditer(t.low)]
+        # a bucket word of a period ("le moins actif ce mois-ci") is the period, not what is ranked
+        bucket_words = [
+            (m.start(), b) for rx, b in BUCKET_RX for m in rx.finditer(t.low) if t.free(m.start(), m.end())
+        ]
         if nouns or bucket_words:
             start, chosen = min(nouns + bucket_words)
             group_by = [chosen]
@@ -881,17 +928,23 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         words = t.of(name)
         if not (words or (kind == "both" and both_by_and and heads)) or not group_by:
             continue
-        near = [(v.start, v.end, v.value[0]) for v in t.of("value") if not v.value[2]]
+        near = [(v.start, v.end, v.value[0]) for v in t.of("value") if not v.value[2] or kind != "both"]
         near += [(a.start, a.end, "action_name") for a, _, acts in action_items if acts]
         near = [n for n in near if n[2] != group_by[0]]
         lo, hi = (words[0].start, words[0].end) if words else (0, 0)
         near.sort(key=lambda n: n[0] - hi if n[0] >= hi else lo - n[1])  # the words nearest "que des"
         several = [f for f, vals in include.items() if len(vals) >= 2 and f != group_by[0]]
+        several.sort(key=lambda f: f != "object_name")  # "HR.SALARIES et SALES.CUSTOMERS": the tables
         fld = several[0] if kind == "both" and several else near[0][2] if near else "action_name"
         if include.get(fld):
             having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
+            if fld == "object_name" and len(include.get("object_schema", [])) == len(having.values):
+                include.pop("object_schema")  # "HR.SALARIES et SALES.CUSTOMERS": the schemas name the tables
             kept_cats = [] if fld == "action_name" else filters.categories
             filters = filters.model_copy(update={"include": include, "categories": kept_cats})
+            if fld == "return_code" and kind == "never" and not t.of("failed"):
+                # "jamais eu d'erreur ORA-01017": every user, not only those with failures
+                filters = filters.model_copy(update={"failed": None})
             break
     sequence = None
     seq_words = [i for i in t.of("SEQUENCE_WORDS") if not re.search(r"meme", t.low[i.start : i.end])]
@@ -1080,6 +1133,17 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
     which = re.search(r"\blesquel(?:le)?s\b", t.low)
     if new["detail"] and which and previous.group_by and not previous.detail:
         new = {**new, "detail": False, "order": None}  # "et parmi eux, lesquels ... ?": the same groups
+    ends = re.fullmatch(
+        r"\W*(?:et\s+)?(?:(?:seulement|juste|uniquement)\s+)?les\s+\d+\s+(premi|derni)\w*\W*", t.low
+    )
+    if ends and new["detail"] and previous.group_by and not previous.detail and new["limit"]:
+        # "seulement les 3 premiers" after a breakdown: its first (or last) groups, not 3 events
+        order = previous.order or "desc"
+        if ends[1] == "derni":
+            order = "asc" if order == "desc" else "desc"
+        merged.update(limit=new["limit"], order=order)
+        t.items = [i for i in t.items if i.kind not in ("FIRST_WORDS", "LAST_WORDS")]  # read here
+        return merged
     if new["detail"]:
         keep = previous.measure if previous.measure in ("sessions", "duration") else "events"
         merged.update(detail=True, group_by=[], measure=keep, order=new["order"] or "newest",
@@ -1088,6 +1152,8 @@ def _merge(previous: Plan, new: dict[str, Any], t: Text) -> dict[str, Any]:
         same = new["group_by"] == previous.group_by  # "et les moins lues ?" after the 5 most read: 5 too
         limit = new["limit"] or (previous.limit if same and new["order"] and previous.order else None)
         merged.update(group_by=new["group_by"], limit=limit, order=new["order"])
+        if previous.detail:
+            merged.update(detail=False)  # "qui les a faits ?" after a listing: a breakdown of those events
     if new["measure"] != "events":
         merged.update(
             measure=new["measure"], field=new["field"], share_of=new["share_of"], detail=new["detail"]

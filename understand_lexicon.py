@@ -20,7 +20,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "os_username",
     ),
     (
-        r"dbusername|db_username|db[_ ]users?|usernames?|(?:utilisateurs?|comptes?) (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|(?<=et )qui|(?<=, )qui|(?<=de )qui",
+        r"dbusername|db_username|db[_ ]users?|usernames?|(?:utilisateurs?|comptes?) (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|^\W*c qui|(?<=et )qui|(?<=, )qui|(?<=de )qui",
         "dbusername",
     ),
     (
@@ -307,7 +307,7 @@ THRESHOLD = (
     r"(?:\s+(?:" + EVENT_NOUNS + r"|fois))?"
 )
 # The window of a threshold: "en 5 minutes", "en un quart d'heure", "/10min".
-WINDOW = (r"(?:sur une fenetre d'|sur une fenetre de|fenetre de|en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
+WINDOW = (r"(?:sur une fenetre d'|sur une fenetre de|fenetre de|en moins d'|en|dans|sur|par|pendant|en moins de|/)\s*(?:les |la |un |une )?(?:(?P<w>\d+|une?|deux|cinq|dix|quinze|trente)\s*)?"
           r"(?P<unit>minutes?|mn|min|secondes?|sec|heures?|h|quart d'heure|(?<=/ )jour|(?<=/)jour)")
 OFF_HOURS = r"(?:en )?dehors des heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|hors (?:des )?heures (?:de bureau|ouvrees|ouvrables|de travail|normales)|(?:hors|en dehors) (?:des )?heures? (?:ouvr\w*|de boulot|de bureau|de travail)|hors heures|en heures non ouvrees|la nuit ou le week-?end|heures non ouvrees"
 IN_HOURS = r"(?:pendant|durant|en) (?:les )?heures (?:de bureau|ouvrees|ouvrables|de travail)|heures ouvrees"
@@ -431,6 +431,7 @@ declenche declenchees declenches clairement exactement precisement environ
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
 correspondants correspondantes correspondant concernes concernees associes associees lies liees
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
+where remonte
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
@@ -442,8 +443,8 @@ FILLER_PHRASES = (
     r"(?<=un )nouveau(?= (?:grant|revoke|create|drop|alter|logon|truncate|insert|update|delete|select)\b)|(?<=une )nouvelle(?= connexion)|"
     r"(?:et )?si oui|"
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
-    r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|s'est-(?:il|elle) produite?|"
-    r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*meme chose pour|"
+    r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|(?:reparti|ventile|decoupe|detaille)e?s?(?=,? par\b)|s'est-(?:il|elle) produite?|"
+    r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*(?:(?:et )?(?:la|c'est la) )?meme chose pour|"
     r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)"
 )
 
@@ -451,7 +452,8 @@ FILLER_PHRASES = (
 ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "connexions", "auj": "aujourd'hui", "conn": "connexions", "connex": "connexions", "we": "week-end",
                  "evts": "evenements", "opes": "operations", "ops": "operations", "evt": "evenement", "tbl": "table", "util": "utilisateur",
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans",
-                 "cbien": "combien", "cmb": "combien", "cb": "combien"}
+                 "cbien": "combien", "cmb": "combien", "cb": "combien", "qqn": "quelqu'un", "qq1": "quelqu'un",
+                 "dll": "ddl"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
     r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os(?![ _]?users?\b| utilisateurs?\b)|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",

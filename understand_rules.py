@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import understand_lexicon as lx
 from nlp_lexicon import ACCOUNT_CLASSES, Gazetteer, accounts_of_class, fold_key
 from plan import INT_FIELDS, Period, Threshold
-from time_parser import NUMBERS, WEEKDAYS, fold, parse_time
+from time_parser import MONTHS, NUMBERS, WEEKDAYS, fold, parse_time
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -34,7 +34,14 @@ R = {name: _rx(getattr(lx, name)) for name in (
     "COMPARE_WORDS", "THRESHOLD", "OFF_HOURS", "IN_HOURS", "HOUR_WINDOW", "HOUR_AFTER", "HOUR_BEFORE", "HELP", "SMALL_TALK",
     "FILLER_PHRASES", "ORA_CODE", "WINDOW", "WHO_WHAT", "PEAK_WORDS", "ANOMALY_WORDS", "WHAT_DONE", "SAME_WORDS", "COMMANDS",
 )}  # fmt: skip
-_WEEKDAY_BEFORE_DATE = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r")\s+(?=(?:\d{1,2}|1er|premier)\b)")
+_WEEKDAY_BEFORE_DATE = re.compile(
+    r"\b(?:"
+    + "|".join(WEEKDAYS)
+    + r")\s+(?=(?:\d{1,2}|1er|premier)(?:\s*[/.-]\d|\s+(?:au|a|et|jusqu\w*)\b|\s+(?:"
+    + "|".join(MONTHS)
+    + r")\b))"
+)  # "le lundi 23 novembre", "samedi 21/11", "du lundi 9 au ...": the date wins; "dimanche 22" alone is
+# read by time_parser, its weekday checked
 # "DBUSERNAME != 'X'", "action_name in (SELECT, DELETE)": matched on the typed text; unquoted items after a
 # comma must look like values (capitals, digits), so "RETURN_CODE = 1017, combien ?" keeps its French.
 _COLUMN_OP = re.compile(
@@ -49,6 +56,7 @@ PREAMBLE = re.compile(lx.PREAMBLE)
 _ORA_MESSAGE_RX = [(_rx(p), code) for p, code in lx.ORA_MESSAGES.items()]
 _SQL_GROUP_BY = re.compile(r"\bgroup(?:e|es)? by\b")
 _SQL_LIKE = re.compile(r"\blike\s+'%?(?P<q>[^'%]+)%?'")
+_SQL_COUNT_DISTINCT = re.compile(r"\bcount\s*\(\s*distinct\s+\w+\s*\)")
 _SQL_AGG = re.compile(r"\b(?P<f>max|min|count)\s*\(\s*(?:event_timestamp|\*|1)?\s*\)|\b(?P<f2>max|min)\s*\(")
 _NOT_NULL = re.compile(r"\b(?:is not null|n'est pas null|non null|not null|pas null|non vide)\b")
 _IN_PROGRESS = re.compile(r"(?:la |sur la |pendant la |dans la )?(?P<u>semaine|mois|annee|journee) en cours")
@@ -57,6 +65,7 @@ LIST_GAP = re.compile(
 )
 EARLY_FILLERS = re.compile(
     r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+    r"|(?:seulement|juste|uniquement)(?= (?:les )?\d+ (?:premi|derni))"  # "seulement les 3 premiers"
     r"|tou(?:te)?s (?:les )?\w+ confondue?s"  # "toutes erreurs confondues": every one, no filter
     r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
@@ -163,6 +172,8 @@ def number_of(word: str) -> int | None:
 
 def read_sql_words(t: Text) -> None:
     """SQL typed as words: GROUP BY, LIKE '%x%', MAX(EVENT_TIMESTAMP), IS NOT NULL."""
+    for m in _SQL_COUNT_DISTINCT.finditer(t.low):  # "COUNT(DISTINCT USERHOST)": the words, same length
+        t.low = t.low[: m.start()] + re.sub(r"[()]", " ", m.group()) + t.low[m.end() :]
     for m in _SQL_GROUP_BY.finditer(t.low):
         t.low = t.low[: m.start()] + "par" + " " * (m.end() - m.start() - 3) + t.low[m.end() :]
     for m in _SQL_LIKE.finditer(t.low):
@@ -233,13 +244,38 @@ def _previous_period(t: Text) -> None:
     first: Period = periods[0].value
     for m in t.matches(_PREVIOUS):
         if first.start and first.end:
-            span = first.end - first.start
-            t.add(
-                m,
-                "period",
-                Period(start=first.start - span, end=first.start, label=t.raw[m.start() : m.end()].strip()),
-            )
+            start, end = _calendar_before(first, t.tz or ZoneInfo("UTC"))
+            t.add(m, "period", Period(start=start, end=end, label=t.raw[m.start() : m.end()].strip()))
         return
+
+
+_WEEKDAY_NAME = re.compile(r"\b(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|week-?ends?)\b")
+
+
+def _calendar_before(period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The period "before" this one in the unit it was named in: the previous calendar month or year,
+    the same days a week earlier for a weekend or a weekday ("le week-end dernier vs le précédent"),
+    else the same length just before."""
+    assert period.start is not None and period.end is not None
+    lo, hi = period.start.astimezone(tz), period.end.astimezone(tz)
+    midnights = lo.time() == hi.time() == dt_time()
+    if midnights and lo.day == 1 and hi.day == 1 and lo.month == 1 and hi.year == lo.year + 1:
+        return lo.replace(year=lo.year - 1), lo  # a year
+    if (
+        midnights
+        and lo.day == 1
+        and hi.day == 1
+        and (hi.year * 12 + hi.month) - (lo.year * 12 + lo.month) == 1
+    ):
+        before = (lo.replace(day=1) - timedelta(days=1)).replace(day=1)
+        return before, lo  # a calendar month
+    if midnights and (hi - lo) <= timedelta(days=2) and _WEEKDAY_NAME.search(fold(period.label or "")):
+        week = timedelta(days=7)
+        return (lo.replace(tzinfo=None) - week).replace(tzinfo=tz), (hi.replace(tzinfo=None) - week).replace(
+            tzinfo=tz
+        )
+    span = period.end - period.start
+    return period.start - span, period.start
 
 
 _NIGHT_OF = re.compile(
@@ -510,7 +546,9 @@ def read_fields(t: Text) -> None:
         t.add(m, "bucket", {"heure": "hour", "jour": "day", "semaine": "week", "mois": "month"}[m["u"]])
     for rx, bucket in BUCKET_RX:
         for m in t.matches(rx):
-            if re.search(r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?)\s*$", t.before(m.start(), 14)) or (
+            if re.search(
+                r"(?:par|pour chaque|selon|chaque|quel(?:le)?s?|\w \bx)\s*$", t.before(m.start(), 14)
+            ) or (
                 re.fullmatch(r"\s*(?:les|(?:la )?liste des)\s*", t.low[: m.start()])
                 and re.match(
                     r"\s+(?:de|d'|du|ou|avec|ayant|qui|dont|pendant|durant|en|ce|cette)\b", t.low[m.end() :]

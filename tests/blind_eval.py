@@ -46,6 +46,9 @@ BLIND_9 = Path(__file__).parent / "data" / "blind_fr_9.jsonl"
 BLIND_10 = Path(__file__).parent / "data" / "blind_fr_10.jsonl"
 # An eleventh one (160 questions, odd ids held out): precision traps and conversations of 2-4 turns.
 BLIND_11 = Path(__file__).parent / "data" / "blind_fr_11.jsonl"
+# A twelfth one (200 questions, odd ids held out): every theme of issue 11 in seven registers, with
+# trap questions whose figure changes if one word is dropped, written by a fresh session on 2026-11-28.
+BLIND_12 = Path(__file__).parent / "data" / "blind_fr_12.jsonl"
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -156,8 +159,10 @@ def main() -> None:
     parser.add_argument("--ninth", action="store_true", help="score the ninth blind set")
     parser.add_argument("--tenth", action="store_true", help="score the tenth blind set")
     parser.add_argument("--eleventh", action="store_true", help="score the eleventh blind set")
+    parser.add_argument("--twelfth", action="store_true", help="score the twelfth blind set")
     args = parser.parse_args()
     chosen = [
+        args.twelfth,
         args.eleventh,
         args.tenth,
         args.ninth,
@@ -169,7 +174,19 @@ def main() -> None:
         args.third,
         args.second,
     ]
-    sets = (BLIND_11, BLIND_10, BLIND_9, BLIND_8, BLIND_7, BLIND_6, BLIND_5, BLIND_4, BLIND_3, BLIND_2)
+    sets = (
+        BLIND_12,
+        BLIND_11,
+        BLIND_10,
+        BLIND_9,
+        BLIND_8,
+        BLIND_7,
+        BLIND_6,
+        BLIND_5,
+        BLIND_4,
+        BLIND_3,
+        BLIND_2,
+    )
     path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
     if args.misses:
         for r in records(args.part, path):

@@ -711,3 +711,69 @@ def test_the_period_before_the_previous_one():
 def test_error_codes_left_out_after_a_breakdown_by_code():
     by_code = plan_of("Quelles erreurs cette semaine, par code ?")
     assert plan_of("sans les 1017", by_code).filters.exclude == {"return_code": [1017]}
+
+
+def test_an_exclusion_list_ends_at_a_verb_and_a_combination_is_refused():
+    p = plan_of("Qui d'autre que FIN_APP lit FINANCE.INVOICES ?")
+    assert p.filters.exclude == {"dbusername": ["FIN_APP"]}
+    assert p.filters.include["action_name"] == ["SELECT"] and p.filters.include["object_name"] == ["INVOICES"]
+    # "sauf SCOTT et les suppressions": the list goes on after "et"
+    p = plan_of("combien d'événements sauf SCOTT et les suppressions")
+    assert p.filters.exclude == {"dbusername": ["SCOTT"]} and p.filters.exclude_categories == ["destructive"]
+    # leaving out one user's SELECTs (and keeping the rest of both) is no filter: said, not guessed
+    for q in ("combien d'actions hors SELECT de BI_REPORT", "nombre d'événements sauf les delete de TPETIT"):
+        reading = ask(q)
+        assert reading.kind == "not_understood" and reading.unknown, q
+    assert plan_of("les DELETE sauf ceux de TPETIT").filters.exclude == {"dbusername": ["TPETIT"]}
+
+
+def test_sql_aggregates_typed_as_words():
+    p = plan_of("COUNT(DISTINCT OS_USERNAME) par USERHOST")
+    assert (p.measure, p.field, p.group_by) == ("distinct", "os_username", ["userhost"])
+    p = plan_of("MAX(EVENT_TIMESTAMP) where DBUSERNAME = 'SCOTT'")
+    assert p.measure == "last" and p.filters.include == {"dbusername": ["SCOTT"]}
+
+
+def test_superlatives_breakdowns_and_periods_before():
+    p = plan_of("OBJECT_NAME le plus lu cette semaine")
+    assert p.group_by == ["object_name"] and p.limit == 1
+    assert ask("le plus actif ce mois-ci ?").kind == "not_understood"  # the most what? not "which month"
+    weekend = plan_of("nombre de connexions le week-end dernier vs le précédent")
+    assert weekend.compare is not None and weekend.compare.start == datetime(2026, 11, 14, tzinfo=TZ)
+    month = plan_of("DELETE le mois dernier comparé au précédent")
+    assert month.compare is not None and month.compare.start == datetime(2026, 9, 1, tzinfo=TZ)
+    assert month.compare.end == datetime(2026, 10, 1, tzinfo=TZ)
+    p = plan_of("sessions réparties par machine hier")
+    assert p.group_by == ["userhost"]
+
+
+def test_follow_ups_on_a_listing_or_a_ranking():
+    listing = plan_of("Liste des TRUNCATE TABLE de cette semaine")
+    p = plan_of("qui les a lancés ?", listing)
+    assert p.group_by == ["dbusername"] and not p.detail
+    ranking = plan_of("Nombre de connexions par machine ce mois-ci")
+    p = plan_of("juste les 2 premiers", ranking)
+    assert (p.group_by, p.limit, p.detail) == (["userhost"], 2, False)
+    p = plan_of("et les 3 derniers ?", ranking)
+    assert (p.group_by, p.limit, p.order) == (["userhost"], 3, "asc")
+
+
+def test_never_an_error_code_and_dates_with_their_weekday():
+    p = plan_of("quels comptes n'ont jamais eu d'ORA-01031 ?")
+    assert p.having is not None and (p.having.kind, p.having.field, p.having.values) == (
+        "never",
+        "return_code",
+        [1031],
+    )
+    assert p.filters.failed is None  # every account, not only those with failures
+    p = plan_of("combien de connexions samedi 21")
+    assert p.period is not None and p.period.start == datetime(2026, 11, 21, tzinfo=TZ)
+    for q in ("combien de connexions lundi 22", "combien de DELETE le 31 novembre"):
+        reading = ask(q)  # a date that does not exist: no figure for all time
+        assert reading.kind == "not_understood" and "n'existe pas" in " ".join(reading.notes), q
+
+
+def test_both_of_two_tables_named_with_their_schema():
+    p = plan_of("Qui a modifié à la fois HR.EMPLOYEES et FINANCE.INVOICES ?")
+    assert p.having is not None and p.having.field == "object_name"
+    assert sorted(p.having.values) == ["EMPLOYEES", "INVOICES"] and "object_schema" not in p.filters.include
