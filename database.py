@@ -342,7 +342,9 @@ class Store:
             upsert=True,
             return_document=True,
         )
-        if doc is None:  # an upsert returning the document after it always returns one
+        if doc is None:  # SecantusDB may answer concurrent upserts of a new document without it
+            doc = await self.meta.find_one({"_id": "audit"})
+        if doc is None:
             raise StoreUnavailable("the audit version could not be read")
         self._version = (time.monotonic(), int(doc["version"]))
         return self._version[1]

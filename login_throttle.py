@@ -82,18 +82,19 @@ class LoginThrottle:
         """
         now = self.clock()
         user_key = self._user(username)
-        keys = [user_key] + ([self._addr(address)] if address else [])
-        ids = await self.limiter.add(keys, now)
+        # The address is counted only once the username passed: a guess refused for its username
+        # never takes a place in its address's window (so concurrent guesses are not refused twice).
+        (user_hit,) = await self.limiter.add([user_key], now)
+        ids = [user_hit.id]
+        scope, key = None, user_key
+        if await self.limiter.over(user_hit):
+            scope = "username"
+        elif address:
+            (address_hit,) = await self.limiter.add([self._addr(address)], now)
+            ids.append(address_hit.id)
+            if await self.limiter.over(address_hit) and not await self._is_trusted(address, username, now):
+                scope, key = "address", self._addr(address)
         attempt = Attempt(username=username, address=address, at=now, ids=ids)
-        scope = None
-        if await self.limiter.over(user_key, now, ids[0]):
-            scope, key = "username", user_key
-        elif (
-            address
-            and not await self._is_trusted(address, username, now)
-            and await self.limiter.over(self._addr(address), now, ids[1])
-        ):
-            scope, key = "address", self._addr(address)
         if scope is not None:
             await self.limiter.forget(ids)
             raise TooManyAttempts(await self.limiter.retry_after(key, now) or 1, scope)
