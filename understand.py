@@ -726,8 +726,13 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         )
         typed = t.raw[head.start : head.end]
         at_start = not t.low[: head.start].strip(" ?!.,") and typed.lower() == typed
-        # "ACTION_NAME le plus fréquent": a singular superlative right after the column word
-        singular = singular or re.match(r"\s+(?:le|la)\s+(?:plus|moins)\s+\w*[^sx\W]\b", t.low[head.end :])
+        # "ACTION_NAME le plus fréquent": a singular superlative (one the rules rank by) right after
+        # the column word
+        singular = singular or any(
+            0 < r.start - head.end <= 2
+            and re.match(r"(?:le|la)\s+(?:plus|moins)\s+(?!de\b)\w*[^sx\W]\b", t.low[r.start :])
+            for r in ranked
+        )
         plural_heads = any(re.match(r"\S+[sx]\b|gens", t.low[h.start : h.end]) for h in heads)
         if ranked and not plural_heads and (word == "qui" or ((singular or at_start) and not plural)):
             limit = 1

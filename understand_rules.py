@@ -244,7 +244,13 @@ def _previous_period(t: Text) -> None:
     first: Period = periods[0].value
     for m in t.matches(_PREVIOUS):
         if first.start and first.end:
-            start, end = _calendar_before(first, t.tz or ZoneInfo("UTC"))
+            unit = re.search(r"\b(?:jours?|heures?|periode)\b", m.group(0))  # "aux 2 jours précédents": that length
+            span = first.end - first.start
+            start, end = (
+                (first.start - span, first.start)
+                if unit
+                else _calendar_before(first, t.tz or ZoneInfo("UTC"))
+            )
             t.add(m, "period", Period(start=start, end=end, label=t.raw[m.start() : m.end()].strip()))
         return
 
