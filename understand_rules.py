@@ -244,7 +244,9 @@ def _previous_period(t: Text) -> None:
     first: Period = periods[0].value
     for m in t.matches(_PREVIOUS):
         if first.start and first.end:
-            unit = re.search(r"\b(?:jours?|heures?|periode)\b", m.group(0))  # "aux 2 jours précédents": that length
+            unit = re.search(
+                r"\b(?:jours?|heures?|periode)\b", m.group(0)
+            )  # "aux 2 jours précédents": that length
             span = first.end - first.start
             start, end = (
                 (first.start - span, first.start)
