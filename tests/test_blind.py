@@ -15,6 +15,7 @@ from tests.blind_eval import (
     BLIND_9,
     BLIND_10,
     BLIND_11,
+    BLIND_12,
     score,
 )
 
@@ -40,6 +41,8 @@ from tests.blind_eval import (
         (BLIND_10, "heldout", 0.70, 0.035),
         (BLIND_11, "dev", 0.83, 0.04),
         (BLIND_11, "heldout", 0.66, 0.08),
+        (BLIND_12, "dev", 0.71, 0.035),
+        (BLIND_12, "heldout", 0.70, 0.085),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
