@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from anomalies import ACCOUNT_ACTIONS
+from anomaly_queries import ACCOUNT_ACTIONS
 from config import settings
 from database import Store
 from plan import Filters, Period, Plan

@@ -605,12 +605,15 @@ async def test_anomalies_from_the_rollups_give_the_events_findings(scratch_audit
     as from the events, for windows with history, learning from the trail's start, ending mid-hour or
     on a whole hour, across the change to summer time."""
     import anomalies
+    import anomaly_queries
 
     await import_with_duplicates(store, end)
     assert (await rollups.check(store)).ok
     read = []
-    pipeline = anomalies._rollup_summary_pipeline
-    monkeypatch.setattr(anomalies, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a))
+    pipeline = anomaly_queries._rollup_summary_pipeline
+    monkeypatch.setattr(
+        anomaly_queries, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a)
+    )
     whole_hour = end.replace(minute=0)
     windows = [(end - timedelta(days=7), end), (end - timedelta(days=30), end)]
     windows += [(whole_hour - timedelta(days=3, hours=5), whole_hour), (end - timedelta(days=12), end)]
