@@ -37,9 +37,11 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 import anomalies
-from anomalies import DML_ACTIONS, SEVERITY_RANK, WATCHED_ACTIONS, Anomaly
+from anomalies import SEVERITY_RANK, Anomaly
+from anomaly_queries import WATCHED_ACTIONS
 from config import settings
 from database import Store
+from rollups import DML_ACTIONS
 
 ALERTS = "alerts"
 POLICIES = "alert_policies"

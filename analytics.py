@@ -646,7 +646,8 @@ SEARCH_COUNT_BOUND = 100_000  # search counts matches up to this many when the r
 async def _rollup_total(store: Store, filters: AuditFilters) -> int | None:
     """The number of matches read from the rollups, when they hold the filters (else None)."""
     from plan import Filters, Period, Plan
-    from plan_compiler import compile_rollup_plan, run_plan
+    from plan_runner import run_plan  # lazy: both import this module
+    from rollup_compiler import compile_rollup_plan
 
     if filters.session_id:
         return None

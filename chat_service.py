@@ -29,7 +29,7 @@ import conversations
 import files_service
 import llm_plan
 import openai_service
-import plan_compiler
+import plan_runner
 import replies
 import understand
 from cache_service import AnswerCache, plan_cache_key
@@ -324,7 +324,7 @@ async def _prepare(
         response = ChatResponse(**{**hit, **base, "cached": True})
         return Prepared(response=response, template=hit["template"], started=started, plan=plan)
     try:
-        result = await plan_compiler.run_plan(store, plan)
+        result = await plan_runner.run_plan(store, plan)
     except PyMongoError:
         raise  # the store is down: a 503 for the route
     except ValueError as exc:  # PlanError: a French message for the user

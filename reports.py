@@ -1,7 +1,7 @@
 """Audit reports in the Oracle Data Safe set, over any window, as JSON, CSV, XLSX and PDF. Free of FastAPI.
 
 Every figure comes from the chat's compiler: each section is a `plan.Plan` run by
-`plan_compiler.run_plan` (the anomaly section is the plan measure "anomalies", i.e. the detectors).
+`plan_runner.run_plan` (the anomaly section is the plan measure "anomalies", i.e. the detectors).
 The reports:
 
 - activity: activity summary (events, sessions, failures; per day, user, action, program);
@@ -24,11 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from anomalies import ACCOUNT_ACTIONS
+from anomaly_queries import ACCOUNT_ACTIONS
 from config import settings
 from database import Store
 from plan import Filters, Period, Plan
-from plan_compiler import run_plan
+from plan_runner import run_plan
 
 DETAIL_ROWS = 1000  # events listed in a section, at most
 

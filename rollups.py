@@ -77,7 +77,7 @@ HOUR_SETS: dict[str, tuple[str, ...]] = {
     "all": (),
     "dbusername": ("dbusername",),
     "action_name": ("action_name",),
-    # The anomaly detectors' hourly baseline (`anomalies._summary`): about as many documents as
+    # The anomaly detectors' hourly baseline (`anomaly_queries._summary`): about as many documents as
     # `dbusername` (a user works from few hosts and programs), with the DML statements counted.
     "user_host_program": ("dbusername", "userhost", "client_program_name"),
 }

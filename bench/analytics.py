@@ -8,7 +8,7 @@ other. Calls alternate endpoint / direct to share any load drift.
 
     .venv/bin/python bench/analytics.py [--events 100000] [--runs 5] [--data-dir DIR]
 
-Anomaly detection caches its hourly summaries per day (see anomalies.py): the table's anomalies row
+Anomaly detection caches its hourly summaries per day (see anomaly_queries.py): the table's anomalies row
 clears that cache before every call, so endpoint and direct do the same work. `--anomalies` times
 detect_anomalies alone for 24h, 7d and 30d windows: cold (empty cache), the same call repeated, and a
 window sliding by 90 s per call (what a chat question or a dashboard refresh does), with the number of

@@ -26,6 +26,7 @@ os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789-abcdefghijklmno
 os.environ.pop("MONGODB_URI", None)
 
 import anomalies  # noqa: E402
+import anomaly_queries  # noqa: E402
 import rollups  # noqa: E402
 from config import settings  # noqa: E402
 from database import Store  # noqa: E402
@@ -115,12 +116,14 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"h/user_host_program: {docs:,} documents ({docs / 30:,.0f} per day of trail)")
         start, end = END - timedelta(days=7), END
-        since_day = anomalies._local(start - timedelta(days=settings.ANOMALY_BASELINE_DAYS)).date()
-        q = anomalies._Queries(store, await store.audit_version())
+        since_day = anomaly_queries._local(start - timedelta(days=settings.ANOMALY_BASELINE_DAYS)).date()
+        q = anomaly_queries._Queries(store, await store.audit_version())
         queries: dict[str, Callable[[], Awaitable[Any]]] = {
-            "failed logons": lambda: store.aggregate(anomalies._failed_logons_pipeline(start, end)),
-            "watched actions": lambda: store.aggregate(anomalies._watched_pipeline(start, end)),
-            "privileged SYS": lambda: store.aggregate(anomalies._privileged_pipeline("SYS", start, end)),
+            "failed logons": lambda: store.aggregate(anomaly_queries._failed_logons_pipeline(start, end)),
+            "watched actions": lambda: store.aggregate(anomaly_queries._watched_pipeline(start, end)),
+            "privileged SYS": lambda: store.aggregate(
+                anomaly_queries._privileged_pipeline("SYS", start, end)
+            ),
         }
         for label, call in queries.items():
             median, _ = await _median(args.runs, call)
@@ -131,8 +134,8 @@ async def main(args: argparse.Namespace) -> None:
                 ms = f"{sum(each) * 1000:,.0f} ms"
                 print(f"| rollups={use}, one query at a time: {label} | {ms} | {len(each)} |")
         ways = {
-            "summary, events": lambda: anomalies._summary(q, since_day, end, use_rollups=False),
-            "summary, rollups": lambda: anomalies._summary(q, since_day, end),
+            "summary, events": lambda: anomaly_queries._summary(q, since_day, end, use_rollups=False),
+            "summary, rollups": lambda: anomaly_queries._summary(q, since_day, end),
             "detect, events": lambda: anomalies.detect(store, start=start, end=end, use_rollups=False),
             "detect, rollups": lambda: anomalies.detect(store, start=start, end=end),
         }

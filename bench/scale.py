@@ -75,7 +75,7 @@ async def one_size(n: int, runs: int, data_dir: Path, events_side: bool = True) 
     from ingest import insert_documents
     from models import AuditFilters
     from plan import Filters, Period, Plan
-    from plan_compiler import run_plan
+    from plan_runner import run_plan
 
     store = Store(uri=None, db_name="bench", data_dir=str(data_dir))
     await store.start()

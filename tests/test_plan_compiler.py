@@ -10,7 +10,8 @@ import pytest
 
 from config import settings
 from plan import CATEGORIES, EVENT_COLUMNS, Filters, Having, Period, Plan, Sequence, Threshold
-from plan_compiler import PlanError, compile_plan, plan_match, run_plan
+from plan_compiler import PlanError, compile_plan, plan_match
+from plan_runner import run_plan
 
 TZ = settings.tz
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

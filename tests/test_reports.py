@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 import reports
-from anomalies import ACCOUNT_ACTIONS
+from anomaly_queries import ACCOUNT_ACTIONS
 from config import settings
 
 DDL = re.compile(r"^(CREATE|ALTER|DROP|TRUNCATE|RENAME|COMMENT|PURGE|FLASHBACK)\b")

@@ -15,7 +15,8 @@ from config import settings
 from demo_data import generate
 from ingest import _insert, insert_documents
 from plan import Filters, Period, Plan, Threshold
-from plan_compiler import compile_rollup_plan, run_plan
+from plan_runner import run_plan
+from rollup_compiler import compile_rollup_plan
 
 END = datetime(2025, 3, 20, 16, 37, tzinfo=UTC)  # a Thursday; Paris is UTC+1 then
 
@@ -102,9 +103,9 @@ async def test_duplicates_are_never_counted_and_the_check_agrees(trail, store) -
 
 
 async def test_rollups_and_events_give_the_same_figures(trail, store, monkeypatch) -> None:
-    import plan_compiler
+    import rollup_compiler
 
-    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))  # short periods too, here
+    monkeypatch.setattr(rollup_compiler, "ROLLUP_MIN_SPAN", timedelta(0))  # short periods too, here
     filled = 0
     for plan in plans(trail):
         assert compile_rollup_plan(plan) is not None, plan
@@ -269,9 +270,9 @@ def test_hour_windows_and_off_hours_are_held_by_the_rollups() -> None:
 @pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
 async def test_every_plan_the_rollups_hold_gives_the_events_figures(scratch_audit, store, monkeypatch, end):
     """On the DST trail, only the plans that read local hours (the rest is the same as in winter)."""
-    import plan_compiler
+    import rollup_compiler
 
-    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    monkeypatch.setattr(rollup_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
     events = await import_with_duplicates(store, end)
     matrix = [p for p in plan_matrix(events, end) if end == END or hour_bound(p)]
     held = [p for p in matrix if compile_rollup_plan(p) is not None]
@@ -360,7 +361,7 @@ SESSIONS_FROM_EVENTS = [
 
 
 def test_session_plans_the_session_documents_cannot_hold_read_the_events() -> None:
-    from plan_compiler import session_doc_filters
+    from rollup_compiler import session_doc_filters
 
     for plan in SESSIONS_FROM_EVENTS:
         assert session_doc_filters(plan) is None, plan
@@ -369,9 +370,9 @@ def test_session_plans_the_session_documents_cannot_hold_read_the_events() -> No
 
 @pytest.mark.parametrize("end", [END, DST_END], ids=["winter", "dst-change"])
 async def test_every_session_plan_gives_the_events_figures(scratch_audit, store, monkeypatch, end) -> None:
-    import plan_compiler
+    import rollup_compiler
 
-    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    monkeypatch.setattr(rollup_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
     events = await import_with_duplicates(store, end)
     assert (await rollups.check(store)).ok
     matrix = session_plans(events, end)
@@ -507,10 +508,10 @@ async def test_counts_written_in_the_background_mid_import_give_the_same_figures
 ) -> None:
     """Counts summed over a few batches and written while the next batches are inserted (here every
     1,000 events), with duplicates re-imported: the rollups hold exactly the events, no lease is left."""
-    import plan_compiler
+    import rollup_compiler
 
     monkeypatch.setattr(rollups, "FLUSH_EVENTS", 1000)
-    monkeypatch.setattr(plan_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
+    monkeypatch.setattr(rollup_compiler, "ROLLUP_MIN_SPAN", timedelta(0))
     events = await import_with_duplicates(store, END)
     meta = await store.meta.find_one({"_id": f"rollups:{store.audit_name}"})
     assert meta["events"] == 3500 and not meta.get("inflight")
@@ -605,12 +606,15 @@ async def test_anomalies_from_the_rollups_give_the_events_findings(scratch_audit
     as from the events, for windows with history, learning from the trail's start, ending mid-hour or
     on a whole hour, across the change to summer time."""
     import anomalies
+    import anomaly_queries
 
     await import_with_duplicates(store, end)
     assert (await rollups.check(store)).ok
     read = []
-    pipeline = anomalies._rollup_summary_pipeline
-    monkeypatch.setattr(anomalies, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a))
+    pipeline = anomaly_queries._rollup_summary_pipeline
+    monkeypatch.setattr(
+        anomaly_queries, "_rollup_summary_pipeline", lambda *a: read.append(a) or pipeline(*a)
+    )
     whole_hour = end.replace(minute=0)
     windows = [(end - timedelta(days=7), end), (end - timedelta(days=30), end)]
     windows += [(whole_hour - timedelta(days=3, hours=5), whole_hour), (end - timedelta(days=12), end)]

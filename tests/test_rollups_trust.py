@@ -12,7 +12,7 @@ from database import Store
 from demo_data import generate
 from ingest import insert_documents
 from plan import Plan
-from plan_compiler import run_plan
+from plan_runner import run_plan
 
 END = datetime(2025, 3, 20, 16, 37, tzinfo=UTC)
 
