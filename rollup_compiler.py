@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import rollups
-from analytics import local_hour, local_weekday, match_stages, off_hours_expr
-from database import AUDIT_COLLECTION, Store
+from analytics import _aggregate, local_hour, local_weekday, match_stages, off_hours_expr
+from database import Store
 from models import AuditFilters
 from plan import TIME_BUCKETS, Filters, Period, Plan
 from plan_compiler import (
@@ -226,16 +226,14 @@ def session_doc_filters(plan: Plan) -> dict[str, Any] | None:
     return query
 
 
-def compile_session_plan(
-    plan: Plan, query: dict[str, Any], crossing: list[Any], collection: str = AUDIT_COLLECTION
-) -> list[Stage]:
+def compile_session_plan(plan: Plan, query: dict[str, Any], crossing: list[dict[str, Any]]) -> list[Stage]:
     """The pipeline on the session documents that computes the same result as `compile_plan`.
 
     A session belongs to the plan's period by the events it holds in the period (plan.py: durations
     run from the first to the last event of the session in the period). A session document whose
     start and end both fall in the period is therefore taken whole; the sessions that cross a bound of
-    the period (`crossing`, their ids) are recomputed from their events within the period
-    (`$unionWith` the events). Each session comes from exactly one side.
+    the period are recomputed from their events within the period (`crossing`, by
+    `crossing_pipeline`) and added to them. Each session comes from exactly one side.
     """
     clauses: list[dict[str, Any]] = [query] if query else []
     p = plan.period
@@ -247,9 +245,12 @@ def compile_session_plan(
     # The start alone first: SecantusDB uses an index only for a `$match` on its fields alone.
     stages: list[Stage] = [{"$match": m} for m in (head, _merge(clauses)) if m]
     if crossing:
-        events = _merge([plan_match(plan.filters, p), {"session_id": {"$in": crossing}}])
-        inner = [*match_stages(AuditFilters(), events), *_session_groups(plan)]
-        stages.append({"$unionWith": {"coll": collection, "pipeline": inner}})
+        # The few recomputed sessions, as literal documents of a `$unionWith` on the small meta
+        # collection: SecantusDB reads a `$unionWith`'s whole collection before its pipeline, so a
+        # union with the events read every event (4.5 s of a 4.6 s question at 200k events).
+        literal = [{"$limit": 1}, {"$project": {"_id": 0, "s": {"$literal": crossing}}}, {"$unwind": "$s"},
+                   {"$replaceRoot": {"newRoot": "$s"}}]  # fmt: skip
+        stages.append({"$unionWith": {"coll": "meta", "pipeline": literal}})
     stages += _session_filter(plan)
     if plan.detail:
         return [*stages, {"$facet": _session_facets(plan)}]
@@ -257,6 +258,14 @@ def compile_session_plan(
     if _ranked(plan):
         stages += [*_group_filter(plan), _rank_facet(plan, [_sort_field(plan)])]
     return stages
+
+
+def crossing_pipeline(plan: Plan, crossing: list[Any]) -> list[Stage]:
+    """The sessions `crossing` (ids) recomputed from their events in the plan's period, as documents
+    shaped like the session documents (the session id alone first, on its index)."""
+    events = plan_match(plan.filters, plan.period)
+    return [{"$match": {"session_id": {"$in": crossing}}}, *match_stages(AuditFilters(), events),
+            *_session_groups(plan)]  # fmt: skip
 
 
 async def _crossing_sessions(store: Store, period: Period | None) -> list[Any]:
@@ -282,7 +291,8 @@ async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]],
     if query is None or not await rollups.usable(store):
         return None
     crossing = await _crossing_sessions(store, p)
-    pipeline = compile_session_plan(plan, query, crossing, store.audit_name)
+    recomputed = await _aggregate(store, crossing_pipeline(plan, crossing)) if crossing else []
+    pipeline = compile_session_plan(plan, query, recomputed)
     name = rollups.sessions_name(store.audit_name)
     cursor = await store[name].aggregate(pipeline, allowDiskUse=True)
     return await cursor.to_list(None), {"collection": name, "pipeline": pipeline}

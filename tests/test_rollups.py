@@ -387,8 +387,9 @@ async def test_every_session_plan_gives_the_events_figures(scratch_audit, store,
         crossed += any("$unionWith" in stage for stage in fast.query["pipeline"])
     for plan in SESSIONS_FROM_EVENTS:
         assert (await run_plan(store, plan)).query["collection"] == store.audit_name, plan
-    # the comparisons are on figures, and sessions crossing a period's bound are recomputed
-    assert filled >= 0.6 * len(matrix) and crossed >= 20, (len(matrix), filled, crossed)
+    # the comparisons are on figures, and sessions crossing a period's bound are recomputed (`crossed`:
+    # plans where some of them hold events that match, and are added to the session documents)
+    assert filled >= 0.6 * len(matrix) and crossed >= 15, (len(matrix), filled, crossed)
 
 
 async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, store) -> None:
