@@ -141,11 +141,17 @@ async def quarantine(store: Any, batch: int = 1000) -> int:
 
 
 async def _set_aside(store: Any, docs: list[dict[str, Any]]) -> int:
+    import rollups  # (audit_shape is imported by the modules rollups needs)
+
     if not docs:
         return 0
+    # The rollups may count these documents: no reader trusts them from before the deletion until a
+    # recount after it.
+    await rollups.forget(store)
     target = store.db[store.audit_name + QUARANTINE_SUFFIX]
     ids = [d["_id"] for d in docs]
     await target.delete_many({"_id": {"$in": ids}})
     await target.insert_many(docs, bypass_document_validation=True)
     await store.audit.delete_many({"_id": {"$in": ids}})
+    await rollups.forget(store)
     return len(docs)

@@ -226,6 +226,9 @@ def session_doc_filters(plan: Plan) -> dict[str, Any] | None:
     return query
 
 
+MAX_CROSSING = 2_000  # sessions crossing a bound, added as literal documents (a command is at most 16 MB)
+
+
 def compile_session_plan(plan: Plan, query: dict[str, Any], crossing: list[dict[str, Any]]) -> list[Stage]:
     """The pipeline on the session documents that computes the same result as `compile_plan`.
 
@@ -292,6 +295,8 @@ async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]],
         return None
     crossing = await _crossing_sessions(store, p)
     recomputed = await _aggregate(store, crossing_pipeline(plan, crossing)) if crossing else []
+    if len(recomputed) > MAX_CROSSING:
+        return None  # a command holds them as literals: past this many, the events path
     pipeline = compile_session_plan(plan, query, recomputed)
     name = rollups.sessions_name(store.audit_name)
     cursor = await store[name].aggregate(pipeline, allowDiskUse=True)

@@ -295,8 +295,10 @@ async def begin(store: Any, events: int, *, seconds: float = LEASE_SECONDS) -> s
 
 async def release(store: Any, lease: str) -> None:
     """End a batch's lease without counting its events (its insert or its rollups failed)."""
-    await store.meta.update_one({"_id": _meta_id(store.audit_name)}, {"$unset": {f"inflight.{lease}": ""}})
-    await forget(store)
+    await store.meta.update_one(
+        {"_id": _meta_id(store.audit_name)},
+        {"$unset": {f"inflight.{lease}": "", "trust": ""}, "$inc": {"trust_epoch": 1}},
+    )
 
 
 def count(docs: list[dict[str, Any]]) -> _Delta:
@@ -363,6 +365,7 @@ class Accumulator:
         self._leased = 0  # the events they cover (duplicates the store refused included)
         self._oldest: float | None = None  # when the oldest of them was taken (monotonic)
         self._writing: asyncio.Task | None = None
+        self._unmatched = 0  # batches begun whose insert never reported (it failed partway, perhaps)
 
     async def __aenter__(self) -> "Accumulator":
         return self
@@ -373,6 +376,7 @@ class Accumulator:
     async def begin(self, events: int) -> str:
         """Take the lease of a batch of `events` about to be inserted."""
         lease = await begin(self.store, events)
+        self._unmatched += 1
         self._leases.append(lease)
         self._leased += events
         if self._oldest is None:
@@ -382,6 +386,7 @@ class Accumulator:
     async def add(self, delta: _Delta, events: int) -> None:
         """Add what a batch inserted (`count` of exactly the documents the store took)."""
         _merge(self._delta, delta)
+        self._unmatched -= 1
         self._events += events
         due = self._oldest is not None and time.monotonic() - self._oldest > LEASE_SECONDS / 3
         if self._leased >= self.flush_events or due:  # a re-import of duplicates too ends its leases
@@ -404,9 +409,11 @@ class Accumulator:
             # collection holds more than the rollups count and readers fall back to the events.
             await self.store.meta.update_one(
                 {"_id": _meta_id(self.store.audit_name)},
-                {"$unset": {f"inflight.{lease}": "" for lease in leases}},
+                {
+                    "$unset": {"trust": "", **{f"inflight.{lease}": "" for lease in leases}},
+                    "$inc": {"trust_epoch": 1},
+                },
             )
-            await forget(self.store)
             raise
 
     async def _settle(self) -> None:
@@ -421,6 +428,8 @@ class Accumulator:
             await self._settle()
         finally:
             await self._flush(wait=True)
+            if self._unmatched:  # some of those events may be in the collection, never to be counted
+                await forget(self.store)
 
 
 def _merge(into: _Delta, other: _Delta) -> None:
@@ -528,7 +537,7 @@ async def check_trust(store: Any) -> bool:
     verdict = {"ok": ok, "at": at, "until": first_expiry if ok else None, "version": version, "took": took}
     await store.meta.update_one(
         {"_id": meta_id, "trust_epoch": before.get("trust_epoch")},
-        {"$set": {"trust": verdict}, "$unset": {"trust_claim": ""}},
+        {"$set": {"trust": verdict}},
     )
     return ok
 
@@ -554,7 +563,7 @@ def _fresh(doc: dict[str, Any], now: datetime, version: int, *, reader: bool = T
     if trust.get("version") != version:
         return None
     max_age = _refresh_after(trust) * (2 if reader else 1)
-    if (now - at).total_seconds() >= max_age or now < at:
+    if not -TRUST_REFRESH < (now - at).total_seconds() < max_age:  # a clock a little behind is fine
         return None
     until = _utc(trust.get("until"))
     if until is not None and now >= until:
@@ -574,7 +583,19 @@ async def usable(store: Any) -> bool:
     if doc is None or not _trusted_layout(doc):
         return False
     verdict = _fresh(doc, datetime.now(UTC), await _version(store))
-    return verdict if verdict is not None else await check_trust(store)
+    if verdict is not None:
+        return verdict
+    # One count at a time in this process: the others wait for it and read its verdict (each count
+    # holds the whole store on SecantusDB).
+    async with _counting.setdefault((store.db_name, store.audit_name), asyncio.Lock()):
+        doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
+        if doc is None or not _trusted_layout(doc):
+            return False
+        verdict = _fresh(doc, datetime.now(UTC), await _version(store))
+        return verdict if verdict is not None else await check_trust(store)
+
+
+_counting: dict[tuple[str, str], asyncio.Lock] = {}
 
 
 async def carry(store: Any, version: int) -> None:
@@ -594,30 +615,36 @@ async def forget(store: Any) -> None:
     )
 
 
-async def _claim(store: Any) -> bool:
-    """Take the recount for this worker if the verdict is due and no other worker holds it."""
+async def _claim(store: Any) -> datetime | None:
+    """Take the recount for this worker if the verdict is due and no other worker holds it: the claim."""
     now = datetime.now(UTC)
     doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
     if doc is None or not _trusted_layout(doc):
-        return False
+        return None
     if _fresh(doc, now, await _version(store), reader=False) is not None:
-        return False
+        return None
     claim = _utc(doc.get("trust_claim"))
     if claim is not None and claim > now:
-        return False
+        return None
+    mine = now + timedelta(seconds=TRUST_CLAIM_SECONDS)
     taken = await store.meta.update_one(
-        {"_id": doc["_id"], "trust_claim": doc.get("trust_claim")},
-        {"$set": {"trust_claim": now + timedelta(seconds=TRUST_CLAIM_SECONDS)}},
+        {"_id": doc["_id"], "trust_claim": doc.get("trust_claim")}, {"$set": {"trust_claim": mine}}
     )
-    return taken.modified_count == 1
+    return mine if taken.modified_count == 1 else None
 
 
 async def watch(store: Any, every: float = TRUST_REFRESH / 3) -> None:
     """Keep the trust verdict fresh, so that no question waits on the count (runs for the app's life)."""
     while True:
         try:
-            if whole_hour_zone() and await _claim(store):
-                await check_trust(store)
+            if whole_hour_zone() and (mine := await _claim(store)) is not None:
+                try:
+                    await check_trust(store)
+                finally:  # ours only: another worker may hold a newer claim
+                    await store.meta.update_one(
+                        {"_id": _meta_id(store.audit_name), "trust_claim": mine},
+                        {"$unset": {"trust_claim": ""}},
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the store may be down for a while: the next round tries again
@@ -821,14 +848,15 @@ async def check(store: Any) -> CheckReport:
 async def reset(store: Any) -> None:
     """Empty rollups for an emptied audit collection (tests, and a trail deleted on purpose)."""
     await ensure_indexes(store)
+    await forget(store)  # before the rollups are emptied: no reader may trust them meanwhile
     await store[rollups_name(store.audit_name)].delete_many({})
     await store[sessions_name(store.audit_name)].delete_many({})
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)},
-        {"$set": {"events": 0, "building": False, "inflight": {}, "layout": _layout()}},
+        {"$set": {"events": 0, "building": False, "inflight": {}, "layout": _layout()},
+         "$unset": {"trust": ""}, "$inc": {"trust_epoch": 1}},
         upsert=True,
-    )
-    await forget(store)
+    )  # fmt: skip
 
 
 async def prepare(store: Any) -> asyncio.Task | None:

@@ -121,7 +121,9 @@ async def test_one_worker_recounts_at_a_time_and_the_watcher_keeps_it_fresh(trai
     await rollups.forget(store)
     assert await rollups._claim(store)
     assert not await rollups._claim(store)  # another worker: the claim is held
-    assert await rollups.check_trust(store)
+    assert await rollups.check_trust(store)  # a reader's count leaves the claim to its holder
+    assert "trust_claim" in await _meta(store)
+    await store.meta.update_one({"_id": f"rollups:{store.audit_name}"}, {"$unset": {"trust_claim": ""}})
     assert not await rollups._claim(store)  # fresh: nothing to do
     old = datetime.now(UTC) - timedelta(seconds=rollups.TRUST_REFRESH + 1)
     await store.meta.update_one({"_id": f"rollups:{store.audit_name}"}, {"$set": {"trust.at": old}})
@@ -149,3 +151,39 @@ async def test_a_costly_count_is_repeated_less_often(trail, store, monkeypatch) 
     assert not await rollups._claim(store)
     _no_count(monkeypatch)
     assert await rollups.usable(store)
+
+
+async def test_a_batch_whose_insert_never_reported_drops_the_verdict(trail, store) -> None:
+    """An insert that failed partway: its lease ends with the import, and the verdict with it."""
+    assert await rollups.check_trust(store)
+    counts = rollups.Accumulator(store)
+    batch = generate(n_events=40, days=1, seed=34, end=END)
+    await counts.begin(len(batch))
+    await store.audit.insert_many([dict(e) for e in batch[:20]])  # then the connection broke
+    await counts.close()
+    assert "trust" not in await _meta(store)
+    assert not await rollups.usable(store)  # counted again: 20 events the rollups will never hold
+
+
+async def test_concurrent_readers_without_a_verdict_count_once(trail, store, monkeypatch) -> None:
+    await rollups.forget(store)
+    real, calls = rollups.check_trust, []
+
+    async def counted(s: Any) -> bool:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return await real(s)
+
+    monkeypatch.setattr(rollups, "check_trust", counted)
+    assert all(await asyncio.gather(*(rollups.usable(store) for _ in range(6))))
+    assert len(calls) == 1  # each count holds the whole store on SecantusDB
+
+
+async def test_documents_set_aside_by_the_sweep_drop_the_verdict(trail, store) -> None:
+    import audit_shape
+
+    assert await rollups.check_trust(store)
+    odd = {**trail[0], "_id": "odd-shape", "event_timestamp": "not a date"}
+    await store.audit.insert_one(odd, bypass_document_validation=True)
+    assert await audit_shape._set_aside(store, [odd]) == 1
+    assert "trust" not in await _meta(store)
