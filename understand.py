@@ -603,6 +603,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         day = p0.start.astimezone(t.tz).replace(hour=0, minute=0, second=0, microsecond=0)
         if p0.end - p0.start < timedelta(days=1) and p0.end <= day + timedelta(days=1):
             periods = [Period(start=day, end=day + timedelta(days=1), label=p0.label)]
+    for item in period_items:  # "hors week-end": no filter leaves a period out; never the period itself
+        if any(
+            0 <= item.start - ex.end <= 8
+            and re.fullmatch(r"\s*(?:le |la |les |du |des |de la |l')?\s*", t.low[ex.end : item.start])
+            for ex in t.of("EXCLUDE_WORDS")
+        ):
+            said = t.raw[item.start : item.end].strip()
+            return _not_understood(t, [said], None, notes, why="exclure une période ne se calcule pas")
     invalid = t.of("invalid_date")
     if invalid:  # "le 31 novembre", "lundi 22" (a Sunday): no figure for another period
         said = invalid[0].value.strip()

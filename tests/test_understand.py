@@ -777,3 +777,10 @@ def test_both_of_two_tables_named_with_their_schema():
     p = plan_of("Qui a modifié à la fois HR.EMPLOYEES et FINANCE.INVOICES ?")
     assert p.having is not None and p.having.field == "object_name"
     assert sorted(p.having.values) == ["EMPLOYEES", "INVOICES"] and "object_schema" not in p.filters.include
+
+
+def test_a_period_left_out_is_refused_not_taken():
+    for q in ("nombre de DELETE hors week-end et hors SCOTT", "combien de connexions sauf hier"):
+        reading = ask(q)  # it was the weekend itself: figures for the part the user left out
+        assert reading.kind == "not_understood" and reading.plan is None, q
+    assert plan_of("combien de DELETE hier sauf SCOTT").filters.exclude == {"dbusername": ["SCOTT"]}
