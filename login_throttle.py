@@ -84,13 +84,13 @@ class LoginThrottle:
         user_key = self._user(username)
         # The address is counted only once the username passed: a guess refused for its username
         # never takes a place in its address's window (so concurrent guesses are not refused twice).
-        (user_hit,) = await self.limiter.add([user_key], now)
+        user_hit = await self.limiter.add(user_key, now)
         ids = [user_hit.id]
         scope, key = None, user_key
         if await self.limiter.over(user_hit):
             scope = "username"
         elif address:
-            (address_hit,) = await self.limiter.add([self._addr(address)], now)
+            address_hit = await self.limiter.add(self._addr(address), now)
             ids.append(address_hit.id)
             if await self.limiter.over(address_hit) and not await self._is_trusted(address, username, now):
                 scope, key = "address", self._addr(address)

@@ -73,27 +73,23 @@ class RateLimiter:
         oldest_blocking = recent[-1]  # free again when it leaves the window
         return max(1, math.ceil(oldest_blocking + self.window - now))
 
-    async def add(self, keys: list[str], now: float) -> list[Hit]:
-        """Append one hit to each key (an atomic `$push`: the order of the hits is the store's)."""
+    async def add(self, key: str, now: float) -> Hit:
+        """Append one hit to the key (an atomic `$push`: the order of the hits is the store's)."""
+        own = ObjectId()
+        await self.hits.update_one({"_id": key}, {"$pull": {"hits": {"at": {"$lte": now - self.window}}}})
         expires = datetime.now(UTC) + timedelta(seconds=self.window + 60)
-        taken = []
-        for key in keys:
-            own = ObjectId()
-            await self.hits.update_one({"_id": key}, {"$pull": {"hits": {"at": {"$lte": now - self.window}}}})
-            push = {"$push": {"hits": {"id": own, "at": now}}, "$set": {"key": key, "expires": expires}}
-            for attempt in range(2):
-                try:
-                    doc = await self.hits.find_one_and_update(
-                        {"_id": key}, push, upsert=True, return_document=ReturnDocument.AFTER
-                    )
-                    break
-                except DuplicateKeyError:  # two first hits of a key at once: the other one made it
-                    if attempt:
-                        raise
-            if doc is None:  # SecantusDB may answer an upsert under concurrency without the document
-                doc = await self.hits.find_one({"_id": key})
-            taken.append(Hit(own, key, now, self._rank(doc, own, now)))
-        return taken
+        push = {"$push": {"hits": {"id": own, "at": now}}, "$set": {"key": key, "expires": expires}}
+        try:
+            doc = await self.hits.find_one_and_update(
+                {"_id": key}, push, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:  # two first hits of a key at once: the other one made it, push again
+            doc = await self.hits.find_one_and_update(
+                {"_id": key}, push, return_document=ReturnDocument.AFTER
+            )
+        if doc is None:  # SecantusDB may answer an upsert under concurrency without the document
+            doc = await self.hits.find_one({"_id": key})
+        return Hit(own, key, now, self._rank(doc, own, now))
 
     def _rank(self, doc: dict[str, Any] | None, own: ObjectId, now: float) -> int:
         """How many hits in the window come before `own` in the key's document."""
@@ -118,7 +114,7 @@ class RateLimiter:
     async def hit(self, key: str, scope: str, *, now: float | None = None) -> None:
         """Count one hit, or raise TooManyAttempts when the key is over its limit (that hit is not kept)."""
         now = self.clock() if now is None else now
-        (taken,) = await self.add([key], now)
+        taken = await self.add(key, now)
         if await self.over(taken):
             await self.forget([taken.id])
             raise TooManyAttempts(await self.retry_after(key, now) or 1, scope)

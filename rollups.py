@@ -297,7 +297,7 @@ async def release(store: Any, lease: str) -> None:
     """End a batch's lease without counting its events (its insert or its rollups failed)."""
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)},
-        {"$unset": {f"inflight.{lease}": "", "trust": ""}, "$inc": {"trust_epoch": 1}},
+        _dropping_trust({"$unset": {f"inflight.{lease}": ""}}),
     )
 
 
@@ -409,10 +409,7 @@ class Accumulator:
             # collection holds more than the rollups count and readers fall back to the events.
             await self.store.meta.update_one(
                 {"_id": _meta_id(self.store.audit_name)},
-                {
-                    "$unset": {"trust": "", **{f"inflight.{lease}": "" for lease in leases}},
-                    "$inc": {"trust_epoch": 1},
-                },
+                _dropping_trust({"$unset": {f"inflight.{lease}": "" for lease in leases}}),
             )
             raise
 
@@ -579,20 +576,22 @@ async def usable(store: Any) -> bool:
     """
     if not whole_hour_zone():
         return False
-    doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
-    if doc is None or not _trusted_layout(doc):
-        return False
-    verdict = _fresh(doc, datetime.now(UTC), await _version(store))
-    if verdict is not None:
+    if (verdict := await _stored(store)) is not None:
         return verdict
     # One count at a time in this process: the others wait for it and read its verdict (each count
     # holds the whole store on SecantusDB).
     async with _counting.setdefault((store.db_name, store.audit_name), asyncio.Lock()):
-        doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
-        if doc is None or not _trusted_layout(doc):
-            return False
-        verdict = _fresh(doc, datetime.now(UTC), await _version(store))
+        verdict = await _stored(store)
         return verdict if verdict is not None else await check_trust(store)
+
+
+async def _stored(store: Any) -> bool | None:
+    """The stored verdict a reader may use (False for rollups being built or of another layout);
+    None when there is none."""
+    doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
+    if doc is None or not _trusted_layout(doc):
+        return False
+    return _fresh(doc, datetime.now(UTC), await _version(store))
 
 
 _counting: dict[tuple[str, str], asyncio.Lock] = {}
@@ -610,9 +609,12 @@ async def carry(store: Any, version: int) -> None:
 async def forget(store: Any) -> None:
     """Drop the stored verdict: the next reader counts (after a rebuild, a reset, or events left
     uncounted)."""
-    await store.meta.update_one(
-        {"_id": _meta_id(store.audit_name)}, {"$unset": {"trust": ""}, "$inc": {"trust_epoch": 1}}
-    )
+    await store.meta.update_one({"_id": _meta_id(store.audit_name)}, _dropping_trust({}))
+
+
+def _dropping_trust(update: dict[str, Any]) -> dict[str, Any]:
+    """`update` that also drops the verdict, and makes a recount that started before it store nothing."""
+    return {**update, "$unset": {**update.get("$unset", {}), "trust": ""}, "$inc": {"trust_epoch": 1}}
 
 
 async def _claim(store: Any) -> datetime | None:
@@ -853,10 +855,9 @@ async def reset(store: Any) -> None:
     await store[sessions_name(store.audit_name)].delete_many({})
     await store.meta.update_one(
         {"_id": _meta_id(store.audit_name)},
-        {"$set": {"events": 0, "building": False, "inflight": {}, "layout": _layout()},
-         "$unset": {"trust": ""}, "$inc": {"trust_epoch": 1}},
+        _dropping_trust({"$set": {"events": 0, "building": False, "inflight": {}, "layout": _layout()}}),
         upsert=True,
-    )  # fmt: skip
+    )
 
 
 async def prepare(store: Any) -> asyncio.Task | None:

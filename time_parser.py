@@ -351,6 +351,11 @@ _rule(
 )
 
 
+def _month_of_day(c: _Ctx, d: int) -> int:
+    """The month of "le 12" said alone: this one, or the last one when the 12th is yet to come."""
+    return c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
+
+
 def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime | None] | _Invalid | None:
     g = m.groupdict()
     if name == "all_time":
@@ -475,13 +480,13 @@ def _apply(name: str, m: re.Match, c: _Ctx) -> tuple[datetime | None, datetime |
         d = _day_num(g["dom"])
         if not 1 <= d <= 31:
             return None
-        month = c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
+        month = _month_of_day(c, d)
         return c.day(c.last_date(d, month, None)) if _valid(2000, month, d) else None
     if name == "weekday_dom":
         d = _day_num(g["dom"])
         if not 1 <= d <= 31:
             return None
-        month = c.today.month if d <= c.today.day else (c.today.replace(day=1) - timedelta(days=1)).month
+        month = _month_of_day(c, d)
         if not _valid(2000, month, d):
             return INVALID
         named = c.last_date(d, month, None)

@@ -108,11 +108,14 @@ def _joint_exclusion(t: Text) -> str | None:
         for a, b in itertools.pairwise(after[:4]):
             if a.start == b.start or not _OF_GAP.fullmatch(t.low[a.end : b.start]):
                 continue
-            field_a = a.value[0] if a.kind == "value" else "action_name"
-            field_b = b.value[0] if b.kind == "value" else "action_name"
-            if field_a != field_b and _negated(t, a):
+            if _field_of(a) != _field_of(b) and _negated(t, a):
                 return t.raw[a.start : b.end]
     return None
+
+
+def _field_of(item: Item) -> str:
+    """The column a named item filters: its own for a value, the action for a category."""
+    return item.value[0] if item.kind == "value" else "action_name"
 
 
 def _verb_after_list(t: Text, before: Item, other: Item) -> bool:
@@ -121,9 +124,7 @@ def _verb_after_list(t: Text, before: Item, other: Item) -> bool:
     raw = t.raw[other.start : other.end]
     if raw != raw.lower() or before.kind != "value" or t.low[before.end : other.start].strip():
         return False
-    if other.kind == "category":
-        return True
-    return other.kind == "value" and other.value[0] == "action_name" != before.value[0]
+    return other.kind == "category" or _field_of(other) == "action_name" != _field_of(before)
 
 
 _SQL_WORD = re.compile(

@@ -257,7 +257,7 @@ def _previous_period(t: Text) -> None:
         return
 
 
-_WEEKDAY_NAME = re.compile(r"\b(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|week-?ends?)\b")
+_WEEKDAY_NAME = re.compile(r"\b(?:" + "|".join(WEEKDAYS) + r"|week-?ends?)\b")
 
 
 def _calendar_before(period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:

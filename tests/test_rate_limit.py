@@ -28,9 +28,9 @@ async def test_exactly_the_limit_pass_among_simultaneous_hits(store, limit: int)
 
 async def test_forgotten_hits_and_the_window_give_places_back(store) -> None:
     limiter = RateLimiter(store, limit=2, window_seconds=60)
-    taken = await limiter.add(["test-forget"], 100.0) + await limiter.add(["test-forget"], 101.0)
+    taken = [await limiter.add("test-forget", 100.0), await limiter.add("test-forget", 101.0)]
     assert [await limiter.over(h) for h in taken] == [False, False]
-    (third,) = await limiter.add(["test-forget"], 102.0)
+    third = await limiter.add("test-forget", 102.0)
     assert await limiter.over(third)
     await limiter.forget([taken[0].id])  # cancelled: its place is free again for the hit after it
     assert not await limiter.over(third)
