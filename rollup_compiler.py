@@ -182,10 +182,14 @@ def _rollup_tail(plan: Plan) -> list[Stage]:
 ROLLUP_MIN_SPAN = timedelta(days=3)
 
 
+def _too_short(p: Period | None) -> bool:
+    """A period shorter than ROLLUP_MIN_SPAN: its events are few, read them."""
+    return p is not None and p.start is not None and p.end is not None and p.end - p.start < ROLLUP_MIN_SPAN
+
+
 async def _rollup_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """The aggregation's documents and the query, read from the rollups when they can answer."""
-    p = plan.period
-    if p is not None and p.start is not None and p.end is not None and p.end - p.start < ROLLUP_MIN_SPAN:
+    if _too_short(plan.period):
         return None
     compiled = compile_rollup_plan(plan)
     if compiled is None or not await rollups.usable(store):
@@ -287,13 +291,12 @@ async def _crossing_sessions(store: Store, period: Period | None) -> list[Any]:
 
 async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """The aggregation's documents and the query, read from the session documents when they can."""
-    p = plan.period
-    if p is not None and p.start is not None and p.end is not None and p.end - p.start < ROLLUP_MIN_SPAN:
+    if _too_short(plan.period):
         return None
     query = session_doc_filters(plan)
     if query is None or not await rollups.usable(store):
         return None
-    crossing = await _crossing_sessions(store, p)
+    crossing = await _crossing_sessions(store, plan.period)
     recomputed = await _aggregate(store, crossing_pipeline(plan, crossing)) if crossing else []
     if len(recomputed) > MAX_CROSSING:
         return None  # a command holds them as literals: past this many, the events path
