@@ -9,6 +9,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from loguru import logger
+from pymongo.errors import PyMongoError
 
 import audit_shape
 import auth
@@ -112,7 +113,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in (sweep, rebuild, watch):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # a cancelled store command ends in pymongo's own error, not CancelledError
+                with contextlib.suppress(asyncio.CancelledError, PyMongoError):
                     await task
         await store.close()
 

@@ -22,6 +22,7 @@ from plan_compiler import (
     _aware,
     _bucket,
     _check,
+    _descending,
     _expr_of,
     _group_filter,
     _hours_expr,
@@ -233,15 +234,8 @@ def session_doc_filters(plan: Plan) -> dict[str, Any] | None:
 MAX_CROSSING = 2_000  # sessions crossing a bound, added as literal documents (a command is at most 16 MB)
 
 
-def compile_session_plan(plan: Plan, query: dict[str, Any], crossing: list[dict[str, Any]]) -> list[Stage]:
-    """The pipeline on the session documents that computes the same result as `compile_plan`.
-
-    A session belongs to the plan's period by the events it holds in the period (plan.py: durations
-    run from the first to the last event of the session in the period). A session document whose
-    start and end both fall in the period is therefore taken whole; the sessions that cross a bound of
-    the period are recomputed from their events within the period (`crossing`, by
-    `crossing_pipeline`) and added to them. Each session comes from exactly one side.
-    """
+def _session_head(plan: Plan, query: dict[str, Any]) -> list[Stage]:
+    """The `$match` stages of the session documents held whole by the plan's period and its filters."""
     clauses: list[dict[str, Any]] = [query] if query else []
     p = plan.period
     head: dict[str, Any] = {}
@@ -250,7 +244,26 @@ def compile_session_plan(plan: Plan, query: dict[str, Any], crossing: list[dict[
     if p is not None and p.end is not None:
         clauses.append({"end": {"$lt": _aware(p.end)}})
     # The start alone first: SecantusDB uses an index only for a `$match` on its fields alone.
-    stages: list[Stage] = [{"$match": m} for m in (head, _merge(clauses)) if m]
+    return [{"$match": m} for m in (head, _merge(clauses)) if m]
+
+
+def compile_session_plan(
+    plan: Plan, query: dict[str, Any], crossing: list[dict[str, Any]], floor: int | None = None
+) -> list[Stage]:
+    """The pipeline on the session documents that computes the same result as `compile_plan`.
+
+    A session belongs to the plan's period by the events it holds in the period (plan.py: durations
+    run from the first to the last event of the session in the period). A session document whose
+    start and end both fall in the period is therefore taken whole; the sessions that cross a bound of
+    the period are recomputed from their events within the period (`crossing`, by
+    `crossing_pipeline`) and added to them. Each session comes from exactly one side.
+
+    With a `floor` (the longest sessions, see `_duration_floor`), only the documents that last at
+    least that long are read, on the `dur` index: the rows are the same, the total is not.
+    """
+    stages = _session_head(plan, query)
+    if floor is not None:
+        stages.insert(0, {"$match": {"dur": {"$gte": floor}}})
     if crossing:
         # The few recomputed sessions, as literal documents of a `$unionWith` on the small meta
         # collection: SecantusDB reads a `$unionWith`'s whole collection before its pipeline, so a
@@ -289,6 +302,46 @@ async def _crossing_sessions(store: Store, period: Period | None) -> list[Any]:
     return sorted(found, key=_order_key)
 
 
+def _longest(plan: Plan) -> int | None:
+    """k, when the plan asks for the k longest sessions, one per row."""
+    if (
+        plan.measure == "duration"
+        and plan.group_by == ["session_id"]
+        and plan.limit is not None
+        and _descending(plan)
+        and plan.threshold is None
+        and plan.session_state is None
+        and not plan.detail
+    ):
+        return plan.limit
+    return None
+
+
+# SecantusDB sorts every document a pipeline matches before its `$limit`: over 100k sessions, 12 s to
+# keep 10. The k longest are among the sessions that last at least a floor that k sessions reach;
+# found by halving from FLOOR_START on the `dur` index, each try reads only the sessions above it.
+FLOOR_START = 1 << 36  # milliseconds, two years
+
+
+async def _duration_floor(sessions: Any, head: list[Stage], k: int) -> int | None:
+    """A duration (ms) that at least k of the sessions `head` matches reach; None if none does."""
+    floor = FLOOR_START
+    while floor >= 1:
+        found = await (await sessions.aggregate(
+            [{"$match": {"dur": {"$gte": floor}}}, *head, {"$count": "n"}])).to_list(None)  # fmt: skip
+        if found and found[0]["n"] >= k:
+            return floor
+        floor //= 2
+    return None
+
+
+async def _session_count(sessions: Any, head: list[Stage]) -> int:
+    if not head:
+        return await sessions.estimated_document_count()  # the metadata count, not a scan
+    found = await (await sessions.aggregate([*head, {"$count": "n"}])).to_list(None)
+    return int(found[0]["n"]) if found else 0
+
+
 async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """The aggregation's documents and the query, read from the session documents when they can."""
     if _too_short(plan.period):
@@ -300,7 +353,12 @@ async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]],
     recomputed = await _aggregate(store, crossing_pipeline(plan, crossing)) if crossing else []
     if len(recomputed) > MAX_CROSSING:
         return None  # a command holds them as literals: past this many, the events path
-    pipeline = compile_session_plan(plan, query, recomputed)
-    name = rollups.sessions_name(store.audit_name)
-    cursor = await store[name].aggregate(pipeline, allowDiskUse=True)
-    return await cursor.to_list(None), {"collection": name, "pipeline": pipeline}
+    sessions = store[rollups.sessions_name(store.audit_name)]
+    head = _session_head(plan, query)
+    k = _longest(plan)
+    floor = await _duration_floor(sessions, head, k) if k is not None else None
+    pipeline = compile_session_plan(plan, query, recomputed, floor)
+    docs = await (await sessions.aggregate(pipeline, allowDiskUse=True)).to_list(None)
+    if floor is not None and docs:
+        docs[0]["total"] = [{"n": await _session_count(sessions, head) + len(recomputed)}]
+    return docs, {"collection": sessions.name, "pipeline": pipeline}

@@ -19,7 +19,8 @@ of an upsert (~1,800 rollup documents for a 2,000-event batch: 0.05-0.15 s inser
 upserted, measured on the shared 2-core machine).
 
 Sessions (collection `<audit>_sessions`): `_id` = session_id, with dbusername, userhost,
-client_program_name, os_username (from the first batch that held the session), start, end, events,
+client_program_name, os_username (from the first batch that held the session), start, end, dur
+(end - start in milliseconds, indexed: the longest sessions are read from the top of it), events,
 failures, actions (the set of action names), logon (a successful LOGON was seen), logoff.
 
 Consistency: `ingest._insert` counts the documents the store actually inserted (never the
@@ -48,7 +49,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from loguru import logger
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from config import settings
@@ -90,8 +91,12 @@ ROLLUP_FIELDS: frozenset[str] = frozenset(
     {"return_code", *(d for sets in GRAINS.values() for dims in sets.values() for d in dims)}
 )
 SESSION_FIELDS: tuple[str, ...] = ("dbusername", "userhost", "client_program_name", "os_username")
+# What a session document holds besides SESSION_FIELDS (in the layout: a change rebuilds them).
+SESSION_COUNTS: tuple[str, ...] = ("start", "end", "dur", "events", "failures", "logon", "logoff", "actions")
 TS = "$event_timestamp"
 HOUR_MS = 3_600_000
+_DUR = {"$subtract": ["$end", "$start"]}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rollups_name(audit_name: str) -> str:
@@ -114,7 +119,7 @@ def _layout() -> str:
         for g, sets in GRAINS.items()
         for name, dims in sets.items()
     ]
-    return _key([*sorted(sets), list(DML_ACTIONS)])
+    return _key([*sorted(sets), list(DML_ACTIONS), list(SESSION_COUNTS)])
 
 
 # --------------------------------------------------------------------------- buckets
@@ -249,6 +254,7 @@ def _session_writes(delta: _Delta) -> list[Write]:
             "$setOnInsert": fields,
         }
         doc: dict[str, Any] = {"_id": sid, **fields, "start": s["start"], "end": s["end"]}
+        doc["dur"] = _ms(s["end"]) - _ms(s["start"])
         doc.update(events=s["events"], failures=s["failures"], logon=s["logon"], logoff=s["logoff"])
         if s["actions"]:
             update["$addToSet"] = {"actions": {"$each": sorted(s["actions"])}}
@@ -257,7 +263,12 @@ def _session_writes(delta: _Delta) -> list[Write]:
     return writes
 
 
-async def _insert_or_add(collection: Any, writes: list[Write]) -> None:
+def _ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, as the store keeps a date (truncated)."""
+    return (ts - EPOCH) // timedelta(milliseconds=1)
+
+
+async def _insert_or_add(collection: Any, writes: list[Write]) -> list[Any]:
     """Insert the documents of new keys; add the increments of the keys that exist (code 11000).
 
     Why not upsert every key: on SecantusDB an upsert costs ~0.4 ms, an insert ~0.05 ms, and in a
@@ -266,7 +277,7 @@ async def _insert_or_add(collection: Any, writes: list[Write]) -> None:
     incremented, so each count is added exactly once either way.
     """
     if not writes:
-        return
+        return []
     try:
         await collection.insert_many([doc for doc, _ in writes], ordered=False)
     except BulkWriteError as exc:
@@ -274,6 +285,15 @@ async def _insert_or_add(collection: Any, writes: list[Write]) -> None:
         if any(e.get("code") != 11000 for e in errors):
             raise
         await collection.bulk_write([writes[e["index"]][1] for e in errors], ordered=False)
+        return [writes[e["index"]][0]["_id"] for e in errors]
+    return []
+
+
+async def _add_sessions(collection: Any, writes: list[Write]) -> None:
+    """`_insert_or_add` for sessions, then the duration of those that grew. Each writer sets it after
+    its own update, from the document as it then is: the last writer's sets the final one."""
+    if grown := await _insert_or_add(collection, writes):
+        await collection.update_many({"_id": {"$in": grown}}, [{"$set": {"dur": _DUR}}])
 
 
 # How long a batch may stay in flight (inserted, its rollups not yet written) before readers stop
@@ -314,7 +334,7 @@ async def _write(store: Any, delta: _Delta, events: int, leases: Iterable[str]) 
         )
         done = await asyncio.gather(
             _insert_or_add(store[rollups_name(store.audit_name)], rollup_writes),
-            _insert_or_add(store[sessions_name(store.audit_name)], session_writes),
+            _add_sessions(store[sessions_name(store.audit_name)], session_writes),
             return_exceptions=True,  # both writes over before a failure is reported
         )
         if failed := next((e for e in done if isinstance(e, BaseException)), None):
@@ -454,6 +474,7 @@ async def ensure_indexes(store: Any) -> None:
     sessions = store[sessions_name(store.audit_name)]
     await sessions.create_index([("start", ASCENDING)])
     await sessions.create_index([("end", ASCENDING)])  # the sessions that cross a period's bound
+    await sessions.create_index([("dur", DESCENDING)])  # the longest sessions
 
 
 async def counted(store: Any) -> int | None:
@@ -752,7 +773,7 @@ def session_pipeline() -> list[dict[str, Any]]:
                 **{f: {"$first": f"${f}"} for f in SESSION_FIELDS},
             }
         },
-        {"$set": {"actions": {"$setDifference": ["$actions", [None]]}}},
+        {"$set": {"actions": {"$setDifference": ["$actions", [None]]}, "dur": _DUR}},
     ]
 
 
@@ -833,7 +854,7 @@ async def check(store: Any) -> CheckReport:
                 report.mismatches.append(f"{grain}/{name}: {differ} key(s) differ")
     fresh_s = {d["_id"]: d for d in await _agg(store.audit, session_pipeline())}
     stored_s = {d["_id"]: d for d in await store[sessions_name(store.audit_name)].find({}).to_list(None)}
-    fields = ("start", "end", "events", "failures", "logon", "logoff")
+    fields = [f for f in SESSION_COUNTS if f != "actions"]
     bad = [
         sid
         for sid in fresh_s.keys() | stored_s.keys()

@@ -13,10 +13,15 @@ Prints the start-up times, the import's rate, and the latency of each answer dur
 nothing on time.
 
     .venv/bin/python bench/chat_during_import.py [--seed 20000] [--import-events 100000]
+    .venv/bin/python bench/chat_during_import.py --seed 1000000 --keep /tmp/store-1m   # ~20 min
+
+With `--keep DIR` the store stays in DIR and a later run with the same DIR skips the seeding (the
+store then also holds the previous runs' imports).
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,22 +115,32 @@ def show(label: str, times: list[float]) -> None:
     print(f"{label}: {len(times)} answers, p50 {p50 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
 
 
-async def run(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def workdir(keep: str | None) -> Iterator[Path]:
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        yield Path(keep)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-chat-import-") as tmp_name:
-        tmp = Path(tmp_name)
+        yield Path(tmp_name)
+
+
+async def run(args: argparse.Namespace) -> None:
+    with workdir(args.keep) as tmp:
         export = tmp / "import.jsonl"
         await asyncio.to_thread(write_export, export, args.import_events)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
 
-        print(f"seeding {args.seed:,} demo events through the service...", flush=True)
-        started = time.perf_counter()
-        proc = start_server(port, tmp, args.seed)
-        try:
-            await wait_ready(base, proc, seconds=3600)
-            print(f"  seeded and ready in {time.perf_counter() - started:.1f} s", flush=True)
-        finally:
-            stop(proc)
+        if not (tmp / "data").exists():
+            print(f"seeding {args.seed:,} demo events through the service...", flush=True)
+            started = time.perf_counter()
+            proc = start_server(port, tmp, args.seed)
+            try:
+                await wait_ready(base, proc, seconds=3600)
+                print(f"  seeded and ready in {time.perf_counter() - started:.1f} s", flush=True)
+            finally:
+                stop(proc)
 
         started = time.perf_counter()
         proc = start_server(port, tmp, 0)
@@ -195,6 +211,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20_000)
     parser.add_argument("--import-events", type=int, default=100_000)
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between two questions")
+    parser.add_argument("--keep", help="keep the store in this directory; reuse it if it is there")
     asyncio.run(run(parser.parse_args()))
 
 

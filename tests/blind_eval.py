@@ -6,6 +6,7 @@ read with the clock the set was written for; its outcome is:
   trail by tests/plan_oracle.py), or an out-of-scope question is answered as such;
 - wrong: figures for another question (the dangerous class), or figures for an out-of-scope question;
 - refused: "not understood" (honest, but no answer).
+A question marked `"expect": "refuse"` asks something no plan can express: it is right when refused.
 
 `python -m tests.blind_eval [--heldout|--all] [--misses]` prints the table.
 """
@@ -119,6 +120,8 @@ def judge(record: dict[str, Any]) -> Outcome:
     reading = read(record["question"], gaz, now=NOW, tz=TZ, previous=previous)
     if record["expect"] == "out_of_scope":
         verdict = {"out_of_scope": "right", "plan": "wrong"}.get(reading.kind, "refused")
+    elif record["expect"] == "refuse":  # in scope, but no plan can say it: any figure is wrong
+        verdict = "wrong" if reading.kind == "plan" else "right"
     elif reading.kind != "plan" or reading.plan is None:
         verdict = "refused"
     else:

@@ -376,7 +376,7 @@ async def test_every_session_plan_gives_the_events_figures(scratch_audit, store,
     events = await import_with_duplicates(store, end)
     assert (await rollups.check(store)).ok
     matrix = session_plans(events, end)
-    filled = crossed = 0
+    filled = crossed = floored = 0
     for plan in matrix:
         fast = await run_plan(store, plan)
         assert fast.query["collection"] == rollups.sessions_name(store.audit_name), plan
@@ -385,11 +385,13 @@ async def test_every_session_plan_gives_the_events_figures(scratch_audit, store,
         assert (fast.columns, fast.rows, fast.total) == (slow.columns, slow.rows, slow.total), plan
         filled += bool(fast.rows and any(r[-1] for r in fast.rows))
         crossed += any("$unionWith" in stage for stage in fast.query["pipeline"])
+        floored += "dur" in fast.query["pipeline"][0].get("$match", {})  # the longest, from the index
     for plan in SESSIONS_FROM_EVENTS:
         assert (await run_plan(store, plan)).query["collection"] == store.audit_name, plan
     # the comparisons are on figures, and sessions crossing a period's bound are recomputed (`crossed`:
     # plans where some of them hold events that match, and are added to the session documents)
     assert filled >= 0.6 * len(matrix) and crossed >= 15, (len(matrix), filled, crossed)
+    assert floored >= 8, floored  # the others match fewer than 10 sessions
 
 
 async def test_rollups_are_trusted_with_a_batch_in_flight_never_beyond(trail, store) -> None:
