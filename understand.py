@@ -797,9 +797,15 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         measure = "coverage"
         group_by = []
     if share:
+        if measure in ("sessions", "duration") or session_head or session_word:
+            return _not_understood(t, ["part des sessions"], None, notes, why="une part de sessions")
         measure = "share"
         if share_filters.is_empty():
             return _not_understood(t, ["part de quoi"], None, notes)
+        if t.of("threshold") and not re.search(
+            r"%|pour ?cent", t.low
+        ):  # "au moins une erreur": not a percent
+            return _not_understood(t, [t.raw[i.start : i.end] for i in t.of("threshold")], None, notes)
     lasts, firsts = t.of("LAST_WORDS"), t.of("FIRST_WORDS")
     if firsts and all(re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end]) for i in lasts):
         lasts = []
@@ -923,6 +929,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     for item in t.of("duration_threshold"):  # "sessions de plus d'une demi-heure": those sessions
         if not (measure in ("sessions", "duration") or session_head or session_word or duration_words):
             return _not_understood(t, [t.raw[item.start : item.end]], None, notes, why="une durée de quoi ?")
+        if group_by or re.search(r"\bmoyen", t.low):  # a threshold on each group's average duration
+            return _not_understood(
+                t,
+                [t.raw[item.start : item.end]],
+                None,
+                notes,
+                why="un seuil sur une durée moyenne par groupe",
+            )
         measure, detail, order, group_by, limit, threshold = "duration", True, "newest", [], None, item.value
     if (
         threshold is not None

@@ -125,7 +125,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         (),
         "",
     ),
-    (r"tables? temporaires?|temporaires?|\btmp\b|tables? tmp", ("temporary",), (), ""),
+    (r"tables? temporaires?|temporaires?|(?:(?:object_name|objets?|tables?|noms?) (?:qui )?(?:commen\w+|debut\w+) par |tables? )?\btmp(?:_[%*]?|[%*]|\b)", ("temporary",), (), ""),
     (
         r"vues? (?:systemes?|du dictionnaire)|tables? (?:systemes?|du dictionnaire)|objets? (?:systemes?|du dictionnaire)|dictionnaire(?: de donnees)?|catalogue",
         ("dictionary",),
@@ -239,15 +239,21 @@ FAILED_WORDS = (
 SUCCESS_WORDS = r"reussi\w*|succes|abouti\w*|sans (?:aucune? )?(?:erreurs?|echecs?)|valides?"
 # Oracle error messages said in words → their code.
 ORA_MESSAGES = {r"privileges? insuffisants?|droits? insuffisants?|insufficient privileges?": 1031,
-                r"table ou vue (?:inexistante|n'existe pas)|table or view does not exist": 942,
-                r"(?:nom d'utilisateur ou )?mot de passe (?:invalide|incorrect|errone)|invalid username/password": 1017,
+                r"tables? (?:ou vues? )?(?:inexistantes?|n'existe pas)|table or view does not exist": 942,
+                r"(?:nom d'utilisateur ou )?mots? de passe (?:invalides?|incorrects?|errone\w*|faux)|invalid username/password|"
+                r"(?:erreurs?|echecs?) (?:de|du|sur le) mots? de passe|mauvais mots? de passe": 1017,
                 r"compte verrouille|account is locked": 28000}
 # A preamble that says why the question is asked, not what it asks.
 PREAMBLE = (r"(?:dans le cadre (?:de|du|des|d')|pour (?:l'audit|le rapport|la revue|le comite|notre|mon|ma|la direction|le rssi))[^,?]{0,80},|"
             r"(?:c'est )?pour (?:le|la) (?:comite|direction|rssi|dpo|revue)[^,?.]{0,40}|"
             r"(?:la direction|le rssi|mon chef|le dpo|le responsable)[^,?]{0,30}? (?:souhaite|veut|voudrait|demande)(?: a)? (?:savoir|connaitre)|"
             r"j'ai besoin (?:de savoir|de connaitre)|(?:je|j') (?:voudrais|souhaiterais|souhaite|aimerais)(?: bien)? (?:savoir|connaitre|avoir|obtenir)?|"
-            r"ca me fait peur|par curiosite")
+            r"ca me fait peur|par curiosite|"
+            # a ticket's or a request's reference ("suite au ticket INC-4412 :"): never a figure of the question
+            r"(?:suite (?:a|au|aux) )?(?:(?:l[ae]|mon|notre|votre) )?\b(?:ticket|incident|demande|requete|changement)s? (?:n ?°? ?|no |num(?:ero)? |#)?[a-z]*-?\d+\b|\b(?:inc|req|chg|sec|ritm|sr)-\d+\b|"
+            # who asks: "le RSSI demande", "(équipe conformité)"
+            r"\b(?:le |la |l')?(?:rssi|soc|dsi|dpo|cil|direction|manager|responsable \w+|auditeurs? \w*) (?:demande|veut|voudrait|souhaite|aimerait|a besoin)\w*(?: (?:de|d'|que|qu'|savoir))?|"
+            r"\(?(?:equipe|service|cellule) (?:conformite|securite|audit|controle interne|juridique|rh)\)?")
 ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*(?P<code2>\d{3,5})\b"
 
 # --------------------------------------------------------------------------- measures and shapes
@@ -299,7 +305,7 @@ HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
 HAVING_NEVER = r"jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres(?! (?:un|une|le|la|l')\b)"
 # The same, the later action said first: "des REVOKE après un GRANT", "un DROP précédé d'un CREATE".
-SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|suivant (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l')|precedee?s?"
+SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|suivant (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l'|avoir ete)|precedee?s?"
 COMPARE_WORDS = r"par rapport (?:a|au|aux)|compare\w*(?: (?:a|au|avec))?|versus|\bvs\.?|contre|comparaison (?:entre|de)?|evolution (?:entre|par rapport)|difference entre"
 THRESHOLD = (
     r"(?P<op>plus d'|plus de|\+ de|\+|au moins|(?<!en )moins de|au plus|superieure? a|inferieure? a|>=|>|<=|<|depassant|depasse|excedant|au-dela de)\s*"
@@ -348,7 +354,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "la taille des objets et l'espace disque",
     ),
     (
-        r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo|data ?pump|\bexpdp\b|\bimpdp\b",
+        r"sauvegardes?|backups?|\brman\b|restaurations?|archivelogs?|redo|log switch\w*|switch\w* de (?:log|journaux)|data ?pump|\bexpdp\b|\bimpdp\b",
         "les sauvegardes et journaux de reprise",
     ),
     (
@@ -360,7 +366,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les performances",
     ),
     (
-        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|budget de|solde",
+        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|\bgagne\w*\b|\bargent\b|virements?|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
@@ -381,7 +387,7 @@ WHAT_DONE = (
     r"(?:fait|font|faisait|faisaient|a fait|ont fait|fabrique\w*) quoi|qu'(?:a|ont|avait|avaient)(?:-t)?-?(?:il|elle|ils|elles|on)? ?fait|"
     r"que (?:fait|font|faisait)|ce qu'(?:il|elle|ils|elles|a|ont) (?:a |ont )?fait|qu'est-ce qu'(?:il|elle|ils|elles) (?:a|ont) fait"
 )
-SAME_WORDS = r"(?:du|de la|dans la|dans une|dans le|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste|schema)"
+SAME_WORDS = r"(?:du|de la|dans la|dans une|dans le|sur la|sur le|par le|par la|de cette|de ce|sur cette|sur ce|cette|ce|le|la|une) meme (?:objet|table|utilisateur|user|compte|session|machine|poste|schema|object_name|object_schema|dbusername|userhost|sessionid|session_id|unified_audit_sessionid)\b"
 COMMANDS = (
     r"(?:pouvez-vous|peux-tu|peux tu|pourriez-vous|pourrais-tu|tu peux|vous pouvez|merci de) (?:me |nous |lui |leur )?"
     r"(?:purger|supprimer|effacer|vider|creer|modifier|changer|revoquer|retirer|accorder|octroyer|attribuer|"
@@ -431,7 +437,8 @@ declenche declenchees declenches clairement exactement precisement environ
 accede accedes accedee accedees acceder acces utilise utilises utilisee utilisees utiliser actif actifs active actives
 correspondants correspondantes correspondant concernes concernees associes associees lies liees
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
-where
+where excusez excusez-moi excuse excuse-moi deranger derange auriez auriez-vous aurais aurais-tu demandais
+matrice volume petite
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
@@ -445,7 +452,8 @@ FILLER_PHRASES = (
     r"de nouveau|de maniere|sur oracle|d'oracle|en base|a eu lieu|ont eu lieu|avoir lieu|se sont produits?|s'est produit|"
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|(?:reparti|ventile|decoupe|detaille)e?s?(?=,? par\b)|s'est-(?:il|elle) produite?|"
     r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*(?:(?:et )?(?:la|c'est la) )?meme chose pour|"
-    r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)"
+    r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)|"
+    r"(?<=\w )plutot(?= ?[?.!]*$)|petite question|(?:a )?un moment ou (?:a )?un autre|je me demandais(?: si)?|(?:la |une |en |sur la )?journee entiere|pour (?:le|un|notre) reporting(?: \w+)?"
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.

@@ -64,8 +64,11 @@ LIST_GAP = re.compile(
     r"[\s(),]*(?:(?:et|ou|ni|&|/)\s*)?(?:(?:les?|la|des|du|de la|de|d'|l'|aux?|ni|pas|ses|leurs?|ceux|celles)\s*)*[\s()]*"
 )
 EARLY_FILLERS = re.compile(
-    r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?commen\w* par|(?:qui )?se termin\w* par"
+    r"quel(?:le)?s? que soi(?:en)?t (?:le |la |les |l')?\S+(?: (?:de |d')\S+)?|(?:qu')?est[- ]ce qu(?:e|'|i)|(?:qui )?(?:commen|se termin)\w* par(?= (?:tmp|temp|gtt)\b| (?:tmp|temp|gtt)_)"
+    # a column filtered by a prefix (the temporary tables' only), not a grouping
+    r"|\b(?:object_name|object_schema|dbusername|os_username|userhost|client_program_name|terminal) (?=(?:qui )?(?:commen|se termin)\w* par (?:tmp|temp|gtt)(?:\b|_))"
     r"|(?:seulement|juste|uniquement)(?= (?:les )?\d+ (?:premi|derni))"  # "seulement les 3 premiers"
+    r"|^\W*(?:et )?(?:seulement|juste|uniquement)(?= (?:les|la|le|l'|sur|pour|en|par)\b)"  # "juste les erreurs": a filter
     r"|tou(?:te)?s (?:les )?\w+ confondue?s"  # "toutes erreurs confondues": every one, no filter
     r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
@@ -104,8 +107,10 @@ KIND_OF_CATEGORY = {
     "view": "VIEW",
     "procedure": "PROCEDURE",
 }
-SAME_FIELDS = {r"objet|table": ["object_schema", "object_name"], r"schema": ["object_schema"], r"utilisateur|user|compte": ["dbusername"],
-               r"session": ["session_id"], r"machine|poste|host": ["userhost"]}  # fmt: skip
+SAME_FIELDS = {r"object_name": ["object_name"], r"object_schema": ["object_schema"],
+               r"objet(?!_)|table": ["object_schema", "object_name"], r"(?<!object_)schema": ["object_schema"],
+               r"utilisateur|user|compte": ["dbusername"], r"session": ["session_id"],
+               r"machine|poste|host": ["userhost"]}  # fmt: skip
 NUM_WORDS = {**NUMBERS, "dix": 10, "cent": 100}
 
 
@@ -510,13 +515,23 @@ def _window_minutes(m: re.Match[str]) -> int:
     return n
 
 
+def _in_sequence(t: Text, at: int) -> bool:
+    """Whether a sequence is said before `at` ("un DROP juste après un CREATE (moins de 5 min)")."""
+    before = t.low[:at]
+    return bool(R["SEQUENCE_BACK"].search(before) or R["SEQUENCE_WORDS"].search(before))
+
+
 def read_threshold(t: Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(R["THRESHOLD"]):
         op, n = _THRESHOLD_OPS.get(m["op"], "gt"), number_of(m["n"]) or 1
         unit = _DURATION_UNIT.match(t.low, m.end())
-        if unit and op == "lt" and R["SEQUENCE_BACK"].match(t.low, unit.end() + 1):
-            # "un DROP moins de 10 minutes après un CREATE": the window of a sequence
+        if (
+            unit
+            and op == "lt"
+            and (R["SEQUENCE_BACK"].match(t.low, unit.end() + 1) or _in_sequence(t, m.start()))
+        ):
+            # "un DROP moins de 10 minutes après un CREATE", "(moins de 5 min)": the window of a sequence
             seconds = n * next(v for k, v in _UNIT_SECONDS.items() if unit["u"].startswith(k))
             t.add((m.start(), unit.end()), "window", max(1, seconds // 60))
             continue

@@ -8,7 +8,7 @@ read with the clock the set was written for; its outcome is:
 - refused: "not understood" (honest, but no answer).
 A question marked `"expect": "refuse"` asks something no plan can express: it is right when refused.
 
-`python -m tests.blind_eval [--heldout|--all] [--misses]` prints the table.
+`python -m tests.blind_eval [--part dev|heldout|all] [--set N] [--misses]` prints the table.
 """
 
 import argparse
@@ -50,6 +50,12 @@ BLIND_11 = Path(__file__).parent / "data" / "blind_fr_11.jsonl"
 # A twelfth one (200 questions, odd ids held out): every theme of issue 11 in seven registers, with
 # trap questions whose figure changes if one word is dropped, written by a fresh session on 2026-11-28.
 BLIND_12 = Path(__file__).parent / "data" / "blind_fr_12.jsonl"
+# A thirteenth one (200 questions, odd ids held out): questions as they come at work (tickets, managers,
+# on-call DBAs, auditors), with questions no plan can express (`"expect": "refuse"`), written by a fresh
+# session on 2026-11-28.
+BLIND_13 = Path(__file__).parent / "data" / "blind_fr_13.jsonl"
+SETS = (BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, BLIND_6, BLIND_7, BLIND_8, BLIND_9, BLIND_10, BLIND_11,
+        BLIND_12, BLIND_13)  # fmt: skip
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
@@ -152,45 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--misses", action="store_true", help="print the wrong and refused questions")
-    parser.add_argument("--second", action="store_true", help="score the second blind set")
-    parser.add_argument("--third", action="store_true", help="score the third blind set (held out)")
-    parser.add_argument("--fourth", action="store_true", help="score the fourth blind set")
-    parser.add_argument("--fifth", action="store_true", help="score the fifth blind set")
-    parser.add_argument("--sixth", action="store_true", help="score the sixth blind set (held out)")
-    parser.add_argument("--seventh", action="store_true", help="score the seventh blind set")
-    parser.add_argument("--eighth", action="store_true", help="score the eighth blind set")
-    parser.add_argument("--ninth", action="store_true", help="score the ninth blind set")
-    parser.add_argument("--tenth", action="store_true", help="score the tenth blind set")
-    parser.add_argument("--eleventh", action="store_true", help="score the eleventh blind set")
-    parser.add_argument("--twelfth", action="store_true", help="score the twelfth blind set")
+    parser.add_argument("--set", type=int, default=1, choices=range(1, len(SETS) + 1), help="which blind set")
     args = parser.parse_args()
-    chosen = [
-        args.twelfth,
-        args.eleventh,
-        args.tenth,
-        args.ninth,
-        args.eighth,
-        args.seventh,
-        args.sixth,
-        args.fifth,
-        args.fourth,
-        args.third,
-        args.second,
-    ]
-    sets = (
-        BLIND_12,
-        BLIND_11,
-        BLIND_10,
-        BLIND_9,
-        BLIND_8,
-        BLIND_7,
-        BLIND_6,
-        BLIND_5,
-        BLIND_4,
-        BLIND_3,
-        BLIND_2,
-    )
-    path = next((p for p, on in zip(sets, chosen, strict=True) if on), BLIND)
+    path = SETS[args.set - 1]
     if args.misses:
         for r in records(args.part, path):
             o = judge(r)

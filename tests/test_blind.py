@@ -16,6 +16,7 @@ from tests.blind_eval import (
     BLIND_10,
     BLIND_11,
     BLIND_12,
+    BLIND_13,
     score,
 )
 
@@ -43,6 +44,8 @@ from tests.blind_eval import (
         (BLIND_11, "heldout", 0.66, 0.08),
         (BLIND_12, "dev", 0.71, 0.035),
         (BLIND_12, "heldout", 0.70, 0.085),
+        (BLIND_13, "dev", 0.74, 0.005),
+        (BLIND_13, "heldout", 0.53, 0.045),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:

@@ -784,3 +784,63 @@ def test_a_period_left_out_is_refused_not_taken():
         reading = ask(q)  # it was the weekend itself: figures for the part the user left out
         assert reading.kind == "not_understood" and reading.plan is None, q
     assert plan_of("combien de DELETE hier sauf SCOTT").filters.exclude == {"dbusername": ["SCOTT"]}
+
+
+def test_a_threshold_on_each_groups_average_duration_is_refused():
+    # it was read as a listing of the sessions past 15 minutes: another question
+    reading = ask("lister les utilisateurs dont la durée moyenne de session dépasse 15 minutes")
+    assert reading.kind == "not_understood" and reading.plan is None
+    assert plan_of("les sessions de plus de 30 minutes").detail  # one session's duration: a listing
+
+
+def test_a_share_of_sessions_and_a_count_as_a_percent_are_refused():
+    for q in (
+        "Quel pourcentage des sessions a rencontré au moins une erreur ce mois-ci ?",
+        "quelle part des connexions a au moins une erreur",
+    ):
+        reading = ask(q)  # was the share of failed events, with "au moins une" as a percent threshold
+        assert reading.kind == "not_understood" and reading.plan is None, q
+    assert plan_of("les utilisateurs dont plus de 10 % des actions ont échoué").threshold is not None
+
+
+def test_a_prefix_is_the_temporary_tables_or_refused():
+    p = plan_of("liste des DROP TABLE ce mois hors tables TMP_")
+    assert p.filters.exclude_categories == ["temporary"] and not p.filters.exclude  # never the value "TMP_"
+    p = plan_of("lignes dont OBJECT_NAME commence par TMP_, COUNT(*) par ACTION_NAME")
+    assert p.group_by == ["action_name"] and p.filters.categories == ["temporary"]
+    reading = ask("combien d'événements où OBJECT_NAME commence par SCOTT")
+    assert reading.kind == "not_understood"  # a prefix filter the plans cannot say
+
+
+def test_a_ticket_reference_and_who_asks_are_context_not_conditions():
+    p = plan_of("Suite au ticket INC-4412 : quel utilisateur a fait le plus de DELETE la semaine dernière ?")
+    assert p.limit == 1  # the ticket's number is no "top 4412"
+    p = plan_of("Demande n°2291 (équipe conformité) : utilisations de privilèges système par privilège")
+    assert p.group_by == ["system_privilege_used"]
+    p = plan_of("Le RSSI demande qui a utilisé un privilège système la semaine dernière, par compte")
+    assert p.group_by == ["dbusername"] and p.filters.categories == ["system_privilege"]
+
+
+def test_politeness_is_filler_and_a_final_plutot_keeps_a_follow_up():
+    p = plan_of("Excusez-moi de vous déranger, auriez-vous le taux d'échec des connexions hier ?")
+    assert p.measure == "share"
+    before = plan_of("combien d'événements hier")
+    assert plan_of("Et par utilisateur plutôt ?", before).group_by == ["dbusername"]
+    assert plan_of("juste les erreurs stp", before).filters.failed is True
+
+
+def test_money_salaries_and_log_switches_are_out_of_scope():
+    for q in (
+        "Il gagne combien JDUPONT ? c'est dans HR.SALARIES",
+        "Combien d'argent a été viré depuis FINANCE.PAYMENTS cette semaine ?",
+        "nb de log switches par heure cette nuit",
+    ):
+        assert ask(q).kind == "out_of_scope", q
+
+
+def test_error_messages_in_words_and_a_sequence_window_in_brackets():
+    p = plan_of("Combien d'erreurs cette semaine, sans compter les erreurs de mot de passe ?")
+    assert p.filters.exclude == {"return_code": [1017]}
+    p = plan_of("des drop table juste apres un create table par le meme user (moins de 5 min) ?")
+    assert p.sequence is not None and p.sequence.within_minutes == 5 and p.sequence.same == ["dbusername"]
+    assert p.sequence.first == ["CREATE TABLE"] and p.sequence.then == ["DROP TABLE"]
