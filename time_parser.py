@@ -327,6 +327,13 @@ _rule(
     + _MONTH.format(n="mm")
     + r"(?:\s+(?P<my>\d{4}))?",
 )
+# "comparé à octobre", "novembre vs octobre": a month named alone, by its full name
+_rule(
+    "in_month",
+    r"(?:(?<=vs )|(?<=versus )|(?<=a )|(?<=et )|(?<=ou )|(?<=, )|^)(?P<mm>"
+    + "|".join(m for m in MONTHS if len(m) >= 4)
+    + r")(?:\s+(?P<my>\d{4}))?",
+)
 _rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
 _rule(  # "semaine 47", "la semaine n° 3 de 2026": an ISO week, the last one with that number by default
     "iso_week",
@@ -334,7 +341,7 @@ _rule(  # "semaine 47", "la semaine n° 3 de 2026": an ISO week, the last one wi
     r"(?!\s*(?:h\b|heures?|jours?|semaines?|mois|derni|minutes?))(?:\s+(?:de\s+|d')?(?P<wy>20\d{2}))?",
 )
 _rule("week_of", r"(?:la\s+)?semaine\s+du\s+" + _SINGLE)  # "la semaine du 9 novembre": Monday to Sunday
-_rule("single", r"(?:le\s+|l')?" + _SINGLE)
+_rule("single", r"(?:le\s+|l'|du\s+)?" + _SINGLE)
 _rule(
     "day_of_last_month",
     r"(?:le|du)\s+(?P<dom>1er|premier|\d{1,2})\s+du\s+mois\s+(?:dernier|passe|precedent)",

@@ -70,6 +70,9 @@ EARLY_FILLERS = re.compile(
     r"|(?:seulement|juste|uniquement)(?= (?:les )?\d+ (?:premi|derni))"  # "seulement les 3 premiers"
     r"|^\W*(?:et )?(?:seulement|juste|uniquement)(?= (?:les|la|le|l'|sur|pour|en|par)\b)"  # "juste les erreurs": a filter
     r"|tou(?:te)?s (?:les )?\w+ confondue?s"  # "toutes erreurs confondues": every one, no filter
+    r"|en ne (?:comptant|gardant|retenant|prenant) que"  # "..., en ne comptant que celles qui ont réussi"
+    # "en comptant aussi les tentatives ratées": the failed ones too, so no condition on the outcome
+    r"|(?:en comptant|en incluant|y compris) (?:aussi |egalement |meme )?(?:les |celles |ceux )?(?:tentatives? |connexions? )?(?:ratees?|echouees?|en echec|qui ont echoue)"
     r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
 SHARE_WHOLE = re.compile(
@@ -714,16 +717,54 @@ def read_values(t: Text, gaz: Gazetteer, prefer: tuple[str, ...] = ()) -> None:
             and field_item.value not in ("sql_text",)
             and fold(typed) not in lx.FILLERS
             and not R["EVENT_NOUNS"].fullmatch(fold(typed))
-            and (_CAPS_IDENT.match(typed) or re.search(r"[\d_$#.]", typed))
+            and (
+                _CAPS_IDENT.match(typed)
+                or re.search(r"[\d_$#.]", typed)
+                # "le poste pc-durand": a machine, a terminal or a program is often a hyphenated name
+                or (field_item.value in _NAMED_FIELDS and re.fullmatch(r"\w+(?:-\w+)+", typed))
+            )
         ):
             field_item.kind = "introducer"
             value: Any = int(typed) if field_item.value in INT_FIELDS and typed.isdigit() else typed.upper()
-            if field_item.value in ("userhost", "os_username", "client_program_name", "terminal"):
+            if field_item.value in _NAMED_FIELDS:
                 value = typed
             t.add((start, end), "value", (field_item.value, value, False))
         i += 1
+    _read_list_members(t, gaz)
 
 
+def _read_list_members(t: Text, gaz: Gazetteer) -> None:
+    """ "ADM_LEFEBVRE et ADM_MOREAU": an identifier listed beside a value of a column is a value of
+    that column, absent from the trail (stated with 0, never dropped). Not when it looks like a typo
+    of a known value, nor in a list left out (leaving out an absent value would leave out nothing)."""
+    for m in _IDENT.finditer(t.raw):
+        typed = m.group(0)
+        if not t.free(m.start(), m.end()) or not (_CAPS_IDENT.match(typed) and re.search(r"[_\d]", typed)):
+            continue
+        if gaz.fuzzy(fold_key(typed)) is not None:
+            continue
+        values = t.of("value")
+        side = next(
+            (
+                v
+                for v in values
+                if v.value[0] in ("dbusername", "object_schema", "object_name", "os_username")
+                and (
+                    (v.end <= m.start() and LIST_GAP.fullmatch(t.low[v.end : m.start()]))
+                    or (v.start >= m.end() and LIST_GAP.fullmatch(t.low[m.end() : v.start]))
+                )
+                and re.search(r"\b(?:et|ou)\b|,", t.low[min(v.end, m.end()) : max(v.start, m.start())])
+            ),
+            None,
+        )
+        if side is None or side.negated:
+            continue
+        head = t.low[max(0, min(side.start, m.start()) - 40) : min(side.start, m.start())]
+        if not R["EXCLUDE_WORDS"].search(head):
+            t.add(m, "value", (side.value[0], typed.upper(), False))
+
+
+_NAMED_FIELDS = ("userhost", "os_username", "client_program_name", "terminal")  # names kept as typed
 _POSTFIX_EXCLUDED = re.compile(
     r"\s*,?\s*(?:exclue?s?|non compris|non comprise?s?|non inclue?s?|mise?s? a part|mise?s? de cote)\b"
 )

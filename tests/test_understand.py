@@ -844,3 +844,27 @@ def test_error_messages_in_words_and_a_sequence_window_in_brackets():
     p = plan_of("des drop table juste apres un create table par le meme user (moins de 5 min) ?")
     assert p.sequence is not None and p.sequence.within_minutes == 5 and p.sequence.same == ["dbusername"]
     assert p.sequence.first == ["CREATE TABLE"] and p.sequence.then == ["DROP TABLE"]
+
+
+def test_an_absent_name_listed_beside_a_known_one_is_stated_not_dropped():
+    reading = ask("combien d'actions de ADM_LEFEBVRE et ADM_MOREAU hier")
+    assert reading.kind == "plan" and reading.absent == {"dbusername": ["ADM_LEFEBVRE"]}
+    reading = ask("le poste pc-durand s'est connecté combien de fois cette semaine")
+    assert reading.kind == "plan" and reading.absent == {"userhost": ["pc-durand"]}
+    # a typo of a known name, or a name left out (leaving out nothing): refused, not read
+    assert ask("qui a touché à FINANCE hors FIN_APP et ETL_BACTH ?").kind == "not_understood"
+    assert ask("combien d'actions de ADM_MOREU et SCOTT").kind == "not_understood"
+
+
+def test_a_month_named_alone_after_a_comparison_and_a_date_after_du():
+    p = plan_of("nombre de GRANT en novembre comparé à octobre")
+    assert p.compare is not None and p.compare.start == datetime(2026, 10, 1, tzinfo=TZ)
+    p = plan_of("les événements du mercredi 25 novembre entre 3h et 4h du matin")
+    assert p.compare is None and p.period is not None and p.period.start == datetime(2026, 11, 25, tzinfo=TZ)
+
+
+def test_counting_only_the_successes_or_the_failures_too():
+    p = plan_of("connexions au compte SYSTEM depuis lundi, en ne comptant que celles qui ont réussi")
+    assert p.filters.failed is False
+    p = plan_of("combien de postes pour se connecter à SYSTEM, en comptant aussi les tentatives ratées ?")
+    assert p.filters.failed is None  # the failed ones too: no condition on the outcome
