@@ -34,7 +34,7 @@ from typing import Any, Literal
 from loguru import logger
 from pydantic import BaseModel, Field, field_validator
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 import anomalies
 from anomalies import SEVERITY_RANK, Anomaly
@@ -841,6 +841,8 @@ class Scheduler:
                 await self.step()
             except asyncio.CancelledError:
                 raise
+            except PyMongoError as exc:  # the store busy or away for a while: the next tick tries again
+                logger.warning("alerts: scheduled run skipped, store unavailable: {}", exc)
             except Exception as exc:  # the schedule must outlive one failed run
                 logger.opt(exception=exc).warning("alerts: scheduled run failed")
             await asyncio.sleep(self.tick)

@@ -72,6 +72,9 @@ def match_stages(filters: AuditFilters, extra: dict[str, Any] | None = None) -> 
             rest.setdefault("$and", []).extend(value)
         else:
             rest[key] = value
+    for key, value in rest.items():  # a one-value `$in` (a category of one action) is an equality
+        if isinstance(value, dict) and list(value) == ["$in"] and len(value["$in"]) == 1:
+            rest[key] = value["$in"][0]
     first: dict[str, Any] = {}
     if "session_id" in rest and _is_bare(rest["session_id"]):
         # A session is a handful of events: its own index beats any time range.
