@@ -595,13 +595,16 @@ async def usable(store: Any) -> bool:
     One read of the meta document: the verdict `watch` keeps fresh; counted here only when there is
     none (the first question after a start-up, a rebuild or a failed import, or no watcher running).
     """
-    if not whole_hour_zone():
-        return False
+    return whole_hour_zone() and await _verdict(store)
+
+
+async def _verdict(store: Any) -> bool:
+    """The stored verdict if fresh, else a count's."""
     if (verdict := await _stored(store)) is not None:
         return verdict
     # One count at a time in this process: the others wait for it and read its verdict (each count
     # holds the whole store on SecantusDB).
-    async with _counting.setdefault((store.db_name, store.audit_name), asyncio.Lock()):
+    async with _count_lock(store):
         verdict = await _stored(store)
         return verdict if verdict is not None else await check_trust(store)
 
@@ -616,6 +619,11 @@ async def _stored(store: Any) -> bool | None:
 
 
 _counting: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+def _count_lock(store: Any) -> asyncio.Lock:
+    """One count of a collection at a time in this process (the readers', the watcher's, start-up's)."""
+    return _counting.setdefault((store.db_name, store.audit_name), asyncio.Lock())
 
 
 async def carry(store: Any, version: int) -> None:
@@ -662,7 +670,11 @@ async def watch(store: Any, every: float = TRUST_REFRESH / 3) -> None:
         try:
             if whole_hour_zone() and (mine := await _claim(store)) is not None:
                 try:
-                    await check_trust(store)
+                    async with _count_lock(store):  # start-up's count may have just stored one
+                        doc = await store.meta.find_one({"_id": _meta_id(store.audit_name)})
+                        now, version = datetime.now(UTC), await _version(store)
+                        if doc is None or _fresh(doc, now, version, reader=False) is None:
+                            await check_trust(store)
                 finally:  # ours only: another worker may hold a newer claim
                     await store.meta.update_one(
                         {"_id": _meta_id(store.audit_name), "trust_claim": mine},
@@ -896,8 +908,9 @@ async def prepare(store: Any) -> asyncio.Task | None:
 
 async def _catch_up(store: Any, *, foreground: bool = False) -> asyncio.Task | None:
     """Rebuild the rollups if they lag the collection (another worker's import may be in flight)."""
-    if await check_trust(store):
-        return None
+    async with _count_lock(store):  # counted once at start-up: another writer may have added events
+        if await check_trust(store):
+            return None
     held = await counted(store)
     total = await store.audit.estimated_document_count()
     if total == 0:

@@ -80,11 +80,11 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def write_export(path: Path, n: int) -> None:
+def write_export(path: Path, n: int, seed: int) -> None:
     from demo_data import generate
 
     with path.open("w") as out:
-        for e in generate(n_events=n, days=30, seed=1234, end=datetime.now(UTC)):
+        for e in generate(n_events=n, days=30, seed=seed, end=datetime.now(UTC)):
             row = {k: v for k, v in e.items() if k != "_id"}
             row["event_timestamp"] = row["event_timestamp"].isoformat()
             out.write(json.dumps(row) + "\n")
@@ -128,7 +128,7 @@ def workdir(keep: str | None) -> Iterator[Path]:
 async def run(args: argparse.Namespace) -> None:
     with workdir(args.keep) as tmp:
         export = tmp / "import.jsonl"
-        await asyncio.to_thread(write_export, export, args.import_events)
+        await asyncio.to_thread(write_export, export, args.import_events, args.export_seed)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
 
@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--import-events", type=int, default=100_000)
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between two questions")
     parser.add_argument("--keep", help="keep the store in this directory; reuse it if it is there")
+    parser.add_argument("--export-seed", type=int, default=1234, help="new events for a kept store")
     asyncio.run(run(parser.parse_args()))
 
 
