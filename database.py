@@ -28,6 +28,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 AUDIT_COLLECTION = "actions_audit"
 AUDIT_VERSION_MAX_AGE = 1.0  # seconds
+HEARTBEAT_TIMEOUT_MS = 30_000
 
 # Indexes the audit queries rely on: every time-bounded query can lead with a filter field and
 # range-scan event_timestamp.
@@ -260,7 +261,11 @@ class Store:
             uri,
             tz_aware=True,
             serverSelectionTimeoutMS=self.timeout_ms,
-            connectTimeoutMS=self.timeout_ms,
+            # Also the heartbeat's socket timeout: a busy store (a long aggregation at 1M events) may
+            # answer a heartbeat late, and a missed one clears the pool and cancels every command in
+            # flight (503 for the chat questions). A store that is down refuses at once; a question
+            # still waits at most serverSelectionTimeoutMS for one that is up.
+            connectTimeoutMS=max(self.timeout_ms, HEARTBEAT_TIMEOUT_MS),
             appname="sio-audit",
         )
         self._db = self._client.get_default_database(self.db_name)

@@ -3,7 +3,8 @@
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -97,7 +98,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # Work that reads the whole trail runs in the background once the service answers: a count
             # holds SecantusDB (1.1 s at 200k events), and the index creations above would wait on it.
             rebuild = await rollups.prepare(store)  # the rollups' trust check, and a rebuild if they lag
-            sweep = asyncio.create_task(audit_shape.quarantine(store), name="audit-quarantine")
+            sweep = asyncio.create_task(
+                _after(rebuild, lambda: audit_shape.quarantine(store)), name="audit-quarantine"
+            )
             # Keeps the rollups' trust verdict fresh, so that no question waits on a count of the trail.
             watch = asyncio.create_task(rollups.watch(store), name="rollups-watch")
             app.state.ready.set()
@@ -117,6 +120,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError, PyMongoError):
                     await task
         await store.close()
+
+
+async def _after(first: asyncio.Task | None, then: Callable[[], Awaitable[Any]]) -> None:
+    """Run `then` once `first` is over (whatever its outcome): the sweep reads the whole trail, so it
+    waits for the start-up count of the rollups instead of holding the store with it."""
+    if first is not None:
+        await asyncio.wait({first})
+    await then()
 
 
 def _token_is_signed(token: str) -> bool:

@@ -477,6 +477,12 @@ async def ensure_indexes(store: Any) -> None:
     await sessions.create_index([("dur", DESCENDING)])  # the longest sessions
 
 
+async def held_if_trusted(store: Any) -> int | None:
+    """How many events the rollups hold, when a fresh verdict says that is the collection's count
+    (leased batches aside); None otherwise. Never counts."""
+    return await counted(store) if await _stored(store) else None
+
+
 async def counted(store: Any) -> int | None:
     """How many events the rollups hold (None: never built for this collection)."""
     held = await _held(store)
