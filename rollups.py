@@ -480,7 +480,9 @@ async def ensure_indexes(store: Any) -> None:
 async def held_if_trusted(store: Any) -> int | None:
     """How many events the rollups hold, when a fresh verdict says that is the collection's count
     (leased batches aside); None otherwise. Never counts."""
-    return await counted(store) if await _stored(store) else None
+    if not await _stored(store) or (held := await _held(store)) is None:
+        return None
+    return held[0] + held[1]  # counted plus leased: at least what the collection holds
 
 
 async def counted(store: Any) -> int | None:

@@ -327,13 +327,6 @@ _rule(
     + _MONTH.format(n="mm")
     + r"(?:\s+(?P<my>\d{4}))?",
 )
-# "comparé à octobre", "novembre vs octobre": a month named alone, by its full name
-_rule(
-    "in_month",
-    r"(?:(?<=vs )|(?<=versus )|(?<=a )|(?<=et )|(?<=ou )|(?<=, )|^)(?P<mm>"
-    + "|".join(m for m in MONTHS if len(m) >= 4)
-    + r")(?:\s+(?P<my>\d{4}))?",
-)
 _rule("in_year", r"(?:en|pour|durant|sur)\s+(?:l'annee\s+)?(?P<year>20\d{2})")
 _rule(  # "semaine 47", "la semaine n° 3 de 2026": an ISO week, the last one with that number by default
     "iso_week",

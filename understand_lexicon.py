@@ -250,10 +250,10 @@ PREAMBLE = (r"(?:dans le cadre (?:de|du|des|d')|pour (?:l'audit|le rapport|la re
             r"j'ai besoin (?:de savoir|de connaitre)|(?:je|j') (?:voudrais|souhaiterais|souhaite|aimerais)(?: bien)? (?:savoir|connaitre|avoir|obtenir)?|"
             r"ca me fait peur|par curiosite|"
             # a ticket's or a request's reference ("suite au ticket INC-4412 :"): never a figure of the question
-            r"(?:suite (?:a|au|aux) )?(?:(?:l[ae]|mon|notre|votre) )?\b(?:ticket|incident|demande|requete|changement)s? (?:n ?°? ?|no |num(?:ero)? |#)?[a-z]*-?\d+\b|\b(?:inc|req|chg|sec|ritm|sr)-\d+\b|"
+            r"(?:suite (?:a|au|aux) )?(?:(?:l[ae]|mon|notre|votre) )?\b(?:ticket|demande|changement)s? (?:n ?°? ?|no |num(?:ero)? |#)?(?!ora)[a-z]*-?\d+\b|"
             # who asks: "le RSSI demande", "(équipe conformité)"
             r"\b(?:le |la |l')?(?:rssi|soc|dsi|dpo|cil|direction|manager|responsable \w+|auditeurs? \w*) (?:demande|veut|voudrait|souhaite|aimerait|a besoin)\w*(?: (?:de|d'|que|qu'|savoir))?|"
-            r"\(?(?:equipe|service|cellule) (?:conformite|securite|audit|controle interne|juridique|rh)\)?")
+            r"\((?:equipe|service|cellule) (?:conformite|securite|audit|controle interne|juridique|rh)\)")
 ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*(?P<code2>\d{3,5})\b"
 
 # --------------------------------------------------------------------------- measures and shapes
@@ -438,7 +438,7 @@ accede accedes accedee accedees acceder acces utilise utilises utilisee utilisee
 correspondants correspondantes correspondant concernes concernees associes associees lies liees
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
 where excusez excusez-moi excuse excuse-moi deranger derange auriez auriez-vous aurais aurais-tu demandais
-matrice volume petite
+matrice volume
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
@@ -453,7 +453,7 @@ FILLER_PHRASES = (
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|(?:reparti|ventile|decoupe|detaille)e?s?(?=,? par\b)|s'est-(?:il|elle) produite?|"
     r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*(?:(?:et )?(?:la|c'est la) )?meme chose pour|"
     r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)|"
-    r"(?<=\w )plutot(?= ?[?.!]*$)|petite question|(?:a )?un moment ou (?:a )?un autre|je me demandais(?: si)?|(?:la |une |en |sur la )?journee entiere|pour (?:le|un|notre) reporting(?: \w+)?"
+    r"(?<=\w )plutot(?= ?[?.!]*$)|petite question|(?:a )?un moment ou (?:a )?un autre|je me demandais(?: si)?|pour (?:le|un|notre) reporting(?: \w+)?"
 )
 
 # Words of the trade typed short: the spelling pass reads them as the long form.

@@ -71,8 +71,6 @@ EARLY_FILLERS = re.compile(
     r"|^\W*(?:et )?(?:seulement|juste|uniquement)(?= (?:les|la|le|l'|sur|pour|en|par)\b)"  # "juste les erreurs": a filter
     r"|tou(?:te)?s (?:les )?\w+ confondue?s"  # "toutes erreurs confondues": every one, no filter
     r"|en ne (?:comptant|gardant|retenant|prenant) que"  # "..., en ne comptant que celles qui ont réussi"
-    # "en comptant aussi les tentatives ratées": the failed ones too, so no condition on the outcome
-    r"|(?:en comptant|en incluant|y compris) (?:aussi |egalement |meme )?(?:les |celles |ceux )?(?:tentatives? |connexions? )?(?:ratees?|echouees?|en echec|qui ont echoue)"
     r"|(?:toute )?la journee (?=d'hier|d'aujourd'hui|d'avant-hier|du \d|de (?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)d'?"
 )
 SHARE_WHOLE = re.compile(
@@ -518,22 +516,12 @@ def _window_minutes(m: re.Match[str]) -> int:
     return n
 
 
-def _in_sequence(t: Text, at: int) -> bool:
-    """Whether a sequence is said before `at` ("un DROP juste après un CREATE (moins de 5 min)")."""
-    before = t.low[:at]
-    return bool(R["SEQUENCE_BACK"].search(before) or R["SEQUENCE_WORDS"].search(before))
-
-
 def read_threshold(t: Text) -> None:
     """ "plus de 100 requêtes", with its window when one is said ("en 5 minutes", "/10min")."""
     for m in t.matches(R["THRESHOLD"]):
         op, n = _THRESHOLD_OPS.get(m["op"], "gt"), number_of(m["n"]) or 1
         unit = _DURATION_UNIT.match(t.low, m.end())
-        if (
-            unit
-            and op == "lt"
-            and (R["SEQUENCE_BACK"].match(t.low, unit.end() + 1) or _in_sequence(t, m.start()))
-        ):
+        if unit and op == "lt" and R["SEQUENCE_BACK"].match(t.low, unit.end() + 1):
             # "un DROP moins de 10 minutes après un CREATE", "(moins de 5 min)": the window of a sequence
             seconds = n * next(v for k, v in _UNIT_SECONDS.items() if unit["u"].startswith(k))
             t.add((m.start(), unit.end()), "window", max(1, seconds // 60))
@@ -721,7 +709,13 @@ def read_values(t: Text, gaz: Gazetteer, prefer: tuple[str, ...] = ()) -> None:
                 _CAPS_IDENT.match(typed)
                 or re.search(r"[\d_$#.]", typed)
                 # "le poste pc-durand": a machine, a terminal or a program is often a hyphenated name
-                or (field_item.value in _NAMED_FIELDS and re.fullmatch(r"\w+(?:-\w+)+", typed))
+                or (
+                    field_item.value in _NAMED_FIELDS
+                    and re.fullmatch(r"\w+(?:-\w+)+", typed)
+                    and not re.match(
+                        r"(?i)(?:ci|la|celui|celle|ceux|anti|sus|peut|vis|au|non)-|.*-m[eê]mes?$", typed
+                    )
+                )
             )
         ):
             field_item.kind = "introducer"
