@@ -796,7 +796,13 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if t.of("COVERAGE_WORDS"):
         measure = "coverage"
         group_by = []
+    if (
+        rel := re.search(r"\b[JSMN]-\d+\b", t.raw, re.IGNORECASE)
+    ) is not None:  # "depuis J-7": no period read
+        return _not_understood(t, [rel.group(0)], None, notes, why="une date relative abrégée")
     if share:
+        if re.search(r"\bratios?\b[^?]*\w ?/ ?\w", t.low):  # "ratio lectures / écritures": A over B
+            return _not_understood(t, ["ratio … / …"], None, notes, why="un rapport entre deux comptes")
         if measure in ("sessions", "duration") or session_head or session_word:
             return _not_understood(t, ["part des sessions"], None, notes, why="une part de sessions")
         measure = "share"

@@ -889,3 +889,13 @@ def _plausible(q: str, plan: Plan | None) -> bool:
     if "ci-dessus" in q:
         return "ci-dessus" not in str(plan.filters.include)
     return plan.threshold is not None or plan.detail
+
+
+def test_a_shorthand_relative_date_and_a_ratio_of_two_counts_are_refused():
+    for q in (
+        "combien de fois SCOTT s'est planté au login depuis J-7",  # was a machine named "J-7"
+        "connexions de ADM_MOREAU, J-1",  # was all time
+        "quel est le ratio lectures / écritures sur SALES ?",  # was a share of SELECT among writes
+    ):
+        reading = ask(q)
+        assert reading.kind == "not_understood" and reading.plan is None, q
