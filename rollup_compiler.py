@@ -327,8 +327,7 @@ async def _duration_floor(sessions: Any, head: list[Stage], k: int) -> int | Non
     """A duration (ms) that at least k of the sessions `head` matches reach; None if none does."""
     floor = FLOOR_START
     while floor >= 1:
-        found = await (await sessions.aggregate(
-            [{"$match": {"dur": {"$gte": floor}}}, *head, {"$count": "n"}])).to_list(None)  # fmt: skip
+        found = await rollups._agg(sessions, [{"$match": {"dur": {"$gte": floor}}}, *head, {"$count": "n"}])
         if found and found[0]["n"] >= k:
             return floor
         floor //= 2
@@ -338,7 +337,7 @@ async def _duration_floor(sessions: Any, head: list[Stage], k: int) -> int | Non
 async def _session_count(sessions: Any, head: list[Stage]) -> int:
     if not head:
         return await sessions.estimated_document_count()  # the metadata count, not a scan
-    found = await (await sessions.aggregate([*head, {"$count": "n"}])).to_list(None)
+    found = await rollups._agg(sessions, [*head, {"$count": "n"}])
     return int(found[0]["n"]) if found else 0
 
 
@@ -358,7 +357,7 @@ async def _session_docs(store: Store, plan: Plan) -> tuple[list[dict[str, Any]],
     k = _longest(plan)
     floor = await _duration_floor(sessions, head, k) if k is not None else None
     pipeline = compile_session_plan(plan, query, recomputed, floor)
-    docs = await (await sessions.aggregate(pipeline, allowDiskUse=True)).to_list(None)
+    docs = await rollups._agg(sessions, pipeline)
     if floor is not None and docs:
         docs[0]["total"] = [{"n": await _session_count(sessions, head) + len(recomputed)}]
     return docs, {"collection": sessions.name, "pipeline": pipeline}

@@ -796,9 +796,8 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     if t.of("COVERAGE_WORDS"):
         measure = "coverage"
         group_by = []
-    if (
-        rel := re.search(r"\b[JSMN]-\d+\b", t.raw, re.IGNORECASE)
-    ) is not None:  # "depuis J-7": no period read
+    # "depuis J-7", "S-1": a relative date in shorthand, which no period rule reads
+    if (rel := re.search(r"\b[JSMN]-\d+\b", t.raw, re.IGNORECASE)) is not None:
         return _not_understood(t, [rel.group(0)], None, notes, why="une date relative abrégée")
     if share:
         if re.search(r"\bratios?\b[^?]*\w ?/ ?\w", t.low):  # "ratio lectures / écritures": A over B
@@ -808,9 +807,8 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         measure = "share"
         if share_filters.is_empty():
             return _not_understood(t, ["part de quoi"], None, notes)
-        if t.of("threshold") and not re.search(
-            r"%|pour ?cent", t.low
-        ):  # "au moins une erreur": not a percent
+        # "au moins une erreur": a count, not a percent
+        if t.of("threshold") and not re.search(r"%|pour ?cent", t.low):
             return _not_understood(t, [t.raw[i.start : i.end] for i in t.of("threshold")], None, notes)
     lasts, firsts = t.of("LAST_WORDS"), t.of("FIRST_WORDS")
     if firsts and all(re.fullmatch(r"quand|a quelle (?:date|heure)", t.low[i.start : i.end]) for i in lasts):
