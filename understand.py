@@ -668,12 +668,15 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             r"(?:quel(?:le)?s?|types? d'|quel(?:le)?s sont (?:les )?|ses |leurs |quoi comme |quel type d'|quels types d'|"
             r"(?:liste[rz]?|la liste|liste-moi|listez|repartition) (?:complete |exhaustive )?(?:des|de|d'))\s*$",
             before,
+        ) or (  # "valeurs de TERMINAL": each value, unless counted ("combien de valeurs distinctes de X")
+            not re.search(r"(?:combien|nombre|nbre|nb|total|count)\s+(?:de |d'|des )?valeurs", t.low)
+            and re.search(r"valeurs (?:distinctes |differentes |prises )?(?:de |du |des |d')(?:la |le |l')?\s*$", before)
         )
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
         if counting and re.search(
             r"(?:combien|nombre|nbre|nb|total|count)\s*(?:distinct\s*|de |d'|des )?(?:valeurs (?:distinctes |differentes )?(?:de |d'|des )?)?(?:les |la |le )?$",
-            before,
+            t.before(item.start, 40),
         ):
             distinct_field = item.value
             continue

@@ -261,6 +261,9 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compter|comptez|^\W*compte\b(?! \w+_)|(?:ont|a|ayant|avait|avaient) compte\b|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"fractions?|pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
+# "quand OS_USERNAME = 'oracle'": a condition on a column, not "when"
+COLUMN_CONDITION = (r"\b(?:quand|lorsque)(?= (?:dbusername|os_username|userhost|client_program_name|terminal|action_name|"
+                    r"object_name|object_schema|return_code|session_id) ?(?:=|vaut\b|est egal))")
 LAST_WORDS = (
     r"(?:les )?(?:plus recents?|plus recentes?)|derniers|dernieres|"
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"

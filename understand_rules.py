@@ -488,6 +488,8 @@ def read_shape_words(t: Text) -> None:
         if t.free(m.start(), m.start() + 2) and t.free(m.end() - 3, m.end()):
             t.add((m.start(), m.start() + 2), "HAVING_ONLY")
             t.take(m.end() - 3, m.end())
+    for m in re.finditer(lx.COLUMN_CONDITION, t.low):
+        t.take(m.start(), m.end())
     for name in ("WHO_WHAT", "WHAT_DONE", "SAME_WORDS", "SESSION_OPEN", "COVERAGE_WORDS", "EXCLUDE_WORDS", "SHARE_WORDS", "HAVING_BOTH", "HAVING_ONLY",
                  "HAVING_NEVER", "SEQUENCE_WORDS", "SEQUENCE_BACK", "COMPARE_WORDS", "FIRST_WORDS", "DURATION_WORDS", "RANK_LEAST",
                  "RANK_MOST", "DISTINCT_WORDS", "LAST_WORDS", "DETAIL_WORDS", "COUNT_WORDS"):  # fmt: skip

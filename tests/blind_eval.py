@@ -54,8 +54,11 @@ BLIND_12 = Path(__file__).parent / "data" / "blind_fr_12.jsonl"
 # on-call DBAs, auditors), with questions no plan can express (`"expect": "refuse"`), written by a fresh
 # session on 2026-11-28.
 BLIND_13 = Path(__file__).parent / "data" / "blind_fr_13.jsonl"
+# A fourteenth one (240 questions, odd ids held out): near-miss traps whose figure changes with one word,
+# questions no plan can say, every theme in six registers, written by a fresh session on 2026-11-28.
+BLIND_14 = Path(__file__).parent / "data" / "blind_fr_14.jsonl"
 SETS = (BLIND, BLIND_2, BLIND_3, BLIND_4, BLIND_5, BLIND_6, BLIND_7, BLIND_8, BLIND_9, BLIND_10, BLIND_11,
-        BLIND_12, BLIND_13)  # fmt: skip
+        BLIND_12, BLIND_13, BLIND_14)  # fmt: skip
 TZ = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=TZ)
 
