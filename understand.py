@@ -670,7 +670,9 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
             before,
         ) or (  # "valeurs de TERMINAL": each value, unless counted ("combien de valeurs distinctes de X")
             not re.search(r"(?:combien|nombre|nbre|nb|total|count)\s+(?:de |d'|des )?valeurs", t.low)
-            and re.search(r"valeurs (?:distinctes |differentes |prises )?(?:de |du |des |d')(?:la |le |l')?\s*$", before)
+            and re.search(
+                r"valeurs (?:distinctes |differentes |prises )?(?:de |du |des |d')(?:la |le |l')?\s*$", before
+            )
         )
         if noun_only and not (distinct_after or rank_after or asked or (group_after and not counting)):
             continue  # "combien d'actions": events
