@@ -905,6 +905,14 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         pass
     if (t.of("COMPARE_WORDS") or ranked) and len(periods) < 2:
         several = [f for f, vals in include.items() if len(vals) >= 2 and f not in group_by]
+        if len(several) > 1 and t.of("COMPARE_WORDS"):  # "comparer A et B en nombre d'INSERT, UPDATE": A, B
+            said = [w.start for w in t.of("COMPARE_WORDS")]
+            near = {
+                f: min(abs(v.start - w) for v in t.of("value") if v.value[0] == f for w in said)
+                for f in several
+                if any(v.value[0] == f for v in t.of("value"))
+            }
+            several.sort(key=lambda f: near.get(f, len(t.low)))
         if several and (not group_by or (t.of("COMPARE_WORDS") and len(group_by) == 1)):
             group_by = [*group_by, several[0]]  # "SELECT vs INSERT, par utilisateur"
     if ranked and not group_by and measure == "events":
@@ -969,7 +977,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         near += [(a.start, a.end, "action_name") for a, _, acts in action_items if acts]
         near = [n for n in near if n[2] != group_by[0]]
         lo, hi = (words[0].start, words[0].end) if words else (0, 0)
-        near.sort(key=lambda n: n[0] - hi if n[0] >= hi else lo - n[1])  # the words nearest "que des"
+        near.sort(key=lambda n: (0, n[0] - hi) if n[0] >= hi else (1, lo - n[1]))  # what follows "que des"
         several = [f for f, vals in include.items() if len(vals) >= 2 and f != group_by[0]]
         several.sort(key=lambda f: f != "object_name")  # "HR.SALARIES et SALES.CUSTOMERS": the tables
         fld = several[0] if kind == "both" and several else near[0][2] if near else "action_name"

@@ -261,9 +261,10 @@ ORA_CODE = r"\bora[- ]?0*(?P<code>\d{3,5})\b|\b(?:erreur|code)s? (?:ora[- ]?)?0*
 COUNT_WORDS = r"combien de fois|combien|nombre|nbre|nb|total|count|compter|comptez|^\W*compte\b(?! \w+_)|(?:ont|a|ayant|avait|avaient) compte\b|quantite|volume d'|volumetrie d'|how many"
 DISTINCT_WORDS = r"differente?s?|distincte?s?|uniques?|diverse?s?"
 SHARE_WORDS = r"fractions?|pourcentages?|proportions?|parts?|ratios?|taux|%|pourcent"
-# "quand OS_USERNAME = 'oracle'": a condition on a column, not "when"
-COLUMN_CONDITION = (r"\b(?:quand|lorsque)(?= (?:dbusername|os_username|userhost|client_program_name|terminal|action_name|"
-                    r"object_name|object_schema|return_code|session_id) ?(?:=|vaut\b|est egal))")
+# "quand OS_USERNAME = 'oracle'": a condition on a column, not "when"; "... AND ACTION_NAME = 'SELECT'"
+COLUMN_CONDITION = (r"\b(?:quand|lorsque|and)(?= (?:dbusername|os_username|userhost|client_program_name|terminal|"
+                    r"action_name|object_name|object_schema|return_code|session_id) ?(?:=|<>|!=|not in\b|in\b|"
+                    r"like\b|vaut\b|est egal))")
 LAST_WORDS = (
     r"(?:les )?(?:plus recents?|plus recentes?)|derniers|dernieres|"
     r"la derniere fois|(?:le |la )?derniere?|(?:le |la )?plus recente?|quand|a quelle (?:date|heure)|last"
@@ -301,11 +302,11 @@ EVENT_NOUNS = (
 )
 EXCLUDE_WORDS = (
     r"abstraction faite d[eu']s?|en laissant de cote|laisse\w* de cote|en mettant de cote|mise?s? de cote|a l'exeption d[eu']s?|enleve[rz]?|retire[rz]?|et si on (?:enleve|retire)|sauf|hors|excepte\w*|a l'exception d[eu']s?|a part|en dehors d[eu']s?|autres? que|sans compter|en excluant|exclu\w*|en omettant|"
-    r"sans les?|sans la|sans|(?:mais |et |ou )?pas (?:sur|dans|par|depuis|avec|pour|chez|de la|du|des)|ne (?:sont|soient|est|etait|sont|viennent|vient|proviennent|provient) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
+    r"sans les?|sans la|sans(?! (?:jamais|aucune?)(?: y)? (?:faire|avoir fait|effectuer|lancer|executer)\b)|(?:mais |et |ou )?pas (?:sur|dans|par|depuis|avec|pour|chez|de la|du|des)|ne (?:sont|soient|est|etait|sont|viennent|vient|proviennent|provient) pas|n'(?:est|etait|etaient) pas|pas (?:les?|la|de|d')|non|!=|<>|not in"
 )
 HAVING_BOTH = r"a la fois|(?:tant|aussi bien) (?:des? )?"
 HAVING_ONLY = r"uniquement|seulement|exclusivement|que des|rien d'autre que"
-HAVING_NEVER = r"jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
+HAVING_NEVER = r"sans (?:jamais|aucune?)(?: y)?(?: (?:faire|avoir fait|effectuer|lancer|executer))?(?= (?:de |d'|des |un |une ))|jamais|aucune? fois|n'(?:a|ont|avait|avaient)(?: fait| effectue| eu| lance)? aucune?"
 SEQUENCE_WORDS = r"(?:du|sur le|de la|sur la) meme (?:objet|table)|meme (?:objet|table)|suivie?s? (?:d'une?|de|par)|puis|et ensuite|avant (?:un|une)|juste apres(?! (?:un|une|le|la|l')\b)"
 # The same, the later action said first: "des REVOKE après un GRANT", "un DROP précédé d'un CREATE".
 SEQUENCE_BACK = r"(?:ont |a |avoir )?suivie?s? (?:un|une|le|la|l')|suivant (?:un|une|le|la|l')|(?:juste )?apres (?:un|une|le|la|l'|avoir ete)|precedee?s?"

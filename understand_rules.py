@@ -46,7 +46,7 @@ _WEEKDAY_BEFORE_DATE = re.compile(
 # comma must look like values (capitals, digits), so "RETURN_CODE = 1017, combien ?" keeps its French.
 _COLUMN_OP = re.compile(
     r"(?P<col>(?i:[a-z_]+))\s*(?P<op>!=|<>|=|\b(?i:not in)\b|\b(?i:in)\b)\s*\(?\s*"
-    r"(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|[A-Z0-9_$#.@-]+\b))*)\s*\)?"
+    r"(?P<vals>(?:'[^']*'|\"[^\"]*\"|[\w$#.@-]+)(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"|(?!(?:COUNT|GROUP|WHERE|AND|OR|ORDER|FROM|HAVING|LIMIT)\b)[A-Z0-9_$#.@-]+\b))*)\s*\)?"
 )
 _CONTAINS_VERB = re.compile(
     r"(?i:qui\s+)?(?i:citent|cite|mentionnent|mentionne|contiennent|contient|font r[ée]f[ée]rence [àa]|fait r[ée]f[ée]rence [àa]|"
@@ -142,8 +142,15 @@ class Text:
     def take(self, start: int, end: int) -> None:
         self.used[start:end] = b"\x01" * (end - start)
 
-    def visible(self) -> str:
-        return "".join(" " if u else c for c, u in zip(self.low, self.used, strict=True))
+    def visible(self, mark: bool = False) -> str:
+        """The words not read yet; `mark` leaves a sign where a named value was, so that "depuis pc-x hier"
+        does not become "depuis hier"."""
+        if not mark:
+            return "".join(" " if u else c for c, u in zip(self.low, self.used, strict=True))
+        chars = list(self.visible())
+        for item in self.of("value"):
+            chars[item.start] = "\u00a7"
+        return "".join(chars)
 
     def matches(self, rx: re.Pattern[str]) -> list[re.Match[str]]:
         text = self.visible()
@@ -328,7 +335,7 @@ def read_periods(t: Text, now: datetime, tz: ZoneInfo) -> None:
     for m in _WEEKDAY_BEFORE_DATE.finditer(t.low):  # "le lundi 23 novembre": the date wins
         t.take(m.start(), m.end())
     for _ in range(2 - len(t.of("period"))):
-        found = parse_time(t.visible(), now=now, tz=tz, folded=True)
+        found = parse_time(t.visible(mark=True), now=now, tz=tz, folded=True)
         if found is None:
             break
         start, end = found.span

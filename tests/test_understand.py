@@ -674,7 +674,7 @@ def test_a_quoted_known_value_is_that_value():
 
 def test_other_than_and_counting_clients_or_rows():
     p = plan_of("connexions de comptes autres que SYS cette semaine")
-    assert p.filters.exclude == {"dbusername": ["SYS"]}
+    assert p.filters.exclude == {"dbusername": ["SYSTEM"]}
     p = plan_of("actions par d'autres comptes que MONITOR hier")
     assert p.filters.exclude == {"dbusername": ["MONITOR"]} and not p.filters.include
     assert ask("Combien de clients dans la table SALES.CUSTOMERS ?").kind == "out_of_scope"
@@ -899,3 +899,32 @@ def test_a_shorthand_relative_date_and_a_ratio_of_two_counts_are_refused():
     ):
         reading = ask(q)
         assert reading.kind == "not_understood" and reading.plan is None, q
+
+
+def test_sql_conditions_typed_with_their_column():
+    p = plan_of("Valeurs de TERMINAL quand OS_USERNAME = 'oracle'")  # was the date of the last event
+    assert p.measure == "events" and p.group_by == ["terminal"]
+    assert p.filters.include == {"os_username": ["oracle"]}
+    p = plan_of("RETURN_CODE <> 0, COUNT(*) GROUP BY RETURN_CODE, DBUSERNAME")  # COUNT was a return code
+    assert p.filters.failed is True and p.threshold is None and p.group_by == ["return_code", "dbusername"]
+    p = plan_of(
+        "COUNT(*) WHERE OBJECT_NAME = 'V_$SESSION' AND ACTION_NAME = 'SELECT' AND DBUSERNAME <> 'SYSTEM'"
+    )
+    assert p.filters.include == {"object_name": ["V_$SESSION"], "action_name": ["SELECT"]}
+    assert p.filters.exclude == {"dbusername": ["SYSTEM"]}
+    assert plan_of("combien de valeurs distinctes de OS_USERNAME depuis lundi").measure == "distinct"
+
+
+def test_a_machine_after_depuis_is_no_start_date():
+    p = plan_of("cb de connexions depuis pc-jdupont hier")  # was from yesterday until now
+    assert p.period is not None and p.period.end == datetime(2026, 11, 27, tzinfo=TZ)
+
+
+def test_compared_names_and_what_is_never_done():
+    p = plan_of("Pouvez-vous comparer HR_APP et SALES_APP en nombre d'écritures (INSERT, UPDATE, DELETE) ?")
+    assert p.group_by == ["dbusername"]  # was by action
+    p = plan_of(
+        "Quels utilisateurs ont accédé à SALARIES sans jamais y faire d'INSERT, d'UPDATE ni de DELETE ?"
+    )
+    assert p.having is not None and p.having.kind == "never" and p.having.field == "action_name"
+    assert p.filters.include == {"object_name": ["SALARIES"]}
