@@ -92,7 +92,7 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (
-        r"(?:(?:ont |a )?(?:re)?cree\w*|creations?) (?:des |les |une |la |un |le |de |d')?(?:nouvelles? )?tables?(?! temporaires?)|tables? (?:re)?creee?s?",
+        r"(?:(?:ont |a )?(?:re)?cree\w*|creations?) (?:des |les |une |la |un |le |de |d')?(?:nouvelles? )?tables?(?! temporaires?)|tables? (?:re)?(?:crees?|creees?)",
         (),
         ("CREATE TABLE",),
         "",
@@ -140,22 +140,28 @@ CATEGORY_WORDS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         "",
     ),
     (r"\bindex\b|\bindexes\b", ("index",), (), ""),
+    (  # "des comptes ont-ils été créés, modifiés ou supprimés": every change of an account
+        r"comptes? (?:utilisateurs? )?(?:(?:(?:ont|a)(?:-t)?(?:-ils|-il)? )?(?:ete|etaient|sont|furent) )?(?:(?:crees?|creees?)|(?:modifies?|modifiees?)|(?:supprimes?|supprimees?))(?:,? (?:ou |et )?(?:(?:crees?|creees?)|(?:modifies?|modifiees?)|(?:supprimes?|supprimees?)))+",
+        ("account",),
+        (),
+        "",
+    ),
     (
-        r"creations? (?:de |des )?comptes?(?: utilisateurs?)?|(?:nouveaux |nouveau )?comptes? (?:utilisateurs? )?(?:crees?|ouverts?)|"
-        r"(?:cree|creer|crees|creee?s?|creait|creent|ouvert) (?:des |un |de |les |le |d'|du )?(?:nouveaux? )?comptes?",
+        r"creations? (?:de |des )?comptes?(?: utilisateurs?)?|(?:nouveaux |nouveau )?comptes? (?:utilisateurs? )?(?:(?:(?:ont|a)(?:-t)?(?:-ils|-il)? )?(?:ete|etaient|sont|furent) )?(?:(?:crees?|creees?)|ouverts?)|"
+        r"(?:cree|creer|crees|(?:crees?|creees?)|creait|creent|ouvert) (?:des |un |de |les |le |d'|du )?(?:nouveaux? )?comptes?",
         (),
         ("CREATE USER",),
         "",
     ),
     (
-        r"suppressions? (?:de |des )?comptes?(?: utilisateurs?)?|comptes? (?:utilisateurs? )?supprimes?|"
+        r"suppressions? (?:de |des )?comptes?(?: utilisateurs?)?|comptes? (?:utilisateurs? )?(?:(?:(?:ont|a)(?:-t)?(?:-ils|-il)? )?(?:ete|etaient|sont|furent) )?(?:supprimes?|supprimees?)|"
         r"supprim\w* (?:des |un |de |les |le |d'|du )?comptes?",
         (),
         ("DROP USER",),
         "",
     ),
     (
-        r"(?:modif\w*|changements?|gestion) (?:de |des )?comptes?(?: utilisateurs?)?|changements? de (?:mots? de passe|comptes?)|comptes? modifies?|mots? de passe (?:change|modifie|reinitialise)s?",
+        r"(?:modif\w*|changements?|gestion) (?:de |des )?comptes?(?: utilisateurs?)?|changements? de (?:mots? de passe|comptes?)|comptes? (?:utilisateurs? )?(?:(?:(?:ont|a)(?:-t)?(?:-ils|-il)? )?(?:ete|etaient|sont|furent) )?(?:modifies?|modifiees?)|mots? de passe (?:change|modifie|reinitialise)s?",
         ("account",),
         (),
         "",
@@ -284,7 +290,7 @@ DETAIL_WORDS = (
     r"lesquel(?:le)?s|lesquels|quel(?:le)?s sont[- ]ils|quel(?:le)?s sont[- ]elles|voir|donne-moi les|donnez les|sors?(?:-moi)?|le detail|extrait|c'(?:etait|est|etaient) quoi|concretement|(?:qui |il )?s'est passe(?: quoi)?|s'est-il passe|(?:il )?y a eu quoi|quoi de neuf"
 )
 _ADJ = (r"actifs?|actives?|utilises?|utilisees?|frequente?s?|souvent|sollicitee?s?|accedee?s?|consultee?s?|touchee?s?|"
-        r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|modifiee?s?|lue?s?|courante?s?|repandue?s?")
+        r"nombreu(?:x|ses)|importante?s?|occupee?s?|chargee?s?|visee?s?|(?:modifies?|modifiees?)|lue?s?|courante?s?|repandue?s?")
 RANK_MOST = (
     r"(?:le|la|les) plus longtemps|(?:le|la|les) plus longu?e?s?|(?:le|la|les) plus (?:" + _ADJ + r")|(?:le|la|les) plus grand nombre (?:d'|de )|(?:le|la|les) plus (?:d'|de )?|"
     r"top|classe[rz]?|principaux|principales|majoritaires?|(?:le )?maximum d'|max d'|(?:le )?plus d'|classement"
@@ -370,7 +376,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les performances",
     ),
     (
-        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|\bgagne\w*\b|\bargent\b|virements?|budget de|solde",
+        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|(?<!table des )(?<!table de )salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|\bgagne\w*\b|\bargent\b|virements?|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
@@ -443,6 +449,8 @@ correspondants correspondantes correspondant concernes concernees associes assoc
 presents presentes present presente trouve trouves apparait apparaissent enregistre enregistres enregistrees
 where excusez excusez-moi excuse excuse-moi deranger derange auriez auriez-vous aurais aurais-tu demandais
 matrice volume
+euh bah ben identifier identifie identifiez accumule accumules accumulee accumulees cumule cumules
+bosse bosses bossee bossees bosse
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"
@@ -457,6 +465,9 @@ FILLER_PHRASES = (
     r"(?:remonte|enregistre|trace|capte|logge)e?s?(?= par\b)|(?:reparti|ventile|decoupe|detaille)e?s?(?=,? par\b)|s'est-(?:il|elle) produite?|"
     r"(?:parmi|d'entre) (?:eux|elles|ceux-ci|celles-ci)|^\W*meme question(?: pour)?|^\W*(?:(?:et )?(?:la|c'est la) )?meme chose pour|"
     r"(?<=fois )chacun(?:e)?(?= ?[?.]|$)|(?<=evenements )chacun(?:e)?(?= ?[?.]|$)|"
+    r"(?<=combien )chacun(?:e)?(?= ?[?.]|$)|serait-il possible (?:de|d')|(?<=au )cours(?= d)|"
+    r"(?<=logiciels )clients|(?<=logiciel )client|(?<=programmes )clients|(?<=programme )client|"
+    r"limitee?s? (?:aux|au|a la|a l')(?= heures)|(?<=les deux )chiffres|"
     r"(?<=\w )plutot(?= ?[?.!]*$)|petite question|(?:a )?un moment ou (?:a )?un autre|je me demandais(?: si)?|pour (?:le|un|notre) reporting(?: \w+)?"
 )
 
@@ -465,7 +476,7 @@ ABBREVIATIONS = {"modifs": "modifications", "modif": "modification", "cnx": "con
                  "evts": "evenements", "opes": "operations", "ops": "operations", "evt": "evenement", "tbl": "table", "util": "utilisateur",
                  "utils": "utilisateurs", "sess": "sessions", "sem": "semaine", "ds": "dans",
                  "cbien": "combien", "cmb": "combien", "cb": "combien", "qqn": "quelqu'un", "qq1": "quelqu'un",
-                 "dll": "ddl"}
+                 "dll": "ddl", "moy": "moyenne"}
 # How a logon was authenticated, said in words → the stored authentication_type.
 AUTH_WORDS = {
     r"(?:authentifiee?s? |auth(?:entification)? |connexions? )?(?:par (?:le |l')?|en |via (?:l')?)(?:os(?![ _]?users?\b| utilisateurs?\b)|systeme d'exploitation|authentification externe)|(?:en |par |via )?auth(?:entification)? (?:os|externe)": "OS",

@@ -928,3 +928,23 @@ def test_compared_names_and_what_is_never_done():
     )
     assert p.having is not None and p.having.kind == "never" and p.having.field == "action_name"
     assert p.filters.include == {"object_name": ["SALARIES"]}
+
+
+def test_accounts_created_changed_or_dropped_and_accounts_that_created_tables():
+    p = plan_of("Des comptes utilisateurs ont-ils été créés, modifiés ou supprimés la semaine dernière ?")
+    assert p.filters.categories == ["account"] and not p.filters.include  # was CREATE INDEX, CREATE TABLE
+    assert plan_of("Des comptes ont-ils été créés hier ?").filters.include == {"action_name": ["CREATE USER"]}
+    p = plan_of("quels comptes ont créé des tables hier ?")  # the accounts did it: not CREATE USER
+    assert p.filters.include == {"action_name": ["CREATE TABLE"]} and p.group_by == ["dbusername"]
+
+
+def test_a_named_salaries_table_is_in_scope_and_more_fillers():
+    reading = ask("combien de modifications sur la table des salaires HR.SALARIES ce mois-ci ?")
+    assert reading.kind != "out_of_scope"
+    for q in (
+        "Pourriez-vous me donner les cinq comptes qui ont accumulé le plus d'erreurs ?",
+        "Pourriez-vous m'indiquer le nombre d'opérations du compte HR_APP au cours de la semaine dernière ?",
+        "duree moy des sessions HR_APP cette sem",
+        "Activité par utilisateur aujourd'hui, limitée aux heures ouvrées.",
+    ):
+        assert ask(q).kind == "plan", q
