@@ -257,6 +257,9 @@ PREAMBLE = (r"(?:dans le cadre (?:de|du|des|d')|pour (?:l'audit|le rapport|la re
             r"ca me fait peur|par curiosite|"
             # a ticket's or a request's reference ("suite au ticket INC-4412 :"): never a figure of the question
             r"(?:suite (?:a|au|aux) )?(?:(?:l[ae]|mon|notre|votre) )?\b(?:ticket|demande|changement)s? (?:n ?°? ?|no |num(?:ero)? |#)?(?!ora)[a-z]*-?\d+\b|"
+            # a ticket number heading the text ("SEC-3315 : ...") or who asked ("Demande de la DRH :")
+            r"^\W*(?:inc|sec|chg|req|ritm|tkt|sr|rfc|prb|aud|drh)-?\d{2,7}\s*(?::|—|–|-)|"
+            r"^\W*demande (?:de (?:la |du |l')?)?(?:drh|rssi|dsi|dpo|direction|soc|daf|rh|audit|conformite)\s*:|"
             # who asks: "le RSSI demande", "(équipe conformité)"
             r"\b(?:le |la |l')?(?:rssi|soc|dsi|dpo|cil|direction|manager|responsable \w+|auditeurs? \w*) (?:demande|veut|voudrait|souhaite|aimerait|a besoin)\w*(?: (?:de|d'|que|qu'|savoir))?|"
             r"\((?:equipe|service|cellule) (?:conformite|securite|audit|controle interne|juridique|rh)\)")
@@ -376,7 +379,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les performances",
     ),
     (
-        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|(?<!table des )(?<!table de )salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|\bgagne\w*\b|\bargent\b|virements?|budget de|solde",
+        r"(?:combien|nombre) de (?:clients?|salaries|employes|produits|factures|contrats)\b|commandes? (?:clients?|passees?)|passe\w* (?:des |le plus de |plus de )?commandes|clients? (?:qui )?(?:ont|a) passe|telephones?|numeros? de (?:tel|telephone)|adresses? (?:postale|mail|email)|e-?mails?|date d'embauche|embauche|factures?|impaye\w*|(?<!table des )(?<!table de )(?<!table des )(?<!table de )salaires?(?! ?\w*table)|montants?|chiffres? d'affaires|\bprix\b|factur\w* (?:de|du) client|combien (?:gagne|coute)|\bgagne\w*\b|\bargent\b|virements?|budget de|solde",
         "les valeurs métier contenues dans les tables",
     ),
     (r"licences?|couts? de licence", "les licences"),
@@ -450,7 +453,7 @@ presents presentes present presente trouve trouves apparait apparaissent enregis
 where excusez excusez-moi excuse excuse-moi deranger derange auriez auriez-vous aurais aurais-tu demandais
 matrice volume
 euh bah ben identifier identifie identifiez accumule accumules accumulee accumulees cumule cumules
-bosse bosses bossee bossees bosse
+bosse bosses bossee bossees provenant provenance venant
 """.split())  # noqa: SIM905  # fmt: skip
 FILLER_PHRASES = (
     r"(?:depuis|a partir|venant|provenant)(?: (?:de|du|des|d'))?(?: (?:le|la|les))?(?= (?:l')?(?:hosts?|machines?|postes?|serveurs?|hotes?|pcs?|ip|adresses?|terminal|programmes?))|(?:a|ont|avoir) eu lieu|se sont produits?|s'est produit|est-ce qu(?:e|')|y a-t-il(?: eu)?|y a t il(?: eu)?|il y a(?: eu)?|a-t-(?:il|elle|on)|ont-(?:ils|elles)|s'est-(?:il|elle)|"

@@ -940,11 +940,14 @@ def test_accounts_created_changed_or_dropped_and_accounts_that_created_tables():
 
 def test_a_named_salaries_table_is_in_scope_and_more_fillers():
     reading = ask("combien de modifications sur la table des salaires HR.SALARIES ce mois-ci ?")
-    assert reading.kind != "out_of_scope"
+    assert reading.kind != "out_of_scope" and reading.kind != "plan"  # "salaires": not understood, said so
     for q in (
         "Pourriez-vous me donner les cinq comptes qui ont accumulé le plus d'erreurs ?",
         "Pourriez-vous m'indiquer le nombre d'opérations du compte HR_APP au cours de la semaine dernière ?",
         "duree moy des sessions HR_APP cette sem",
         "Activité par utilisateur aujourd'hui, limitée aux heures ouvrées.",
+        "SEC-3315 : MMARTIN a-t-il ouvert des sessions depuis un autre poste que pc-mmartin ?",
+        "Demande de la DRH : à quelle date la table HR.SALARIES a-t-elle été lue pour la première fois ?",
+        "le détail des échecs de connexion provenant de WS-EXT-4471",
     ):
         assert ask(q).kind == "plan", q
