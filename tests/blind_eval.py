@@ -13,6 +13,7 @@ A question marked `"expect": "refuse"` asks something no plan can express: it is
 
 import argparse
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from nlp_lexicon import Gazetteer, gazetteer_from_events
-from plan import Plan
+from plan import EVENT_COLUMNS, MEASURE_COLUMNS, Plan
+from time_parser import fold
 from understand import Reading, read
 
 BLIND = Path(__file__).parent / "data" / "blind_fr.jsonl"
@@ -105,11 +107,50 @@ def _canonical(plan: Plan) -> Plan:
     return plan
 
 
-def same_question(got: Plan, expected: Plan) -> bool:
-    """Same figures: the plans may differ in form (a category or its actions, a default order)."""
+def _one_date(plan: Plan) -> tuple[str, Plan] | None:
+    """The date of the last (first) matching event, asked as a date or as that one event."""
+    if plan.group_by or plan.compare or plan.having or plan.threshold:
+        return None
+    if plan.measure in ("last", "first") and not plan.detail:
+        return plan.measure, plan
+    if plan.detail and plan.measure == "events" and plan.limit == 1 and plan.order in ("newest", "oldest"):
+        return ("last" if plan.order == "newest" else "first"), plan
+    return None
+
+
+def _date_of(plan: Plan) -> Any:
+    rows = _figures(plan)
+    if plan.detail:
+        return rows[0][EVENT_COLUMNS.index("event_timestamp")] if rows else None
+    return rows[0][0] if rows else None
+
+
+def _longest(plan: Plan) -> Any:
+    """The longest session's duration, however the plan asks for it (None: the plan does not give it)."""
+    if plan.measure != "duration" or plan.compare or plan.having or plan.threshold:
+        return None
+    rows = _figures(plan)
+    if not plan.group_by and not plan.detail:
+        return rows[0][MEASURE_COLUMNS["duration"].index("max_s")] if rows else None
+    if plan.group_by == ["session_id"] and plan.order == "desc" and plan.limit == 1:
+        return rows[0][1 + MEASURE_COLUMNS["duration"].index("max_s")] if rows else 0
+    return None
+
+
+def same_question(got: Plan, expected: Plan, question: str = "") -> bool:
+    """Same figures: the plans may differ in form (a category or its actions, a default order).
+
+    Two shapes carry the same figure: the date of the last event and the listing of that one event;
+    for a question about the longest session, the longest duration and that one session."""
     if got.model_dump(exclude_defaults=True) == expected.model_dump(exclude_defaults=True):
         return True
     got, expected = _canonical(got), _canonical(expected)
+    dates = _one_date(got), _one_date(expected)
+    if dates[0] and dates[1] and dates[0][0] == dates[1][0] and (got.detail != expected.detail):
+        return _date_of(got) == _date_of(expected)
+    longest_asked = re.search(r"plus longue?s? sessions?|sessions? (?:la |le )?plus longue?", fold(question))
+    if longest_asked and (lg := _longest(got)) is not None and lg == _longest(expected):
+        return True
     if got.measure != expected.measure or got.detail != expected.detail:
         return False
     if [g for g in got.group_by] != [g for g in expected.group_by]:
@@ -134,7 +175,8 @@ def judge(record: dict[str, Any]) -> Outcome:
     elif reading.kind != "plan" or reading.plan is None:
         verdict = "refused"
     else:
-        verdict = "right" if same_question(reading.plan, Plan(**record["plan"])) else "wrong"
+        same = same_question(reading.plan, Plan(**record["plan"]), record["question"])
+        verdict = "right" if same else "wrong"
     return Outcome(record, reading, verdict)
 
 

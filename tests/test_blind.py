@@ -3,6 +3,7 @@ a change that makes the reader answer more questions wrongly fails here."""
 
 import pytest
 
+from plan import Plan
 from tests.blind_eval import (
     BLIND,
     BLIND_2,
@@ -17,6 +18,8 @@ from tests.blind_eval import (
     BLIND_11,
     BLIND_12,
     BLIND_13,
+    BLIND_14,
+    same_question,
     score,
 )
 
@@ -46,6 +49,8 @@ from tests.blind_eval import (
         (BLIND_12, "heldout", 0.70, 0.085),
         (BLIND_13, "dev", 0.74, 0.005),
         (BLIND_13, "heldout", 0.53, 0.045),
+        (BLIND_14, "dev", 0.83, 0.005),
+        (BLIND_14, "heldout", 0.70, 0.045),
     ],
 )
 def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -> None:
@@ -53,3 +58,15 @@ def test_blind_set_scores(path, part: str, min_right: float, max_wrong: float) -
     n = sum(c.values())
     assert c["right"] / n >= min_right, dict(c)
     assert c["wrong"] / n <= max_wrong, dict(c)
+
+
+def test_the_judge_takes_one_figure_in_two_shapes_and_nothing_else() -> None:
+    last = Plan(measure="last", filters={"include": {"action_name": ["GRANT"]}})
+    one_event = Plan(filters={"include": {"action_name": ["GRANT"]}}, detail=True, order="newest", limit=1)
+    assert same_question(one_event, last) and same_question(last, one_event)
+    first_event = one_event.model_copy(update={"order": "oldest"})
+    assert not same_question(first_event, last)
+    longest = Plan(measure="duration", group_by=["session_id"], order="desc", limit=1)
+    overall = Plan(measure="duration")
+    assert same_question(longest, overall, "quelle a été la session la plus longue ?")
+    assert not same_question(longest, overall, "quelle est la durée moyenne des sessions ?")
