@@ -1030,7 +1030,7 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     period = periods[0] if periods else None
     compare = periods[1] if len(periods) > 1 else None
     if compare is not None:  # "plus de DDL ce mois-ci que le mois dernier ?": the comparison shows it
-        for m in re.finditer(r"\b(?:plus|moins|davantage)\b(?=.*\bque\b)", t.low):
+        for m in re.finditer(r"\b(?:plus|moins|davantage)\b(?=.*\bqu(?:e\b|'))", t.low):
             if t.free(m.start(), m.end()):
                 t.take(m.start(), m.end())
     if t.of("ANOMALY"):

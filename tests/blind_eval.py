@@ -137,17 +137,36 @@ def _longest(plan: Plan) -> Any:
     return None
 
 
+def _winner_of_named(got: Plan, expected: Plan) -> bool:
+    """ "Lequel de A et B en fait le plus ?": the winner alone, or A and B ranked, the winner first."""
+    if {got.limit, expected.limit} != {1, None} or not got.group_by:
+        return False
+    if len(got.filters.include.get(got.group_by[0], [])) < 2:
+        return False
+
+    def bare(p: Plan) -> Plan:
+        return p.model_copy(update={"limit": None, "order": p.order or "desc"})
+
+    if bare(got) != bare(expected):
+        return False
+    a, b = _figures(got), _figures(expected)
+    return bool(a) and bool(b) and a[0] == b[0]
+
+
 def same_question(got: Plan, expected: Plan, question: str = "") -> bool:
     """Same figures: the plans may differ in form (a category or its actions, a default order).
 
     Two shapes carry the same figure: the date of the last event and the listing of that one event;
-    for a question about the longest session, the longest duration and that one session."""
+    for a question about the longest session, the longest duration and that one session; for "which
+    of A and B", the winner alone and A and B ranked."""
     if got.model_dump(exclude_defaults=True) == expected.model_dump(exclude_defaults=True):
         return True
     got, expected = _canonical(got), _canonical(expected)
     dates = _one_date(got), _one_date(expected)
     if dates[0] and dates[1] and dates[0][0] == dates[1][0] and (got.detail != expected.detail):
         return _date_of(got) == _date_of(expected)
+    if _winner_of_named(got, expected):
+        return True
     longest_asked = re.search(r"plus longue?s? sessions?|sessions? (?:la |le )?plus longue?", fold(question))
     if longest_asked and (lg := _longest(got)) is not None and lg == _longest(expected):
         return True

@@ -70,3 +70,8 @@ def test_the_judge_takes_one_figure_in_two_shapes_and_nothing_else() -> None:
     overall = Plan(measure="duration")
     assert same_question(longest, overall, "quelle a été la session la plus longue ?")
     assert not same_question(longest, overall, "quelle est la durée moyenne des sessions ?")
+    named = {"include": {"dbusername": ["SCOTT", "HR_APP"]}}
+    both = Plan(group_by=["dbusername"], filters=named, order="desc")
+    assert same_question(both.model_copy(update={"limit": 1}), both)  # the winner, or both ranked
+    everyone = Plan(group_by=["dbusername"], order="desc")
+    assert not same_question(everyone.model_copy(update={"limit": 1}), everyone)

@@ -951,3 +951,8 @@ def test_a_named_salaries_table_is_in_scope_and_more_fillers():
         "le détail des échecs de connexion provenant de WS-EXT-4471",
     ):
         assert ask(q).kind == "plan", q
+
+
+def test_more_than_the_day_before_with_an_elided_que():
+    p = plan_of("plus de DELETE hier qu'avant-hier ?")  # "plus" was not understood
+    assert p.compare is not None and p.filters.include == {"action_name": ["DELETE"]}
