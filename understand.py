@@ -341,6 +341,9 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
     ):
         for m in t.matches(_BEFORE_PREVIOUS):  # "et la semaine d'avant ?": before the previous period
             t.add(m, "period_shift", (m["unit"] or "jour", t.raw[m.start() : m.end()]))
+    if previous is not None and continues:  # "par table maintenant", "et la semaine dernière alors ?"
+        for m in re.finditer(r"\b(?:maintenant|alors|du coup|cette fois)(?=\W*$)", t.low):
+            t.take(m.start(), m.end())
     for m in EARLY_FILLERS.finditer(t.low):  # before "que des" reads as "only", "commence par" as a grouping
         t.take(m.start(), m.end())
     if not re.search(r"\bjamais\b", t.low):  # ("comptes jamais déconnectés": never, per account)
@@ -786,9 +789,10 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
     duration_words = [
         i for i in t.of("DURATION_WORDS") if not re.fullmatch(r"(?:en )?moyenne", t.low[i.start : i.end])
     ]
+    sessions_before = follow_up and previous is not None and previous.measure in ("sessions", "duration")
     if (duration_words or long_short) and (
-        measure == "sessions" or session_head or "session_id" in group_by or session_word
-    ):
+        measure == "sessions" or session_head or "session_id" in group_by or session_word or sessions_before
+    ):  # "et elles ont duré combien en moyenne ?" after a count of sessions
         measure = "duration"
         if "session_id" in group_by and not ranked:
             group_by.remove("session_id")

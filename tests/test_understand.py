@@ -956,3 +956,13 @@ def test_a_named_salaries_table_is_in_scope_and_more_fillers():
 def test_more_than_the_day_before_with_an_elided_que():
     p = plan_of("plus de DELETE hier qu'avant-hier ?")  # "plus" was not understood
     assert p.compare is not None and p.filters.include == {"action_name": ["DELETE"]}
+
+
+def test_follow_ups_ending_in_maintenant_and_durations_of_the_sessions_counted():
+    before = plan_of("nombre d'actions sur FINANCE hier sauf ETL_BATCH")
+    p = plan_of("par table maintenant", previous=before)
+    assert p.group_by == ["object_name"] and p.filters.exclude == {"dbusername": ["ETL_BATCH"]}
+    assert ask("qui est connecté alors").kind != "plan"  # no previous question: "alors" is not read
+    sessions = plan_of("combien de sessions BI_REPORT a ouvert aujourd'hui ?")
+    p = plan_of("et elles ont duré combien en moyenne", previous=sessions)
+    assert p.measure == "duration" and p.filters.include == {"dbusername": ["BI_REPORT"]}
