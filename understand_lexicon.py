@@ -375,7 +375,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "la configuration de la base",
     ),
     (
-        r"\bawr\b|\bash\b|millisecondes?|temps d'execution|duree d'execution|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'execution|optimiseur|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
+        r"\bawr\b|\bash\b|millisecondes?|temps d'execution|duree d'execution|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'exec(?:ution)?\b|optimiseur|\brame\w*|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
         "les performances",
     ),
     (
@@ -389,7 +389,10 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "les mots de passe et leur expiration (la piste enregistre seulement leurs changements)",
     ),
     (r"contenu (?:de |du |des )(?:la |le |les )?(?:tables?|vues?)", "les valeurs métier contenues dans les tables"),
-    (r"meteo|football|recette", "un sujet sans rapport avec la base"),
+    (r"meteo|football|recette|quel temps (?:va-t-il faire|fera-t-il|il fait|fait-il|va faire)|va faire quel temps",
+     "un sujet sans rapport avec la base"),
+    (r"\blisteners?\b|\btnsnames\b|\bsqlnet\.ora\b|(?:la base|l'instance|le serveur) (?:est[- ]elle |est )?(?:up|down|demarree|arretee|en ligne)\b",
+     "l'état du serveur et du listener"),
 ]
 
 # --------------------------------------------------------------------------- small talk, help
