@@ -375,7 +375,7 @@ OUT_OF_SCOPE: list[tuple[str, str]] = [
         "la configuration de la base",
     ),
     (
-        r"\bawr\b|\bash\b|millisecondes?|temps d'execution|duree d'execution|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'exec(?:ution)?\b|optimiseur|\brame\w*|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
+        r"\bawr\b|\bash\b|millisecondes?|temps d'execution|duree d'execution|statspack|fragmente\w*|fragmentation|performances?|lenteurs?|lente?s?|ralenti\w*|temps de reponse|plans? d'exec(?:ution)?\b|optimiseur|\brame(?:nt|r)?\b|latences?|verrous?|locks?|deadlocks?|attentes?|wait events?",
         "les performances",
     ),
     (

@@ -966,3 +966,13 @@ def test_follow_ups_ending_in_maintenant_and_durations_of_the_sessions_counted()
     sessions = plan_of("combien de sessions BI_REPORT a ouvert aujourd'hui ?")
     p = plan_of("et elles ont duré combien en moyenne", previous=sessions)
     assert p.measure == "duration" and p.filters.include == {"dbusername": ["BI_REPORT"]}
+
+
+def test_the_weather_the_listener_and_a_slow_query_are_out_of_scope():
+    for q in (
+        "il va faire quel temps demain à Paris",
+        "le listener est up ?",
+        "plan d'exec sur ORDERS, ça rame ?",
+    ):
+        assert ask(q).kind == "out_of_scope", q
+    assert ask("qui a ramené des lignes de SALES.ORDERS ?").kind != "out_of_scope"
