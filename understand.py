@@ -328,6 +328,8 @@ def _read(question: str, gaz: Gazetteer, *, now: datetime, tz: ZoneInfo, previou
 
     for m in PREAMBLE.finditer(t.low):  # "dans le cadre de la revue des accès, ...": why, not what
         t.take(m.start(), m.end())
+        if who := re.match(r"\s*qui\b", t.low[m.end() :]):  # "le RSSI demande qui a ...": who, per account
+            t.add((m.end() + who.end() - 3, m.end() + who.end()), "field", "dbusername")
     for m in t.matches(R["ANOMALY_WORDS"]):
         t.add(m, "ANOMALY")
     t.now, t.tz = now, tz

@@ -20,7 +20,7 @@ FIELD_WORDS: list[tuple[str, str]] = [
         "os_username",
     ),
     (
-        r"dbusername|db_username|db[_ ]users?|usernames?|(?:utilisateurs?|comptes?) (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|^\W*c qui|(?<=et )qui|(?<=, )qui|(?<=de )qui",
+        r"dbusername|db_username|db[_ ]users?|usernames?|(?:utilisateurs?|comptes?) (?:de (?:la )?base|bdd|oracle|db)|utilisateurs?|users?|comptes?|personnes|gens|^\W*qui|(?<=par )qui|(?<=c'est )qui|^\W*c qui|(?<=et )qui|(?<=, )qui|(?<=de )qui|(?<=savoir )qui|(?<=connaitre )qui|(?<=dire )qui|(?<=-moi )qui|(?<=indiquer )qui",
         "dbusername",
     ),
     (

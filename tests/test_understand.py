@@ -976,3 +976,8 @@ def test_the_weather_the_listener_and_a_slow_query_are_out_of_scope():
     ):
         assert ask(q).kind == "out_of_scope", q
     assert ask("qui a ramené des lignes de SALES.ORDERS ?").kind != "out_of_scope"
+
+
+def test_who_asks_then_who_did_it():
+    for q in ("le RSSI demande qui a supprimé des tables", "la direction veut savoir qui a fait des GRANT"):
+        assert plan_of(q).group_by == ["dbusername"], q  # was a count: "qui" was lost with the preamble
