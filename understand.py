@@ -987,6 +987,12 @@ def _assemble(t: Text, gaz: Gazetteer, previous: Plan | None) -> Reading:
         several = [f for f, vals in include.items() if len(vals) >= 2 and f != group_by[0]]
         several.sort(key=lambda f: f != "object_name")  # "HR.SALARIES et SALES.CUSTOMERS": the tables
         fld = several[0] if kind == "both" and several else near[0][2] if near else "action_name"
+        if include.get(fld) and kind == "never" and words:
+            said_before = any(n[2] == fld and n[1] <= lo for n in near)
+            said_after = any(n[2] == fld and n[0] >= hi for n in near)
+            if said_before or not said_after:  # "des SELECT mais jamais d'UPDATE": did one, never the other
+                why = "« a fait ceci mais jamais cela » ne se dit pas en une seule condition"
+                return _not_understood(t, [t.raw[lo:hi]], None, notes, why=why)
         if include.get(fld):
             having = Having(kind=kind, field=fld, values=include.pop(fld))  # type: ignore[arg-type]
             if fld == "object_name" and len(include.get("object_schema", [])) == len(having.values):

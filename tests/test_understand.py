@@ -981,3 +981,14 @@ def test_the_weather_the_listener_and_a_slow_query_are_out_of_scope():
 def test_who_asks_then_who_did_it():
     for q in ("le RSSI demande qui a supprimé des tables", "la direction veut savoir qui a fait des GRANT"):
         assert plan_of(q).group_by == ["dbusername"], q  # was a count: "qui" was lost with the preamble
+
+
+def test_did_this_but_never_that_is_refused():
+    for q in (
+        "quels comptes ont fait des SELECT mais jamais d'UPDATE hier",  # was "never SELECT nor UPDATE"
+        "quels comptes ont fait des SELECT sans jamais y faire d'UPDATE",  # was "never SELECT"
+        "comptes qui ont lu SALARIES sans jamais la modifier",  # was "never touched SALARIES"
+    ):
+        reading = ask(q)
+        assert reading.kind == "not_understood" and reading.plan is None, (q, reading.plan)
+    assert plan_of("quels comptes n'ont jamais fait de SELECT").having is not None
