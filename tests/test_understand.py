@@ -674,7 +674,7 @@ def test_a_quoted_known_value_is_that_value():
 
 def test_other_than_and_counting_clients_or_rows():
     p = plan_of("connexions de comptes autres que SYS cette semaine")
-    assert p.filters.exclude == {"dbusername": ["SYSTEM"]}
+    assert p.filters.exclude == {"dbusername": ["SYS"]}
     p = plan_of("actions par d'autres comptes que MONITOR hier")
     assert p.filters.exclude == {"dbusername": ["MONITOR"]} and not p.filters.include
     assert ask("Combien de clients dans la table SALES.CUSTOMERS ?").kind == "out_of_scope"
